@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "castor/version.hpp"
+
+#include <caf/config.hpp>
+#include <fmt/format.h>
+#include <librdkafka/rdkafka.h>
+#include <spdlog/version.h>
+
+namespace castor {
+
+const char* version() noexcept {
+  return CASTOR_VERSION_STRING;
+}
+
+std::string version_line() {
+  return fmt::format("castor {} (CAF {}.{}.{}, librdkafka {}, spdlog {}.{}.{})",
+                     version(), CAF_MAJOR_VERSION, CAF_MINOR_VERSION, CAF_PATCH_VERSION,
+                     rd_kafka_version_str(), SPDLOG_VER_MAJOR, SPDLOG_VER_MINOR,
+                     SPDLOG_VER_PATCH);
+}
+
+} // namespace castor
