@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The logic of the watermark orchestrator (semantics.md §3), free of CAF and
+// librdkafka: per-partition FIFOs in offset order, a monotonic low watermark,
+// merged release in (timestamp, topic, partition, offset) order, pausing of
+// partitions that run ahead, and the switch to live.
+
+#include "castor/time.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <queue>
+#include <utility>
+#include <vector>
+
+namespace castor {
+
+/// Settings of the watermark orchestrator.
+struct watermark_config {
+  /// Most messages released per cycle; the hold cap is `batch_size * 5`.
+  size_t batch_size = 5000;
+  /// A partition that is not caught up and delivered nothing for this long
+  /// no longer holds the watermark back (until it delivers again).
+  duration idle_timeout = std::chrono::seconds{30};
+
+  size_t hold_cap() const noexcept { return batch_size * 5; }
+};
+
+/// What the orchestrator knows of a partition at start-up. Partitions are
+/// numbered (their "pid") in (topic, partition) order, so comparing pids
+/// compares (topic, partition).
+struct partition_bounds {
+  /// First offset to read.
+  int64_t start_offset = 0;
+  /// End offset (exclusive) recorded at start-up.
+  int64_t end_offset = 0;
+};
+
+/// Counters kept by the orchestrator core.
+struct watermark_counters {
+  uint64_t received = 0;
+  uint64_t released = 0;
+  uint64_t held = 0;
+  uint64_t paused_partitions = 0;
+  /// Messages that arrived with a timestamp already behind the watermark
+  /// (possible only after an idle timeout or with timestamps going backwards).
+  uint64_t late = 0;
+  uint64_t pauses = 0;
+  uint64_t resumes = 0;
+};
+
+/// The orchestrator core. `Msg` is whatever the caller holds per message
+/// (move-only is fine).
+template <class Msg>
+class watermark_core {
+public:
+  watermark_core(std::vector<partition_bounds> partitions, watermark_config config,
+                 timestamp now)
+      : config_(config) {
+    parts_.resize(partitions.size());
+    for (size_t i = 0; i < partitions.size(); ++i) {
+      auto& p = parts_[i];
+      p.end_offset = partitions[i].end_offset;
+      p.position = partitions[i].start_offset;
+      p.last_activity = now;
+      // Nothing to replay: caught up at once.
+      p.caught_up = p.position >= p.end_offset;
+    }
+    update(now);
+  }
+
+  // -- receiving --------------------------------------------------------------
+
+  /// Takes in a message of partition `pid`. `ts` is empty for messages
+  /// without a timestamp: they take the latest timestamp seen on their
+  /// partition (or the beginning of time), so they neither move nor hold the
+  /// watermark back.
+  void push(uint32_t pid, int64_t offset, std::optional<timestamp> ts, Msg msg,
+            timestamp now) {
+    auto& p = parts_[pid];
+    timestamp effective;
+    if (ts) {
+      effective = *ts;
+      if (!p.latest || *p.latest < *ts)
+        p.latest = *ts;
+    } else {
+      effective = p.latest ? *p.latest : timestamp::min();
+      p.untimed = true;
+    }
+    if (ts && effective < watermark_ && !live_)
+      ++counters_.late;
+    p.fifo.push_back(entry{effective, offset, std::move(msg)});
+    p.position = offset + 1;
+    p.last_activity = now;
+    if (p.position >= p.end_offset)
+      p.caught_up = true;
+    ++counters_.received;
+    ++counters_.held;
+    dirty_ = true;
+  }
+
+  /// The broker said partition `pid` has no more messages for now.
+  void end_of_partition(uint32_t pid, timestamp now) {
+    auto& p = parts_[pid];
+    p.caught_up = true;
+    p.last_activity = now;
+    dirty_ = true;
+  }
+
+  /// Re-evaluates idle partitions, the watermark and pauses at `now`.
+  /// Called after pushes and on a timer.
+  void update(timestamp now) {
+    dirty_ = false;
+    if (!live_ && std::all_of(parts_.begin(), parts_.end(),
+                              [](const part& p) { return p.caught_up; })) {
+      live_ = true;
+      went_live_ = true;
+    }
+    if (!live_)
+      advance_watermark(now);
+    decide_pauses();
+  }
+
+  // -- releasing --------------------------------------------------------------
+
+  /// Whether `release` would give at least one message.
+  bool releasable() const {
+    for (auto& p : parts_)
+      if (!p.fifo.empty() && (live_ || p.fifo.front().ts <= watermark_))
+        return true;
+    return false;
+  }
+
+  /// Appends up to `batch_size` messages, merged in (timestamp, partition,
+  /// offset) order: in replay those at or before the watermark, when live all
+  /// held messages. Returns how many.
+  size_t release(std::vector<Msg>& out) {
+    using head = std::pair<timestamp, uint32_t>;
+    std::priority_queue<head, std::vector<head>, std::greater<>> heads;
+    auto eligible = [this](const part& p) {
+      return !p.fifo.empty() && (live_ || p.fifo.front().ts <= watermark_);
+    };
+    for (uint32_t pid = 0; pid < parts_.size(); ++pid)
+      if (eligible(parts_[pid]))
+        heads.emplace(parts_[pid].fifo.front().ts, pid);
+    size_t count = 0;
+    while (!heads.empty() && count < config_.batch_size) {
+      auto pid = heads.top().second;
+      heads.pop();
+      auto& p = parts_[pid];
+      out.push_back(std::move(p.fifo.front().msg));
+      p.fifo.pop_front();
+      ++count;
+      if (eligible(p))
+        heads.emplace(p.fifo.front().ts, pid);
+    }
+    counters_.released += count;
+    counters_.held -= count;
+    if (count > 0)
+      decide_pauses();
+    return count;
+  }
+
+  // -- pausing ----------------------------------------------------------------
+
+  /// Partitions to pause since the last call.
+  std::vector<uint32_t> take_pauses() { return std::exchange(to_pause_, {}); }
+
+  /// Partitions to resume since the last call.
+  std::vector<uint32_t> take_resumes() { return std::exchange(to_resume_, {}); }
+
+  /// Whether the consumer may send more: below the hold cap, or (in replay)
+  /// at the cap with nothing releasable, so the partitions holding the
+  /// watermark back can still deliver.
+  bool wants_more() const {
+    if (counters_.held < config_.hold_cap())
+      return true;
+    return !live_ && !releasable();
+  }
+
+  // -- state ------------------------------------------------------------------
+
+  bool live() const noexcept { return live_; }
+
+  /// True once, right after the switch to live.
+  bool take_went_live() noexcept { return std::exchange(went_live_, false); }
+
+  /// The low watermark (`timestamp::min()` until every replaying partition
+  /// delivered something).
+  timestamp watermark() const noexcept { return watermark_; }
+  bool has_watermark() const noexcept { return watermark_ != timestamp::min(); }
+
+  /// Whether an update is due after pushes.
+  bool dirty() const noexcept { return dirty_; }
+
+  bool caught_up(uint32_t pid) const { return parts_[pid].caught_up; }
+  bool paused(uint32_t pid) const { return parts_[pid].paused; }
+  size_t held(uint32_t pid) const { return parts_[pid].fifo.size(); }
+  int64_t position(uint32_t pid) const { return parts_[pid].position; }
+  int64_t end_offset(uint32_t pid) const { return parts_[pid].end_offset; }
+  std::optional<timestamp> latest(uint32_t pid) const { return parts_[pid].latest; }
+  size_t partitions() const noexcept { return parts_.size(); }
+  size_t held() const noexcept { return counters_.held; }
+  const watermark_counters& counters() const noexcept { return counters_; }
+  const watermark_config& config() const noexcept { return config_; }
+
+private:
+  struct entry {
+    timestamp ts;
+    int64_t offset;
+    Msg msg;
+  };
+
+  struct part {
+    std::deque<entry> fifo;
+    std::optional<timestamp> latest;
+    int64_t position = 0;
+    int64_t end_offset = 0;
+    timestamp last_activity{};
+    bool caught_up = false;
+    bool paused = false;
+    // Delivered messages without timestamps only: does not hold the
+    // watermark back.
+    bool untimed = false;
+  };
+
+  bool idle(const part& p, timestamp now) const {
+    return now - p.last_activity >= config_.idle_timeout;
+  }
+
+  void advance_watermark(timestamp now) {
+    // The minimum, over partitions still replaying and not idle, of the
+    // latest timestamp seen; one that saw nothing yet holds everything back.
+    std::optional<timestamp> candidate;
+    bool any_active = false;
+    bool blocked = false;
+    for (auto& p : parts_) {
+      if (p.caught_up || idle(p, now))
+        continue;
+      if (!p.latest) {
+        if (p.untimed)
+          continue;
+        blocked = true;
+        break;
+      }
+      any_active = true;
+      if (!candidate || *p.latest < *candidate)
+        candidate = p.latest;
+    }
+    if (blocked)
+      return;
+    if (!any_active) {
+      // Only caught-up or idle partitions remain: everything seen so far may go.
+      for (auto& p : parts_)
+        if (p.latest && (!candidate || *candidate < *p.latest))
+          candidate = p.latest;
+    }
+    if (!candidate)
+      return;
+    if (watermark_ < *candidate)
+      watermark_ = *candidate;
+  }
+
+  void decide_pauses() {
+    for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
+      auto& p = parts_[pid];
+      bool ahead = !live_ && p.latest && watermark_ < *p.latest;
+      if (p.paused && !ahead) {
+        p.paused = false;
+        to_resume_.push_back(pid);
+        ++counters_.resumes;
+        --counters_.paused_partitions;
+      } else if (!p.paused && ahead && counters_.held >= config_.hold_cap()) {
+        p.paused = true;
+        to_pause_.push_back(pid);
+        ++counters_.pauses;
+        ++counters_.paused_partitions;
+      }
+    }
+  }
+
+  watermark_config config_;
+  std::vector<part> parts_;
+  timestamp watermark_ = timestamp::min();
+  bool live_ = false;
+  bool went_live_ = false;
+  bool dirty_ = false;
+  std::vector<uint32_t> to_pause_;
+  std::vector<uint32_t> to_resume_;
+  watermark_counters counters_;
+};
+
+} // namespace castor

@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: Apache-2.0
+// The watermark orchestrator's core (semantics.md §3), without CAF or Kafka.
+
+#include "castor/watermark_core.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using castor::partition_bounds;
+using castor::timestamp;
+
+namespace {
+
+const timestamp t0 = castor::from_millis(1'767'225'600'000);
+
+// What the tests hold per message: "pid:offset".
+using msg = std::string;
+using core = castor::watermark_core<msg>;
+
+msg id(uint32_t pid, int64_t offset) {
+  return std::to_string(pid) + ":" + std::to_string(offset);
+}
+
+castor::watermark_config small(size_t batch_size = 100) {
+  castor::watermark_config cfg;
+  cfg.batch_size = batch_size;
+  cfg.idle_timeout = 10s;
+  return cfg;
+}
+
+void push(core& c, uint32_t pid, int64_t offset, timestamp ts, timestamp now = t0) {
+  c.push(pid, offset, ts, id(pid, offset), now);
+}
+
+std::vector<msg> release_all(core& c) {
+  std::vector<msg> out;
+  while (c.release(out) > 0) {
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("releases messages at or before the watermark in timestamp order",
+          "[watermark]") {
+  core c{{{0, 100}, {0, 100}}, small(), t0};
+  push(c, 0, 0, t0 + 1s);
+  push(c, 0, 1, t0 + 4s);
+  push(c, 1, 0, t0 + 2s);
+  push(c, 1, 1, t0 + 3s);
+  c.update(t0);
+  // Partition 0 is at 4 s, partition 1 at 3 s: the watermark is 3 s.
+  CHECK(c.watermark() == t0 + 3s);
+  CHECK(release_all(c) == std::vector<msg>{"0:0", "1:0", "1:1"});
+  CHECK(c.held() == 1);
+  push(c, 1, 2, t0 + 5s);
+  c.update(t0);
+  CHECK(c.watermark() == t0 + 4s);
+  CHECK(release_all(c) == std::vector<msg>{"0:1"});
+}
+
+TEST_CASE("ties break by partition (topic, partition) then offset", "[watermark]") {
+  core c{{{0, 100}, {0, 100}, {0, 100}}, small(), t0};
+  push(c, 2, 0, t0 + 1s);
+  push(c, 1, 0, t0 + 1s);
+  push(c, 1, 1, t0 + 1s);
+  push(c, 0, 0, t0 + 1s);
+  c.update(t0);
+  CHECK(release_all(c) == std::vector<msg>{"0:0", "1:0", "1:1", "2:0"});
+}
+
+TEST_CASE("releases at most batch_size messages per call", "[watermark]") {
+  core c{{{0, 100}}, small(3), t0};
+  for (int64_t i = 0; i < 7; ++i)
+    push(c, 0, i, t0 + std::chrono::seconds{i});
+  c.update(t0);
+  std::vector<msg> out;
+  CHECK(c.release(out) == 3);
+  CHECK(c.release(out) == 3);
+  CHECK(c.release(out) == 1);
+  CHECK(c.release(out) == 0);
+  CHECK(out.size() == 7);
+}
+
+TEST_CASE("a partition that has delivered nothing holds the watermark back",
+          "[watermark]") {
+  core c{{{0, 100}, {0, 100}}, small(), t0};
+  push(c, 0, 0, t0 + 1s);
+  c.update(t0 + 1s);
+  CHECK_FALSE(c.has_watermark());
+  CHECK_FALSE(c.releasable());
+}
+
+TEST_CASE("a partition that never delivers does not stall the others forever",
+          "[watermark]") {
+  core c{{{0, 100}, {0, 100}}, small(), t0};
+  push(c, 0, 0, t0 + 1s, t0);
+  push(c, 0, 1, t0 + 2s, t0 + 9s);
+  c.update(t0 + 9s);
+  CHECK_FALSE(c.releasable());
+  // Partition 1 has been silent for the idle timeout: it no longer counts.
+  c.update(t0 + 10s);
+  CHECK(c.watermark() == t0 + 2s);
+  CHECK(release_all(c) == std::vector<msg>{"0:0", "0:1"});
+  // When it delivers again, it counts again.
+  push(c, 1, 0, t0 + 3s, t0 + 11s);
+  push(c, 0, 2, t0 + 5s, t0 + 11s);
+  c.update(t0 + 11s);
+  CHECK(c.watermark() == t0 + 3s);
+  CHECK(release_all(c) == std::vector<msg>{"1:0"});
+}
+
+TEST_CASE("an empty partition is caught up at once and holds nothing back",
+          "[watermark]") {
+  core c{{{0, 100}, {5, 5}}, small(), t0};
+  CHECK(c.caught_up(1));
+  push(c, 0, 0, t0 + 1s);
+  c.update(t0);
+  CHECK(release_all(c) == std::vector<msg>{"0:0"});
+}
+
+TEST_CASE("end of partition marks a partition caught up", "[watermark]") {
+  core c{{{0, 100}, {0, 100}}, small(), t0};
+  push(c, 0, 0, t0 + 1s);
+  c.update(t0);
+  CHECK_FALSE(c.releasable());
+  c.end_of_partition(1, t0);
+  c.update(t0);
+  CHECK(c.caught_up(1));
+  CHECK(release_all(c) == std::vector<msg>{"0:0"});
+}
+
+TEST_CASE("a partition with exactly one message left is not caught up before it is read",
+          "[watermark]") {
+  // Offsets 0..2 to read (end offset 3).
+  core c{{{0, 3}, {0, 100}}, small(), t0};
+  push(c, 0, 0, t0 + 1s);
+  push(c, 0, 1, t0 + 2s);
+  c.update(t0);
+  CHECK_FALSE(c.caught_up(0));
+  CHECK(c.position(0) == 2);
+  push(c, 0, 2, t0 + 3s);
+  c.update(t0);
+  CHECK(c.caught_up(0));
+}
+
+TEST_CASE(
+    "a partition keeps offset order when timestamps go backwards, and the watermark "
+    "never does",
+    "[watermark]") {
+  core c{{{0, 100}, {0, 100}}, small(), t0};
+  push(c, 0, 0, t0 + 5s);
+  push(c, 0, 1, t0 + 2s); // goes backwards
+  push(c, 1, 0, t0 + 6s);
+  c.update(t0);
+  CHECK(c.watermark() == t0 + 5s);
+  // Offset order within partition 0 is kept: 0:0 (5 s) before 0:1 (2 s).
+  CHECK(release_all(c) == std::vector<msg>{"0:0", "0:1"});
+  push(c, 0, 2, t0 + 1s);
+  c.update(t0);
+  CHECK(c.watermark() == t0 + 5s); // not moved back
+  CHECK(release_all(c) == std::vector<msg>{"0:2"});
+  CHECK(c.counters().late == 1);
+}
+
+TEST_CASE("a message behind a later one in its partition waits for it", "[watermark]") {
+  core c{{{0, 100}, {0, 100}}, small(), t0};
+  push(c, 0, 0, t0 + 9s);
+  push(c, 0, 1, t0 + 1s);
+  push(c, 1, 0, t0 + 3s);
+  c.update(t0);
+  CHECK(c.watermark() == t0 + 3s);
+  // 0:1 is at 1 s but behind 0:0 (9 s) in offset order: it waits.
+  CHECK(release_all(c) == std::vector<msg>{"1:0"});
+  CHECK(c.held(0) == 2);
+}
+
+TEST_CASE("messages without timestamps follow their predecessor and hold nothing back",
+          "[watermark]") {
+  core c{{{0, 100}, {0, 100}}, small(), t0};
+  c.push(0, 0, std::nullopt, "0:0", t0); // nothing seen yet: beginning of time
+  push(c, 1, 0, t0 + 2s);
+  c.update(t0);
+  CHECK(c.watermark() == t0 + 2s);
+  push(c, 0, 1, t0 + 3s);
+  c.push(0, 2, std::nullopt, "0:2", t0); // takes 3 s
+  push(c, 1, 1, t0 + 4s);
+  c.update(t0);
+  CHECK(release_all(c) == std::vector<msg>{"0:0", "1:0", "0:1", "0:2"});
+}
+
+TEST_CASE("pauses exactly when held reaches the cap, only partitions ahead of the "
+          "watermark",
+          "[watermark]") {
+  // batch 2: cap 10. Partition 0 lags at 0..; partitions 1 and 2 run ahead.
+  core c{{{0, 1000}, {0, 1000}, {0, 1000}}, small(2), t0};
+  push(c, 0, 0, t0 + 1s);
+  for (int64_t i = 0; i < 4; ++i)
+    push(c, 1, i, t0 + 100s + std::chrono::seconds{i});
+  for (int64_t i = 0; i < 4; ++i)
+    push(c, 2, i, t0 + 200s + std::chrono::seconds{i});
+  c.update(t0);
+  CHECK(c.held() == 9);
+  std::vector<msg> out;
+  CHECK(c.release(out) == 1); // 0:0
+  CHECK(c.take_pauses().empty());
+  push(c, 0, 1, t0 + 2s);
+  push(c, 0, 2, t0 + 2s);
+  c.update(t0);
+  CHECK(c.held() == 10);
+  CHECK(c.watermark() == t0 + 2s);
+  CHECK(c.take_pauses() == std::vector<uint32_t>{1, 2});
+  CHECK(c.paused(1));
+  CHECK(c.paused(2));
+  CHECK_FALSE(c.paused(0));
+  CHECK(c.counters().paused_partitions == 2);
+}
+
+TEST_CASE("holds no more than the cap while partitions run ahead; resumes each once the "
+          "watermark catches up",
+          "[watermark]") {
+  core c{{{0, 1000}, {0, 1000}}, small(2), t0};
+  for (int64_t i = 0; i < 12; ++i)
+    push(c, 1, i, t0 + 50s + std::chrono::seconds{i});
+  push(c, 0, 0, t0 + 1s);
+  c.update(t0);
+  CHECK(c.take_pauses() == std::vector<uint32_t>{1});
+  // At the cap with nothing releasable beyond partition 0's message.
+  std::vector<msg> out;
+  c.release(out);
+  CHECK_FALSE(c.releasable());
+  CHECK(c.wants_more()); // the lagging partition must still deliver
+  push(c, 0, 1, t0 + 55s);
+  c.update(t0);
+  CHECK(c.watermark() == t0 + 55s);
+  CHECK(c.take_resumes().empty()); // partition 1 is at 61 s
+  CHECK_FALSE(c.wants_more());     // at the cap with releasable messages
+  while (c.release(out) > 0) {
+  }
+  push(c, 0, 2, t0 + 61s);
+  c.update(t0);
+  CHECK(c.take_resumes() == std::vector<uint32_t>{1});
+  CHECK_FALSE(c.paused(1));
+}
+
+TEST_CASE("switches to live when every partition is caught up, then releases everything "
+          "in timestamp order",
+          "[watermark]") {
+  core c{{{0, 2}, {0, 1}}, small(), t0};
+  push(c, 0, 0, t0 + 1s);
+  push(c, 1, 0, t0 + 3s);
+  c.update(t0);
+  CHECK_FALSE(c.live());
+  push(c, 0, 1, t0 + 2s);
+  c.update(t0);
+  CHECK(c.live());
+  CHECK(c.take_went_live());
+  CHECK_FALSE(c.take_went_live());
+  CHECK(release_all(c) == std::vector<msg>{"0:0", "0:1", "1:0"});
+  // Live: new messages are released as they arrive, in timestamp order.
+  push(c, 1, 1, t0 + 10s);
+  push(c, 0, 2, t0 + 9s);
+  c.update(t0);
+  CHECK(release_all(c) == std::vector<msg>{"0:2", "1:1"});
+}
+
+TEST_CASE("going live resumes paused partitions", "[watermark]") {
+  core c{{{0, 1}, {0, 100}}, small(1), t0};
+  for (int64_t i = 0; i < 5; ++i)
+    push(c, 1, i, t0 + 50s + std::chrono::seconds{i});
+  c.update(t0);
+  CHECK_FALSE(c.has_watermark());
+  CHECK(c.take_pauses() == std::vector<uint32_t>{1});
+  c.end_of_partition(1, t0);
+  push(c, 0, 0, t0 + 1s);
+  c.update(t0);
+  CHECK(c.live());
+  CHECK(c.take_resumes() == std::vector<uint32_t>{1});
+}
+
+TEST_CASE("when live, the consumer may send more only below the cap", "[watermark]") {
+  core c{{{0, 0}}, small(1), t0};
+  CHECK(c.live());
+  for (int64_t i = 0; i < 5; ++i)
+    push(c, 0, i, t0 + 1s);
+  c.update(t0);
+  CHECK_FALSE(c.wants_more());
+  std::vector<msg> out;
+  c.release(out);
+  CHECK(c.wants_more());
+}
