@@ -19,6 +19,7 @@ esac
 packages=(
   cmake g++ make pkg-config
   libcaf-dev librdkafka-dev libspdlog-dev libfmt-dev libcli11-dev catch2
+  libhowardhinnant-date-dev tzdata nlohmann-json3-dev
   kcat
 )
 missing=()
