@@ -50,6 +50,9 @@ struct watermark_counters {
   uint64_t late = 0;
   uint64_t pauses = 0;
   uint64_t resumes = 0;
+  /// Messages that arrived from a partition after it was paused (fetched
+  /// before the pause took effect).
+  uint64_t while_paused = 0;
 };
 
 /// The orchestrator core. `Msg` is whatever the caller holds per message
@@ -59,8 +62,7 @@ class watermark_core {
 public:
   watermark_core(std::vector<partition_bounds> partitions, watermark_config config,
                  timestamp now)
-      : config_(config) {
-    parts_.resize(partitions.size());
+      : config_(config), parts_(partitions.size()) {
     for (size_t i = 0; i < partitions.size(); ++i) {
       auto& p = parts_[i];
       p.end_offset = partitions[i].end_offset;
@@ -99,6 +101,8 @@ public:
       p.caught_up = true;
     ++counters_.received;
     ++counters_.held;
+    if (p.paused)
+      ++counters_.while_paused;
     dirty_ = true;
   }
 
@@ -136,8 +140,9 @@ public:
 
   /// Appends up to `batch_size` messages, merged in (timestamp, partition,
   /// offset) order: in replay those at or before the watermark, when live all
-  /// held messages. Returns how many.
-  size_t release(std::vector<Msg>& out) {
+  /// held messages. Returns how many. With `times`, appends the time each
+  /// message was ordered by.
+  size_t release(std::vector<Msg>& out, std::vector<timestamp>* times = nullptr) {
     using head = std::pair<timestamp, uint32_t>;
     std::priority_queue<head, std::vector<head>, std::greater<>> heads;
     auto eligible = [this](const part& p) {
@@ -152,6 +157,8 @@ public:
       heads.pop();
       auto& p = parts_[pid];
       out.push_back(std::move(p.fifo.front().msg));
+      if (times != nullptr)
+        times->push_back(p.fifo.front().ts);
       p.fifo.pop_front();
       ++count;
       if (eligible(p))
@@ -179,6 +186,20 @@ public:
     if (counters_.held < config_.hold_cap())
       return true;
     return !live_ && !releasable();
+  }
+
+  /// How many messages the consumer may send next (0 while `!wants_more()`):
+  /// at most a batch, and no more than keeps the held messages within the
+  /// cap plus one batch; but at least one, so that a partition holding the
+  /// watermark back can always deliver. Held messages therefore stay within
+  /// cap + batch_size, plus at most one message per partition in the case
+  /// where partitions that delivered nothing yet hold the watermark back.
+  size_t allowance() const {
+    if (!wants_more())
+      return 0;
+    auto limit = config_.hold_cap() + config_.batch_size;
+    auto room = counters_.held < limit ? limit - counters_.held : 0;
+    return std::clamp<size_t>(room, 1, config_.batch_size);
   }
 
   // -- state ------------------------------------------------------------------

@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "castor/actors.hpp"
+#include "castor/kafka.hpp"
+#include "castor/start_policy.hpp"
+
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/weak_intrusive_ptr.hpp>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace castor {
+
+/// What the consumer reads.
+struct consumer_config {
+  struct topic {
+    std::string name;
+    /// Index of the DAG source it feeds.
+    uint32_t source = 0;
+    start_policy start;
+  };
+
+  /// librdkafka consumer properties (passed through; see pipeline_config).
+  kafka::properties properties;
+  std::vector<topic> topics;
+  size_t batch_size = 5000;
+  duration startup_timeout = std::chrono::seconds{10};
+  bool event_driven = true;
+
+  caf::error validate() const;
+};
+
+namespace detail {
+
+/// Shared with librdkafka's queue callback: turns "queue became non-empty"
+/// into one wake-up message at a time.
+struct wakeup {
+  std::atomic<bool> pending{false};
+  caf::weak_actor_ptr target;
+
+  static void on_event(rd_kafka_t*, void* opaque);
+};
+
+} // namespace detail
+
+struct consumer_state {
+  static inline const char* name = "castor.consumer";
+
+  // Not an aggregate: CAF would try to build the state from the actor pointer.
+  consumer_state() = default;
+
+  ~consumer_state();
+
+  /// Resolves start offsets, assigns, and enables wake-ups.
+  caf::error start(consumer_actor::stateful_pointer<consumer_state> self);
+
+  /// Reads what librdkafka holds (within the credit) and sends one batch.
+  void drain(consumer_actor::stateful_pointer<consumer_state> self);
+
+  void apply(bool pause, const std::vector<uint32_t>& pids);
+
+  consumer_config config;
+  orchestrator_actor orchestrator;
+  kafka::handle_ptr client;
+  kafka::queue_ptr queue;
+  std::shared_ptr<detail::wakeup> wake = std::make_shared<detail::wakeup>();
+  partition_table_ptr table;
+  std::unordered_map<std::string, uint32_t> first_pid;
+  std::vector<std::pair<const rd_kafka_topic_t*, uint32_t>> topic_cache;
+  std::vector<rd_kafka_message_t*> buffer;
+  bool in_flight = false;
+  /// Messages the orchestrator accepts in the next batch.
+  size_t allowance = 0;
+};
+
+/// The consumer: one librdkafka consumer for every partition of every source
+/// topic (manual assignment); sends batches to `orchestrator`, one in flight.
+consumer_actor::behavior_type
+consumer(consumer_actor::stateful_pointer<consumer_state> self, consumer_config config,
+         orchestrator_actor orchestrator);
+
+} // namespace castor

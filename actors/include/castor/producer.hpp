@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "castor/actors.hpp"
+#include "castor/consumer.hpp"
+#include "castor/kafka.hpp"
+
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include <deque>
+#include <memory>
+#include <vector>
+
+namespace castor {
+
+struct producer_config {
+  /// librdkafka producer properties, passed through untouched.
+  kafka::properties properties;
+  /// Wait before retrying records that met a full queue (delivery reports
+  /// also trigger a retry).
+  duration retry_interval = std::chrono::milliseconds{5};
+  bool event_driven = true;
+
+  caf::error validate() const;
+};
+
+struct producer_state {
+  static inline const char* name = "castor.producer";
+
+  // Not an aggregate: CAF would try to build the state from the actor pointer.
+  producer_state() = default;
+
+  ~producer_state();
+
+  caf::error start(producer_actor::stateful_pointer<producer_state> self);
+
+  /// Enqueues what is pending, in order, until librdkafka's queue is full.
+  void produce_pending(producer_actor::stateful_pointer<producer_state> self);
+
+  /// Serves delivery reports (callbacks run here, on the actor's thread).
+  void poll();
+
+  /// Answers flush requests that are done or out of time.
+  void check_flushes(producer_actor::stateful_pointer<producer_state> self);
+
+  /// librdkafka's delivery report callback.
+  static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);
+
+  struct pending_batch {
+    record_batch_ptr batch;
+    size_t next = 0;
+    caf::typed_response_promise<ack_atom> promise;
+  };
+
+  struct flush_request {
+    caf::actor_clock::time_point deadline;
+    caf::typed_response_promise<uint64_t> promise;
+  };
+
+  producer_config config;
+  kafka::handle_ptr client;
+  kafka::queue_ptr main_queue;
+  std::shared_ptr<detail::wakeup> wake = std::make_shared<detail::wakeup>();
+  std::deque<pending_batch> pending;
+  std::vector<flush_request> flushes;
+  bool retry_armed = false;
+  caf::error failure;
+  pipeline_stats stats;
+};
+
+/// The producer: one librdkafka producer; a full queue delays its answers
+/// (backpressure), a failed delivery stops it with an error naming the record.
+producer_actor::behavior_type
+producer(producer_actor::stateful_pointer<producer_state> self, producer_config config);
+
+} // namespace castor

@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "castor/executor.hpp"
+
+#include "castor/logger.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace castor {
+
+caf::error executor_state::run_cycle(std::span<const consumed_message> messages,
+                                     timestamp t, std::vector<producer_record>& out) {
+  auto& graph = definition->graph();
+  for (auto s : touched)
+    per_source[s].clear();
+  touched.clear();
+  for (auto& m : messages) {
+    auto& e = table->partitions[m.pid()];
+    auto& views = per_source[e.source];
+    if (views.empty())
+      touched.push_back(e.source);
+    views.push_back(m.view(e.topic, e.partition));
+  }
+  for (auto s : touched) {
+    auto& views = per_source[s];
+    auto& binding = definition->sources()[s];
+    try {
+      binding.feed(graph, views);
+    } catch (const deserialize_error& e) {
+      auto& v = views[std::min(e.index(), views.size() - 1)];
+      return make_error(ec::deserialize_failed,
+                        fmt::format("source '{}' rejected {}[{}] offset {}: {}",
+                                    binding.source, v.topic, v.partition, v.offset,
+                                    e.what()));
+    } catch (const std::exception& e) {
+      auto& v = views.front();
+      return make_error(
+          ec::deserialize_failed,
+          fmt::format("source '{}' rejected {} message(s) from {}[{}] offset {} "
+                      "on: {}",
+                      binding.source, views.size(), v.topic, v.partition, v.offset,
+                      e.what()));
+    }
+  }
+  if (auto failure = graph.execute(t))
+    return make_error(ec::node_failed, failure->message());
+  ++stats.cycles;
+  for (auto& sink : graph.updated_sinks()) {
+    auto i = sink_index.find(sink.get());
+    if (i == sink_index.end())
+      continue;
+    auto& binding = definition->sinks()[i->second];
+    auto first = out.size();
+    try {
+      binding.serialize(sink, out);
+    } catch (const std::exception& e) {
+      return make_error(ec::serialize_failed,
+                        fmt::format("sink '{}' in cycle {}: {}", binding.sink,
+                                    graph.cycle_id(), e.what()));
+    }
+    for (auto r = first; r < out.size(); ++r) {
+      if (!out[r].topic.empty())
+        continue;
+      if (binding.default_topic.empty())
+        return make_error(
+            ec::serialize_failed,
+            fmt::format("sink '{}' made a record without a topic and has no "
+                        "default topic",
+                        binding.sink));
+      out[r].topic = binding.default_topic;
+    }
+  }
+  return {};
+}
+
+caf::error executor_state::run_release(release_batch& batch,
+                                       std::vector<producer_record>& out) {
+  auto& graph = definition->graph();
+  std::span<const consumed_message> messages{batch.messages};
+  if (batch.live) {
+    live = true;
+    return run_cycle(messages, std::max(wall_clock_now(), graph.time()), out);
+  }
+  // Replay: timers fire in watermark time, each in a cycle of its own with
+  // the messages up to its time.
+  size_t start = 0;
+  while (true) {
+    auto due = graph.next_timer();
+    if (!due || *due > batch.watermark)
+      break;
+    auto end = start;
+    while (end < messages.size() && messages[end].order_time <= *due)
+      ++end;
+    auto before = graph.cycle_id();
+    if (auto err = run_cycle(messages.subspan(start, end - start), *due, out))
+      return err;
+    start = end;
+    // A timer set again for a time already reached fires in the next cycle.
+    if (graph.next_timer() && *graph.next_timer() <= graph.time() &&
+        graph.cycle_id() > before)
+      break;
+  }
+  if (start < messages.size())
+    return run_cycle(messages.subspan(start), batch.watermark, out);
+  return {};
+}
+
+template <class F>
+void executor_state::produce(executor_actor::stateful_pointer<executor_state> self,
+                             std::vector<producer_record>&& records, F done) {
+  auto batch = std::make_shared<record_batch>();
+  batch->records = std::move(records);
+  batch->cycle_id = definition->graph().cycle_id();
+  ++batches_in_flight;
+  self->request(producer, caf::infinite, std::move(batch))
+      .then(
+          [self, done](ack_atom) mutable {
+            auto& st = self->state;
+            --st.batches_in_flight;
+            done();
+            if (st.batches_in_flight == 0 && st.drained) {
+              st.drained->deliver(ack_atom::value);
+              st.drained.reset();
+            }
+          },
+          [self](caf::error& err) { self->quit(std::move(err)); });
+}
+
+void executor_state::arm_timer(executor_actor::stateful_pointer<executor_state> self) {
+  auto due = definition->graph().next_timer();
+  if (!live || !due || (armed && *armed == *due))
+    return;
+  armed = *due;
+  auto wait = std::max(duration::zero(), *due - wall_clock_now());
+  self->delayed_send(self, wait, timer_atom::value);
+}
+
+executor_actor::behavior_type
+executor(executor_actor::stateful_pointer<executor_state> self,
+         pipeline_definition_ptr definition, producer_actor producer) {
+  auto& st = self->state;
+  st.definition = std::move(definition);
+  st.producer = std::move(producer);
+  auto& graph = st.definition->graph();
+  st.per_source.resize(st.definition->sources().size());
+  for (size_t i = 0; i < st.definition->sinks().size(); ++i) {
+    auto handle = graph.find_sink(st.definition->sinks()[i].sink);
+    if (handle)
+      st.sink_index.emplace(handle->get(), i);
+  }
+  return {
+      [self](start_atom, partition_table_ptr& table) {
+        self->state.table = std::move(table);
+      },
+      [self](release_batch_ptr& batch) -> caf::result<ack_atom> {
+        auto& st = self->state;
+        std::vector<producer_record> records;
+        if (auto err = st.run_release(*batch, records)) {
+          logger()->error("executor: stops: {}", render(err));
+          self->quit(err);
+          return err;
+        }
+        st.arm_timer(self);
+        if (records.empty())
+          return ack_atom::value;
+        auto promise = self->make_response_promise<ack_atom>();
+        st.produce(self, std::move(records),
+                   [promise]() mutable { promise.deliver(ack_atom::value); });
+        return promise;
+      },
+      [self](timer_atom) {
+        auto& st = self->state;
+        st.armed.reset();
+        auto& graph = st.definition->graph();
+        auto now = std::max(wall_clock_now(), graph.time());
+        if (auto due = graph.next_timer(); st.live && due && *due <= now) {
+          std::vector<producer_record> records;
+          if (auto err = st.run_cycle({}, now, records)) {
+            logger()->error("executor: stops: {}", render(err));
+            self->quit(err);
+            return;
+          }
+          if (!records.empty())
+            st.produce(self, std::move(records), [] {});
+        }
+        st.arm_timer(self);
+      },
+      [self](drain_atom) -> caf::result<ack_atom> {
+        auto& st = self->state;
+        if (st.batches_in_flight == 0)
+          return ack_atom::value;
+        auto promise = self->make_response_promise<ack_atom>();
+        st.drained = promise;
+        return promise;
+      },
+      [self](stats_atom) { return self->state.stats; },
+  };
+}
+
+} // namespace castor

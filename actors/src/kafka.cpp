@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "castor/kafka.hpp"
+
+#include <fmt/format.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include <array>
+
+namespace castor::kafka {
+
+caf::error to_error(rd_kafka_resp_err_t err, const std::string& context) {
+  auto text =
+      fmt::format("{}: {} ({})", context, rd_kafka_err2str(err), rd_kafka_err2name(err));
+  switch (err) {
+  case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+  case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+  case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+    return make_error(ec::unknown_topic, std::move(text));
+  case RD_KAFKA_RESP_ERR__TIMED_OUT:
+  case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    return make_error(ec::broker_timeout, std::move(text));
+  case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+  case RD_KAFKA_RESP_ERR__TRANSPORT:
+  case RD_KAFKA_RESP_ERR__RESOLVE:
+    return make_error(ec::broker_unreachable, std::move(text));
+  case RD_KAFKA_RESP_ERR__FATAL:
+    return make_error(ec::fatal_kafka_error, std::move(text));
+  default:
+    return make_error(ec::kafka_error, std::move(text));
+  }
+}
+
+caf::error set(rd_kafka_conf_t* conf, const std::string& key, const std::string& value,
+               const std::string& what) {
+  std::array<char, 512> reason{};
+  if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), reason.data(), reason.size()) !=
+      RD_KAFKA_CONF_OK) {
+    bool secret = key.find("password") != std::string::npos ||
+                  key.find("secret") != std::string::npos;
+    return make_error(ec::kafka_config,
+                      fmt::format("{} property '{}' = '{}': {}", what, key,
+                                  secret ? "***" : value, reason.data()));
+  }
+  return {};
+}
+
+caf::expected<conf_ptr> make_conf(const properties& props, const std::string& what) {
+  conf_ptr conf{rd_kafka_conf_new()};
+  for (auto& [key, value] : props)
+    if (auto err = set(conf.get(), key, value, what))
+      return err;
+  return conf;
+}
+
+caf::expected<handle_ptr> make_client(rd_kafka_type_t type, conf_ptr conf) {
+  std::array<char, 512> reason{};
+  // rd_kafka_new takes over the configuration only on success.
+  auto* rk = rd_kafka_new(type, conf.get(), reason.data(), reason.size());
+  if (rk == nullptr)
+    return make_error(ec::kafka_config,
+                      fmt::format("cannot create the Kafka {}: {}",
+                                  type == RD_KAFKA_CONSUMER ? "consumer" : "producer",
+                                  reason.data()));
+  (void)conf.release();
+  return handle_ptr{rk};
+}
+
+caf::expected<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
+                                       std::chrono::milliseconds timeout) {
+  std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> rkt{
+      rd_kafka_topic_new(rk, topic.c_str(), nullptr), &rd_kafka_topic_destroy};
+  if (!rkt)
+    return to_error(rd_kafka_last_error(), fmt::format("topic '{}'", topic));
+  const rd_kafka_metadata_t* md = nullptr;
+  auto err = rd_kafka_metadata(rk, 0, rkt.get(), &md, static_cast<int>(timeout.count()));
+  if (err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR__TRANSPORT)
+    return make_error(ec::broker_unreachable,
+                      fmt::format("no answer from the Kafka cluster within {} ms while "
+                                  "looking up topic '{}' (check bootstrap.servers)",
+                                  timeout.count(), topic));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return to_error(err, fmt::format("metadata of topic '{}'", topic));
+  std::unique_ptr<const rd_kafka_metadata_t, decltype(&rd_kafka_metadata_destroy)> guard{
+      md, &rd_kafka_metadata_destroy};
+  if (md->topic_cnt != 1)
+    return make_error(ec::unknown_topic, fmt::format("topic '{}' is not in the cluster's "
+                                                     "metadata",
+                                                     topic));
+  auto& t = md->topics[0];
+  if (t.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+    return make_error(ec::unknown_topic, fmt::format("topic '{}' does not exist", topic));
+  if (t.err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return to_error(t.err, fmt::format("metadata of topic '{}'", topic));
+  if (t.partition_cnt <= 0)
+    return make_error(ec::no_partitions,
+                      fmt::format("topic '{}' has no partitions", topic));
+  return t.partition_cnt;
+}
+
+// -- broker_queries -------------------------------------------------------------
+
+broker_queries::broker_queries(rd_kafka_t* rk, properties props,
+                               std::chrono::milliseconds timeout)
+    : rk_(rk), props_(std::move(props)), timeout_(timeout) {}
+
+broker_queries::~broker_queries() = default;
+
+caf::expected<std::pair<int64_t, int64_t>>
+broker_queries::watermarks(const topic_partition& tp) {
+  int64_t low = 0;
+  int64_t high = 0;
+  auto err = rd_kafka_query_watermark_offsets(rk_, tp.topic.c_str(), tp.partition, &low,
+                                              &high, static_cast<int>(timeout_.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return to_error(err, fmt::format("watermark offsets of {}", to_string(tp)));
+  return std::pair{low, high};
+}
+
+caf::expected<int64_t> broker_queries::offset_for_time(const topic_partition& tp,
+                                                       timestamp t) {
+  partition_list_ptr list{rd_kafka_topic_partition_list_new(1)};
+  auto* elem =
+      rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
+  elem->offset = to_millis(t);
+  auto err =
+      rd_kafka_offsets_for_times(rk_, list.get(), static_cast<int>(timeout_.count()));
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    err = elem->err;
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return to_error(err,
+                    fmt::format("offset for time {} in {}", to_string(t), to_string(tp)));
+  return elem->offset < 0 ? int64_t{-1} : elem->offset;
+}
+
+caf::expected<std::optional<int64_t>>
+broker_queries::committed(const topic_partition& tp) {
+  if (!props_.contains("group.id"))
+    return make_error(
+        ec::invalid_config,
+        fmt::format("start policy 'committed' for {} needs a consumer group "
+                    "(group.id)",
+                    to_string(tp)));
+  partition_list_ptr list{rd_kafka_topic_partition_list_new(1)};
+  auto* elem =
+      rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
+  auto err = rd_kafka_committed(rk_, list.get(), static_cast<int>(timeout_.count()));
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    err = elem->err;
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return to_error(err, fmt::format("committed offset of {}", to_string(tp)));
+  if (elem->offset < 0)
+    return std::optional<int64_t>{};
+  return std::optional<int64_t>{elem->offset};
+}
+
+caf::expected<std::optional<timestamp>>
+broker_queries::timestamp_at(const topic_partition& tp, int64_t offset) {
+  if (!probe_) {
+    auto props = props_;
+    props.erase("group.id");
+    props["enable.auto.commit"] = "false";
+    auto conf = make_conf(props, "consumer");
+    if (!conf)
+      return conf.error();
+    auto client = make_client(RD_KAFKA_CONSUMER, std::move(*conf));
+    if (!client)
+      return client.error();
+    probe_ = std::move(*client);
+  }
+  // The legacy per-partition API reads one message without a group.
+  std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> rkt{
+      rd_kafka_topic_new(probe_.get(), tp.topic.c_str(), nullptr),
+      &rd_kafka_topic_destroy};
+  if (rd_kafka_consume_start(rkt.get(), tp.partition, offset) == -1)
+    return to_error(rd_kafka_last_error(),
+                    fmt::format("reading {} at offset {}", to_string(tp), offset));
+  std::optional<timestamp> result;
+  caf::error failure;
+  auto deadline = std::chrono::steady_clock::now() + timeout_;
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      failure = make_error(ec::broker_timeout,
+                           fmt::format("no message from {} at offset {} within {} ms",
+                                       to_string(tp), offset, timeout_.count()));
+      break;
+    }
+    message_ptr msg{
+        rd_kafka_consume(rkt.get(), tp.partition, static_cast<int>(left.count()))};
+    if (!msg)
+      continue;
+    if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+      break; // nothing at or after offset
+    if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      failure = to_error(msg->err,
+                         fmt::format("reading {} at offset {}", to_string(tp), offset));
+      break;
+    }
+    rd_kafka_timestamp_type_t type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+    auto ms = rd_kafka_message_timestamp(msg.get(), &type);
+    if (type != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ms >= 0)
+      result = from_millis(ms);
+    break;
+  }
+  rd_kafka_consume_stop(rkt.get(), tp.partition);
+  if (failure)
+    return failure;
+  return result;
+}
+
+// -- mock_cluster ---------------------------------------------------------------
+
+caf::expected<std::unique_ptr<mock_cluster>> mock_cluster::start(int brokers) {
+  auto conf = make_conf({{"log_level", "3"}}, "mock cluster owner");
+  if (!conf)
+    return conf.error();
+  auto owner = make_client(RD_KAFKA_PRODUCER, std::move(*conf));
+  if (!owner)
+    return owner.error();
+  auto* cluster = rd_kafka_mock_cluster_new(owner->get(), brokers);
+  if (cluster == nullptr)
+    return make_error(ec::kafka_error, "cannot start librdkafka's mock cluster");
+  // Metadata v4 lets clients ask for no auto-creation (consumers do by
+  // default), as a real broker does; the mock's default version cannot.
+  rd_kafka_mock_set_apiversion(cluster, 3 /* Metadata */, 0, 4);
+  std::unique_ptr<mock_cluster> result{new mock_cluster};
+  result->owner_ = std::move(*owner);
+  result->cluster_ = cluster;
+  result->bootstrap_ = rd_kafka_mock_cluster_bootstraps(cluster);
+  return result;
+}
+
+mock_cluster::~mock_cluster() {
+  // The cluster first: its owning client must outlive it.
+  if (cluster_ != nullptr)
+    rd_kafka_mock_cluster_destroy(cluster_);
+}
+
+caf::error mock_cluster::create_topic(const std::string& name, int partitions) {
+  auto err = rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions, 1);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return to_error(
+        err, fmt::format("creating topic '{}' with {} partitions", name, partitions));
+  return {};
+}
+
+} // namespace castor::kafka

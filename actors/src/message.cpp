@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "castor/message.hpp"
+
+#include <utility>
+
+namespace castor {
+
+const char* to_string(timestamp_type type) noexcept {
+  switch (type) {
+  case timestamp_type::none:
+    return "none";
+  case timestamp_type::create_time:
+    return "create_time";
+  case timestamp_type::log_append_time:
+    return "log_append_time";
+  }
+  return "unknown";
+}
+
+// -- headers_view ---------------------------------------------------------------
+
+size_t headers_view::size() const noexcept {
+  if (raw_ != nullptr)
+    return rd_kafka_header_cnt(raw_);
+  return owned_ != nullptr ? owned_->size() : 0;
+}
+
+header_view headers_view::operator[](size_t i) const {
+  if (raw_ != nullptr) {
+    const char* name = nullptr;
+    const void* value = nullptr;
+    size_t size = 0;
+    if (rd_kafka_header_get_all(raw_, i, &name, &value, &size) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+      return {};
+    header_view result{name, std::nullopt};
+    if (value != nullptr)
+      result.value = std::string_view{static_cast<const char*>(value), size};
+    return result;
+  }
+  auto& h = (*owned_)[i];
+  header_view result{h.name, std::nullopt};
+  if (h.value)
+    result.value = std::string_view{*h.value};
+  return result;
+}
+
+std::optional<header_view> headers_view::find(std::string_view name) const {
+  std::optional<header_view> result;
+  for (size_t i = 0, n = size(); i < n; ++i) {
+    auto h = (*this)[i];
+    if (h.name == name)
+      result = h;
+  }
+  return result;
+}
+
+// -- consumed_message -----------------------------------------------------------
+
+consumed_message::consumed_message(rd_kafka_message_t* raw, uint32_t pid) noexcept
+    : raw_(raw), pid_(pid), offset_(raw->offset) {
+  rd_kafka_timestamp_type_t type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+  time_ms_ = rd_kafka_message_timestamp(raw, &type);
+  switch (type) {
+  case RD_KAFKA_TIMESTAMP_CREATE_TIME:
+    time_type_ = timestamp_type::create_time;
+    break;
+  case RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME:
+    time_type_ = timestamp_type::log_append_time;
+    break;
+  default:
+    time_type_ = timestamp_type::none;
+    time_ms_ = -1;
+  }
+}
+
+consumed_message consumed_message::make(uint32_t pid, int64_t offset,
+                                        std::optional<castor::timestamp> time,
+                                        std::optional<std::string> key,
+                                        std::optional<std::string> value,
+                                        std::vector<header> headers) {
+  consumed_message result;
+  result.pid_ = pid;
+  result.offset_ = offset;
+  if (time) {
+    result.time_ms_ = to_millis(*time);
+    result.time_type_ = timestamp_type::create_time;
+  }
+  result.owned_ = std::make_unique<owned_parts>(
+      owned_parts{std::move(key), std::move(value), std::move(headers)});
+  return result;
+}
+
+consumed_message::consumed_message(consumed_message&& other) noexcept
+    : order_time(other.order_time), raw_(std::exchange(other.raw_, nullptr)),
+      owned_(std::move(other.owned_)), pid_(other.pid_), offset_(other.offset_),
+      time_ms_(other.time_ms_), time_type_(other.time_type_) {}
+
+consumed_message& consumed_message::operator=(consumed_message&& other) noexcept {
+  if (this != &other) {
+    release();
+    order_time = other.order_time;
+    raw_ = std::exchange(other.raw_, nullptr);
+    owned_ = std::move(other.owned_);
+    pid_ = other.pid_;
+    offset_ = other.offset_;
+    time_ms_ = other.time_ms_;
+    time_type_ = other.time_type_;
+  }
+  return *this;
+}
+
+consumed_message::~consumed_message() {
+  release();
+}
+
+void consumed_message::release() noexcept {
+  if (raw_ != nullptr) {
+    rd_kafka_message_destroy(raw_);
+    raw_ = nullptr;
+  }
+}
+
+std::optional<castor::timestamp> consumed_message::time() const noexcept {
+  if (time_ms_ < 0)
+    return std::nullopt;
+  return from_millis(time_ms_);
+}
+
+std::optional<std::string_view> consumed_message::key() const noexcept {
+  if (raw_ != nullptr) {
+    if (raw_->key == nullptr)
+      return std::nullopt;
+    return std::string_view{static_cast<const char*>(raw_->key), raw_->key_len};
+  }
+  if (owned_ && owned_->key)
+    return std::string_view{*owned_->key};
+  return std::nullopt;
+}
+
+std::optional<std::string_view> consumed_message::value() const noexcept {
+  if (raw_ != nullptr) {
+    if (raw_->payload == nullptr)
+      return std::nullopt;
+    return std::string_view{static_cast<const char*>(raw_->payload), raw_->len};
+  }
+  if (owned_ && owned_->value)
+    return std::string_view{*owned_->value};
+  return std::nullopt;
+}
+
+headers_view consumed_message::headers() const {
+  if (raw_ != nullptr) {
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (rd_kafka_message_headers(raw_, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+      return headers_view{};
+    return headers_view{hdrs};
+  }
+  if (owned_)
+    return headers_view{&owned_->headers};
+  return headers_view{};
+}
+
+message_view consumed_message::view(std::string_view topic, int32_t partition) const {
+  return message_view{topic,      partition, offset_, time(),
+                      time_type_, key(),     value(), headers()};
+}
+
+} // namespace castor

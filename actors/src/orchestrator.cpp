@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "castor/orchestrator.hpp"
+
+#include "castor/error.hpp"
+#include "castor/logger.hpp"
+
+#include <caf/actor_cast.hpp>
+#include <caf/send.hpp>
+
+namespace castor {
+
+caf::error orchestrator_config::validate() const {
+  if (watermark.batch_size == 0)
+    return make_error(ec::invalid_config, "batch_size must be at least 1");
+  if (releases_in_flight == 0)
+    return make_error(ec::invalid_config, "releases_in_flight must be at least 1");
+  if (watermark.idle_timeout <= duration::zero())
+    return make_error(ec::invalid_config, "idle_timeout must be positive");
+  return {};
+}
+
+timestamp orchestrator_state::now(
+    orchestrator_actor::stateful_pointer<orchestrator_state> self) const {
+  return timestamp{
+      std::chrono::duration_cast<duration>(self->clock().now().time_since_epoch())};
+}
+
+void orchestrator_state::after_change(
+    orchestrator_actor::stateful_pointer<orchestrator_state> self) {
+  if (auto pauses = core->take_pauses(); !pauses.empty()) {
+    logger()->debug(
+        "orchestrator: pauses {} partition(s) ahead of the watermark ({} held)",
+        pauses.size(), core->held());
+    self->send(consumer, pause_atom::value, std::move(pauses));
+  }
+  if (auto resumes = core->take_resumes(); !resumes.empty())
+    self->send(consumer, resume_atom::value, std::move(resumes));
+  if (core->take_went_live()) {
+    logger()->info("orchestrator: every partition is caught up: live (watermark {})",
+                   to_string(core->watermark()));
+    if (config.listener)
+      caf::anon_send(config.listener, live_atom::value);
+  }
+  held_peak = std::max<uint64_t>(held_peak, core->held());
+  pump(self);
+  if (credit && core->wants_more()) {
+    credit->deliver(static_cast<uint32_t>(core->allowance()));
+    credit.reset();
+  }
+}
+
+void orchestrator_state::pump(
+    orchestrator_actor::stateful_pointer<orchestrator_state> self) {
+  while (!draining && in_flight < config.releases_in_flight) {
+    bool advanced = !core->live() && core->has_watermark() &&
+                    (!last_sent_watermark || *last_sent_watermark < core->watermark());
+    if (!core->releasable() && !advanced)
+      return;
+    auto batch = std::make_shared<release_batch>();
+    times.clear();
+    core->release(batch->messages, &times);
+    for (size_t i = 0; i < times.size(); ++i)
+      batch->messages[i].order_time = times[i];
+    batch->watermark = core->watermark();
+    batch->live = core->live();
+    last_sent_watermark = batch->watermark;
+    ++in_flight;
+    self->request(executor, caf::infinite, std::move(batch))
+        .then(
+            [self](ack_atom) {
+              auto& st = self->state;
+              --st.in_flight;
+              if (st.draining && st.in_flight == 0 && st.drained) {
+                st.drained->deliver(ack_atom::value);
+                st.drained.reset();
+              }
+              st.after_change(self);
+            },
+            [self](caf::error& err) { self->quit(std::move(err)); });
+    // Releasing may resume partitions and free the consumer's credit.
+    if (auto resumes = core->take_resumes(); !resumes.empty())
+      self->send(consumer, resume_atom::value, std::move(resumes));
+  }
+}
+
+orchestrator_actor::behavior_type
+orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
+             orchestrator_config config, executor_actor executor) {
+  if (auto err = config.validate()) {
+    self->quit(err);
+  }
+  self->state.config = std::move(config);
+  self->state.executor = std::move(executor);
+  return {
+      [self](start_atom, partition_table_ptr& table, consumer_actor& consumer) {
+        auto& st = self->state;
+        st.table = table;
+        st.consumer = std::move(consumer);
+        std::vector<partition_bounds> bounds;
+        bounds.reserve(table->partitions.size());
+        for (auto& e : table->partitions)
+          bounds.push_back({e.start_offset, e.end_offset});
+        st.core = std::make_unique<watermark_core<consumed_message>>(
+            std::move(bounds), st.config.watermark, st.now(self));
+        self->send(st.executor, start_atom::value, table);
+        self->delayed_send(self, st.config.tick_interval, tick_atom::value);
+        st.after_change(self);
+      },
+      [self](consumed_batch_ptr& batch) -> caf::result<uint32_t> {
+        auto& st = self->state;
+        auto now = st.now(self);
+        for (auto& m : batch->messages) {
+          auto pid = m.pid();
+          auto offset = m.offset();
+          auto time = m.time();
+          st.core->push(pid, offset, time, std::move(m), now);
+        }
+        for (auto pid : batch->end_of_partition)
+          st.core->end_of_partition(pid, now);
+        st.core->update(now);
+        auto promise = self->make_response_promise<uint32_t>();
+        st.credit = promise;
+        st.after_change(self);
+        return promise;
+      },
+      [self](tick_atom) {
+        auto& st = self->state;
+        if (st.core) {
+          st.core->update(st.now(self));
+          st.after_change(self);
+        }
+        self->delayed_send(self, st.config.tick_interval, tick_atom::value);
+      },
+      [self](drain_atom) -> caf::result<ack_atom> {
+        auto& st = self->state;
+        st.draining = true;
+        if (st.in_flight == 0)
+          return ack_atom::value;
+        auto promise = self->make_response_promise<ack_atom>();
+        st.drained = promise;
+        return promise;
+      },
+      [self](stats_atom) {
+        auto& st = self->state;
+        pipeline_stats stats;
+        if (st.core) {
+          auto& c = st.core->counters();
+          stats.consumed = c.received;
+          stats.released = c.released;
+          stats.held = c.held;
+          stats.paused_partitions = c.paused_partitions;
+          stats.pauses = c.pauses;
+          stats.resumes = c.resumes;
+          stats.late = c.late;
+          stats.live = st.core->live();
+          if (st.core->has_watermark())
+            stats.watermark_ms = to_millis(st.core->watermark());
+        }
+        stats.held_peak = st.held_peak;
+        return stats;
+      },
+  };
+}
+
+} // namespace castor

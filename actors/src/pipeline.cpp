@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "castor/pipeline.hpp"
+
+#include "castor/consumer.hpp"
+#include "castor/executor.hpp"
+#include "castor/logger.hpp"
+#include "castor/orchestrator.hpp"
+#include "castor/producer.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/spawn_options.hpp>
+#include <caf/system_messages.hpp>
+#include <fmt/format.h>
+
+#include <set>
+
+namespace castor {
+
+void merge_into(pipeline_stats& into, const pipeline_stats& from) {
+  into.consumed += from.consumed;
+  into.released += from.released;
+  into.held += from.held;
+  into.held_peak = std::max(into.held_peak, from.held_peak);
+  into.paused_partitions += from.paused_partitions;
+  into.pauses += from.pauses;
+  into.resumes += from.resumes;
+  into.late += from.late;
+  into.cycles += from.cycles;
+  into.produced += from.produced;
+  into.delivered += from.delivered;
+  into.delivery_errors += from.delivery_errors;
+  into.watermark_ms = std::max(into.watermark_ms, from.watermark_ms);
+  into.live = into.live || from.live;
+}
+
+// -- definition and config ------------------------------------------------------
+
+pipeline_definition::pipeline_definition(std::unique_ptr<castor::dag> graph)
+    : dag_(std::move(graph)) {}
+
+caf::error pipeline_definition::validate() const {
+  if (sources_.empty())
+    return make_error(ec::invalid_config, "the pipeline binds no source to a topic");
+  std::set<std::string> topics;
+  std::set<std::string> sources;
+  for (auto& s : sources_) {
+    if (s.topic.empty())
+      return make_error(
+          ec::invalid_config,
+          fmt::format("source '{}' is bound to an empty topic name", s.source));
+    if (!dag_->find_source(s.source))
+      return make_error(
+          ec::invalid_config,
+          fmt::format("'{}' is not a source of the pipeline's DAG", s.source));
+    if (!topics.insert(s.topic).second)
+      return make_error(
+          ec::invalid_config,
+          fmt::format("topic '{}' is bound to more than one source", s.topic));
+    if (!sources.insert(s.source).second)
+      return make_error(
+          ec::invalid_config,
+          fmt::format("source '{}' is bound to more than one topic", s.source));
+  }
+  std::set<std::string> sinks;
+  for (auto& s : sinks_) {
+    if (!dag_->find_sink(s.sink))
+      return make_error(ec::invalid_config,
+                        fmt::format("'{}' is not a sink of the pipeline's DAG", s.sink));
+    if (!sinks.insert(s.sink).second)
+      return make_error(ec::invalid_config,
+                        fmt::format("sink '{}' is bound more than once", s.sink));
+  }
+  return {};
+}
+
+caf::error pipeline_config::validate() const {
+  if (batch_size == 0)
+    return make_error(ec::invalid_config, "batch_size must be at least 1");
+  if (releases_in_flight == 0)
+    return make_error(ec::invalid_config, "releases_in_flight must be at least 1");
+  if (idle_timeout <= duration::zero())
+    return make_error(ec::invalid_config, "idle_timeout must be positive");
+  if (startup_timeout <= duration::zero())
+    return make_error(ec::invalid_config, "startup_timeout must be positive");
+  if (!consumer.contains("bootstrap.servers"))
+    return make_error(ec::invalid_config,
+                      "consumer property bootstrap.servers is missing");
+  if (!producer.contains("bootstrap.servers"))
+    return make_error(ec::invalid_config,
+                      "producer property bootstrap.servers is missing");
+  return {};
+}
+
+void add_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<pipeline_stats>("castor.pipeline_stats");
+}
+
+// -- supervisor -----------------------------------------------------------------
+
+namespace {
+
+struct supervisor_state {
+  static inline const char* name = "castor.pipeline";
+
+  // Not an aggregate: CAF would try to build the state from the actor pointer.
+  supervisor_state() = default;
+
+  producer_actor producer;
+  executor_actor executor;
+  orchestrator_actor orchestrator;
+  consumer_actor consumer;
+  pipeline_config config;
+  bool stopping = false;
+};
+
+using supervisor_pointer = pipeline_actor::stateful_pointer<supervisor_state>;
+
+// Asks every live component for its counters and merges them.
+template <class F>
+void collect_stats(supervisor_pointer self, F done) {
+  auto& st = self->state;
+  auto merged = std::make_shared<pipeline_stats>();
+  auto left = std::make_shared<int>(3);
+  auto one = [merged, left, done](const pipeline_stats* part) mutable {
+    if (part != nullptr)
+      merge_into(*merged, *part);
+    if (--*left == 0)
+      done(*merged);
+  };
+  auto ask = [&](const auto& target) {
+    if (!target) {
+      one(nullptr);
+      return;
+    }
+    self->request(target, std::chrono::seconds{5}, stats_atom::value)
+        .then([one](pipeline_stats& s) mutable { one(&s); },
+              [one](caf::error&) mutable { one(nullptr); });
+  };
+  ask(st.orchestrator);
+  ask(st.executor);
+  ask(st.producer);
+}
+
+void fail(supervisor_pointer self, caf::error err) {
+  auto& st = self->state;
+  if (st.stopping)
+    return;
+  st.stopping = true;
+  logger()->error("pipeline: stops on error: {}", render(err));
+  auto reason = caf::error{caf::exit_reason::user_shutdown};
+  self->send_exit(st.consumer, reason);
+  self->send_exit(st.orchestrator, reason);
+  self->send_exit(st.executor, reason);
+  self->send_exit(st.producer, reason);
+  self->quit(std::move(err));
+}
+
+void stop(supervisor_pointer self) {
+  auto& st = self->state;
+  if (st.stopping)
+    return;
+  st.stopping = true;
+  logger()->info("pipeline: stopping: consumer first");
+  self->send_exit(st.consumer, caf::exit_reason::user_shutdown);
+  auto timeout = std::chrono::duration_cast<caf::timespan>(st.config.flush_timeout);
+  self->request(st.orchestrator, caf::infinite, drain_atom::value)
+      .then([self, timeout](ack_atom) {
+        auto& st = self->state;
+        self->request(st.executor, caf::infinite, drain_atom::value)
+            .then([self, timeout](ack_atom) {
+              auto& st = self->state;
+              self->request(st.producer, caf::infinite, flush_atom::value, timeout)
+                  .then([self](uint64_t undelivered) {
+                    collect_stats(self, [self, undelivered](const pipeline_stats& s) {
+                      auto& st = self->state;
+                      logger()->info(
+                          "pipeline: stopped: {} consumed, {} released, {} cycles, {} "
+                          "produced, {} delivered, {} undelivered, {} delivery errors",
+                          s.consumed, s.released, s.cycles, s.produced, s.delivered,
+                          undelivered, s.delivery_errors);
+                      auto reason = caf::error{caf::exit_reason::user_shutdown};
+                      self->send_exit(st.orchestrator, reason);
+                      self->send_exit(st.executor, reason);
+                      self->send_exit(st.producer, reason);
+                      if (undelivered > 0)
+                        self->quit(make_error(
+                            ec::produce_failed,
+                            fmt::format("{} record(s) not delivered within the "
+                                        "flush timeout",
+                                        undelivered)));
+                      else
+                        self->quit();
+                    });
+                  });
+            });
+      });
+}
+
+pipeline_actor::behavior_type supervisor(supervisor_pointer self,
+                                         pipeline_definition_ptr definition,
+                                         pipeline_config config) {
+  auto& st = self->state;
+  st.config = std::move(config);
+  auto& cfg = st.config;
+  caf::error invalid = cfg.validate();
+  if (!invalid)
+    invalid = definition->validate();
+  if (invalid) {
+    logger()->error("pipeline: cannot start: {}", render(invalid));
+    self->quit(invalid);
+    return {
+        [](stop_atom) {},
+        [](stats_atom) { return pipeline_stats{}; },
+    };
+  }
+  auto& sys = self->system();
+  st.producer =
+      sys.spawn(producer, producer_config{cfg.producer, std::chrono::milliseconds{5},
+                                          cfg.event_driven});
+  st.executor = sys.spawn(executor, definition, st.producer);
+  orchestrator_config ocfg;
+  ocfg.watermark.batch_size = cfg.batch_size;
+  ocfg.watermark.idle_timeout = cfg.idle_timeout;
+  ocfg.releases_in_flight = cfg.releases_in_flight;
+  ocfg.listener = cfg.listener;
+  st.orchestrator = sys.spawn(orchestrator, ocfg, st.executor);
+  consumer_config ccfg;
+  ccfg.properties = cfg.consumer;
+  ccfg.batch_size = cfg.batch_size;
+  ccfg.startup_timeout = cfg.startup_timeout;
+  ccfg.event_driven = cfg.event_driven;
+  for (size_t i = 0; i < definition->sources().size(); ++i) {
+    auto& s = definition->sources()[i];
+    ccfg.topics.push_back({s.topic, static_cast<uint32_t>(i), s.start});
+  }
+  if (cfg.detached_consumer)
+    st.consumer = sys.spawn<caf::detached>(consumer, ccfg, st.orchestrator);
+  else
+    st.consumer = sys.spawn(consumer, ccfg, st.orchestrator);
+  // Linked: a component's exit reaches the supervisor, and the supervisor's
+  // (whatever its reason) reaches every component.
+  self->link_to(st.producer);
+  self->link_to(st.executor);
+  self->link_to(st.orchestrator);
+  self->link_to(st.consumer);
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    auto& st = self->state;
+    if (em.source == self->address())
+      return;
+    bool component = em.source == st.consumer || em.source == st.orchestrator ||
+                     em.source == st.executor || em.source == st.producer;
+    if (!component) {
+      // Someone asked the pipeline to exit: stop it (an ordered shutdown
+      // for a normal or user_shutdown request, at once otherwise).
+      if (!em.reason || em.reason == caf::exit_reason::user_shutdown)
+        stop(self);
+      else
+        fail(self, std::move(em.reason));
+      return;
+    }
+    if (st.stopping)
+      return;
+    auto which = em.source == st.consumer       ? "consumer"
+                 : em.source == st.orchestrator ? "orchestrator"
+                 : em.source == st.executor     ? "executor"
+                                                : "producer";
+    if (em.reason)
+      fail(self, std::move(em.reason));
+    else
+      fail(self,
+           make_error(ec::stopped, fmt::format("the {} ended unexpectedly", which)));
+  });
+  return {
+      [self](stop_atom) { stop(self); },
+      [self](stats_atom) -> caf::result<pipeline_stats> {
+        auto promise = self->make_response_promise<pipeline_stats>();
+        collect_stats(self,
+                      [promise](const pipeline_stats& s) mutable { promise.deliver(s); });
+        return promise;
+      },
+  };
+}
+
+} // namespace
+
+pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr definition,
+                              pipeline_config config) {
+  return sys.spawn(supervisor, std::move(definition), std::move(config));
+}
+
+caf::error wait_for(caf::actor_system& sys, const pipeline_actor& pipeline) {
+  caf::scoped_actor self{sys};
+  self->monitor(pipeline);
+  caf::error result;
+  self->receive([&](caf::down_msg& dm) { result = std::move(dm.reason); });
+  return result;
+}
+
+} // namespace castor

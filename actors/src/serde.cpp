@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "castor/serde.hpp"
+
+#include <fmt/format.h>
+
+namespace castor {
+
+kafka_record kafka_record::copy_of(const message_view& view) {
+  kafka_record result;
+  result.topic = std::string{view.topic};
+  result.partition = view.partition;
+  result.offset = view.offset;
+  result.time = view.time;
+  result.time_type = view.time_type;
+  if (view.key)
+    result.key = std::string{*view.key};
+  if (view.value)
+    result.value = std::string{*view.value};
+  result.headers.reserve(view.headers.size());
+  for (size_t i = 0, n = view.headers.size(); i < n; ++i) {
+    auto h = view.headers[i];
+    result.headers.push_back(header{
+        std::string{h.name},
+        h.value ? std::optional<std::string>{std::string{*h.value}} : std::nullopt});
+  }
+  return result;
+}
+
+namespace serde {
+
+namespace {
+
+std::string_view value_or_reject(std::span<const message_view> messages, size_t i) {
+  auto& m = messages[i];
+  if (!m.value)
+    throw deserialize_error(i, fmt::format("null value (tombstone) at {}[{}] offset {}",
+                                           m.topic, m.partition, m.offset));
+  return *m.value;
+}
+
+} // namespace
+
+deserializer<std::vector<kafka_record>> records() {
+  return [](std::span<const message_view> messages) {
+    std::vector<kafka_record> result;
+    result.reserve(messages.size());
+    for (auto& m : messages)
+      result.push_back(kafka_record::copy_of(m));
+    return result;
+  };
+}
+
+deserializer<std::vector<message_view>> views() {
+  return [](std::span<const message_view> messages) {
+    return std::vector<message_view>{messages.begin(), messages.end()};
+  };
+}
+
+deserializer<std::vector<std::string>> strings() {
+  return [](std::span<const message_view> messages) {
+    std::vector<std::string> result;
+    result.reserve(messages.size());
+    for (size_t i = 0; i < messages.size(); ++i)
+      result.emplace_back(value_or_reject(messages, i));
+    return result;
+  };
+}
+
+deserializer<std::vector<std::string>> words() {
+  return [](std::span<const message_view> messages) {
+    std::vector<std::string> result;
+    for (size_t i = 0; i < messages.size(); ++i) {
+      auto text = value_or_reject(messages, i);
+      size_t pos = 0;
+      while (pos < text.size()) {
+        auto start = text.find_first_not_of(" \t\r\n\f\v", pos);
+        if (start == std::string_view::npos)
+          break;
+        auto end = text.find_first_of(" \t\r\n\f\v", start);
+        if (end == std::string_view::npos)
+          end = text.size();
+        result.emplace_back(text.substr(start, end - start));
+        pos = end;
+      }
+    }
+    return result;
+  };
+}
+
+serializer<std::vector<producer_record>> records_out() {
+  return
+      [](const std::vector<producer_record>& records, std::vector<producer_record>& out) {
+        out.insert(out.end(), records.begin(), records.end());
+      };
+}
+
+serializer<std::vector<std::string>> strings_out() {
+  return [](const std::vector<std::string>& values, std::vector<producer_record>& out) {
+    for (auto& v : values) {
+      producer_record r;
+      r.value = v;
+      out.push_back(std::move(r));
+    }
+  };
+}
+
+serializer<std::vector<std::pair<std::string, std::string>>> key_values_out() {
+  return [](const std::vector<std::pair<std::string, std::string>>& pairs,
+            std::vector<producer_record>& out) {
+    for (auto& [k, v] : pairs) {
+      producer_record r;
+      r.key = k;
+      r.value = v;
+      out.push_back(std::move(r));
+    }
+  };
+}
+
+} // namespace serde
+} // namespace castor

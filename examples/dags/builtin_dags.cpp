@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "builtin_dags.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <tuple>
+
+namespace castor::dags {
+
+namespace {
+
+caf::error wrong_shape(const char* dag, const char* what) {
+  return make_error(ec::invalid_config, fmt::format("dag '{}' needs {}", dag, what));
+}
+
+using words = std::vector<std::string>;
+using word_counts = std::map<std::string, int64_t>;
+using count_updates = std::vector<std::pair<std::string, std::string>>;
+using views = std::vector<message_view>;
+
+// The latest count of every word seen in this cycle, in word order.
+count_updates changed_counts(const word_counts& counts, const words& seen) {
+  words unique = seen;
+  std::sort(unique.begin(), unique.end());
+  unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
+  count_updates result;
+  result.reserve(unique.size());
+  for (auto& w : unique)
+    result.emplace_back(w, std::to_string(counts.at(w)));
+  return result;
+}
+
+// Release order: (timestamp, topic, partition, offset).
+auto release_key(const message_view& m) {
+  return std::tuple{m.time.value_or(timestamp::min()), m.topic, m.partition, m.offset};
+}
+
+views merge_two(const views& a, const views& b) {
+  views out;
+  out.reserve(a.size() + b.size());
+  std::merge(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out),
+             [](const message_view& x, const message_view& y) {
+               return release_key(x) < release_key(y);
+             });
+  return out;
+}
+
+void copy_with_coordinates(const views& messages, std::vector<producer_record>& out) {
+  out.reserve(out.size() + messages.size());
+  for (auto& m : messages) {
+    producer_record r;
+    if (m.key)
+      r.key = std::string{*m.key};
+    if (m.value)
+      r.value = std::string{*m.value};
+    r.headers.reserve(m.headers.size() + 4);
+    for (size_t i = 0, n = m.headers.size(); i < n; ++i) {
+      auto h = m.headers[i];
+      r.headers.push_back(header{
+          std::string{h.name},
+          h.value ? std::optional<std::string>{std::string{*h.value}} : std::nullopt});
+    }
+    r.headers.push_back(header{"castor.topic", std::string{m.topic}});
+    r.headers.push_back(header{"castor.partition", std::to_string(m.partition)});
+    r.headers.push_back(header{"castor.offset", std::to_string(m.offset)});
+    if (m.time) {
+      r.headers.push_back(header{"castor.timestamp", std::to_string(to_millis(*m.time))});
+      r.time = m.time;
+    }
+    out.push_back(std::move(r));
+  }
+}
+
+} // namespace
+
+caf::expected<pipeline_definition_ptr> wordcount(const std::vector<source_spec>& sources,
+                                                 const std::vector<sink_spec>& sinks) {
+  if (sources.size() != 1)
+    return wrong_shape("wordcount", "exactly one source");
+  if (sinks.size() != 1)
+    return wrong_shape("wordcount", "exactly one sink");
+  auto graph = std::make_unique<dag>();
+  auto text = graph->source_stream<words>(sources[0].name);
+  auto counts =
+      graph
+          ->accumulate(word_counts{},
+                       [](word_counts& all, const words& seen) {
+                         for (auto& w : seen)
+                           ++all[w];
+                         return seen.empty() ? change::unchanged : change::updated;
+                       })
+          .named("word_counts")
+          .map(text);
+  auto updates = graph->stream(changed_counts).named("changed_counts").map(counts, text);
+  auto out = graph->sink(sinks[0].name, updates);
+  auto def = std::make_shared<pipeline_definition>(std::move(graph));
+  def->source(text, sources[0].topic, serde::words(), sources[0].start);
+  def->sink(out, serde::key_values_out(), sinks[0].topic);
+  return def;
+}
+
+caf::expected<pipeline_definition_ptr> merge(const std::vector<source_spec>& sources,
+                                             const std::vector<sink_spec>& sinks) {
+  if (sources.empty())
+    return wrong_shape("merge", "at least one source");
+  if (sinks.size() != 1)
+    return wrong_shape("merge", "exactly one sink");
+  auto graph = std::make_unique<dag>();
+  std::vector<source_ref<views>> inputs;
+  for (auto& s : sources)
+    inputs.push_back(graph->source_stream<views>(s.name));
+  node_ref<views> merged = inputs[0];
+  for (size_t i = 1; i < inputs.size(); ++i)
+    merged = graph->stream(merge_two)
+                 .named("merge_" + std::to_string(i))
+                 .map(merged, inputs[i]);
+  auto out = graph->sink(sinks[0].name, merged);
+  auto def = std::make_shared<pipeline_definition>(std::move(graph));
+  for (size_t i = 0; i < sources.size(); ++i)
+    def->source(inputs[i], sources[i].topic, serde::views(), sources[i].start);
+  def->sink(out, serializer<views>{copy_with_coordinates}, sinks[0].topic);
+  return def;
+}
+
+const std::map<std::string, factory>& builtin() {
+  static const std::map<std::string, factory> dags{{"wordcount", wordcount},
+                                                   {"merge", merge}};
+  return dags;
+}
+
+} // namespace castor::dags

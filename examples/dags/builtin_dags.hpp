@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// castor's built-in DAGs, bound to the sources and sinks a configuration
+// names: `wordcount` (beavers' example) and `merge` (ordered copy of every
+// source into one topic, the tool for checking ordered replay from outside).
+
+#include "castor/pipeline.hpp"
+
+#include <caf/expected.hpp>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace castor::dags {
+
+/// A DAG source bound to a topic.
+struct source_spec {
+  std::string name;
+  std::string topic;
+  start_policy start;
+};
+
+/// A DAG sink bound to a topic.
+struct sink_spec {
+  std::string name;
+  std::string topic;
+};
+
+using factory = std::function<caf::expected<pipeline_definition_ptr>(
+    const std::vector<source_spec>&, const std::vector<sink_spec>&)>;
+
+/// Word count: one source (values split on whitespace into words), one sink
+/// (key = word, value = the word's latest count, for every word seen in the
+/// cycle).
+caf::expected<pipeline_definition_ptr> wordcount(const std::vector<source_spec>& sources,
+                                                 const std::vector<sink_spec>& sinks);
+
+/// Merge: every message of every source, in release order, into the one
+/// sink's topic: same key, value and headers, plus headers `castor.topic`,
+/// `castor.partition`, `castor.offset` and `castor.timestamp` (ms), with the
+/// source timestamp as the output timestamp.
+caf::expected<pipeline_definition_ptr> merge(const std::vector<source_spec>& sources,
+                                             const std::vector<sink_spec>& sinks);
+
+/// The built-in DAGs by name.
+const std::map<std::string, factory>& builtin();
+
+} // namespace castor::dags
