@@ -60,6 +60,10 @@ std::string private_group_id() {
 } // namespace
 
 consumer_state::~consumer_state() {
+  for (auto& p : partitions)
+    if (p.queue)
+      rd_kafka_queue_cb_event_enable(p.queue.get(), nullptr, nullptr);
+  partitions.clear();
   if (queue) {
     rd_kafka_queue_cb_event_enable(queue.get(), nullptr, nullptr);
     queue.reset();
@@ -79,8 +83,11 @@ caf::error consumer_state::start(consumer_actor::stateful_pointer<consumer_state
   props["enable.auto.offset.store"] = "false";
   if (!props.contains("group.id"))
     props["group.id"] = private_group_id();
+  // Each partition prefetches into its own queue, up to these limits.
   if (!props.contains("queued.min.messages"))
-    props["queued.min.messages"] = "1000000";
+    props["queued.min.messages"] = "100000";
+  if (!props.contains("queued.max.messages.kbytes"))
+    props["queued.max.messages.kbytes"] = "16384";
   auto conf = kafka::make_conf(props, "consumer");
   if (!conf)
     return conf.error();
@@ -115,6 +122,22 @@ caf::error consumer_state::start(consumer_actor::stateful_pointer<consumer_state
   }
   table = result;
 
+  // Each partition keeps its own queue (set up before the assignment, which
+  // would otherwise forward them all into the consumer queue).
+  auto event_driven = config.event_driven;
+  if (event_driven)
+    wake->target = caf::actor_cast<caf::weak_actor_ptr>(self);
+  for (auto& e : table->partitions) {
+    kafka::queue_ptr q{
+        rd_kafka_queue_get_partition(client.get(), e.topic.c_str(), e.partition)};
+    if (!q)
+      return make_error(ec::kafka_error,
+                        fmt::format("no queue for {}[{}]", e.topic, e.partition));
+    rd_kafka_queue_forward(q.get(), nullptr);
+    if (event_driven)
+      rd_kafka_queue_cb_event_enable(q.get(), &detail::wakeup::on_event, wake.get());
+    partitions.push_back(partition_queue{std::move(q), false});
+  }
   kafka::partition_list_ptr list{
       rd_kafka_topic_partition_list_new(static_cast<int>(table->partitions.size()))};
   for (auto& e : table->partitions) {
@@ -129,10 +152,8 @@ caf::error consumer_state::start(consumer_actor::stateful_pointer<consumer_state
   queue.reset(rd_kafka_queue_get_consumer(client.get()));
   buffer.resize(config.batch_size);
   allowance = config.batch_size;
-  if (config.event_driven) {
-    wake->target = caf::actor_cast<caf::weak_actor_ptr>(self);
+  if (event_driven)
     rd_kafka_queue_cb_event_enable(queue.get(), &detail::wakeup::on_event, wake.get());
-  }
   self->send(orchestrator, start_atom::value, table,
              caf::actor_cast<consumer_actor>(self));
   return {};
@@ -142,60 +163,64 @@ void consumer_state::drain(consumer_actor::stateful_pointer<consumer_state> self
   wake->pending = false;
   if (in_flight || !queue)
     return;
-  auto n = rd_kafka_consume_batch_queue(queue.get(), 0, buffer.data(),
-                                        std::min(allowance, buffer.size()));
-  if (n <= 0)
-    return;
   auto batch = std::make_shared<consumed_batch>();
-  batch->messages.reserve(static_cast<size_t>(n));
-  auto pid_of = [this](const rd_kafka_message_t* m) -> std::optional<uint32_t> {
-    if (m->rkt == nullptr)
-      return std::nullopt;
-    for (auto& [rkt, base] : topic_cache)
-      if (rkt == m->rkt)
-        return base + static_cast<uint32_t>(m->partition);
-    auto i = first_pid.find(rd_kafka_topic_name(m->rkt));
-    if (i == first_pid.end())
-      return std::nullopt;
-    topic_cache.emplace_back(m->rkt, i->second);
-    return i->second + static_cast<uint32_t>(m->partition);
-  };
   caf::error fatal;
+  // Error events never join the data: transient ones are logged (librdkafka
+  // retries), fatal ones stop the consumer.
+  auto classify = [&](rd_kafka_message_t* m) {
+    auto where = m->rkt != nullptr
+                     ? fmt::format("{}[{}]", rd_kafka_topic_name(m->rkt), m->partition)
+                     : std::string{"the cluster"};
+    auto text =
+        fmt::format("consumer error on {}: {}", where, rd_kafka_message_errstr(m));
+    if (is_fatal(m->err)) {
+      if (!fatal)
+        fatal = kafka::to_error(m->err, text);
+    } else {
+      logger()->warn("consumer: {} ({}); retrying", text, rd_kafka_err2name(m->err));
+    }
+  };
+  // Errors that concern no partition arrive on the consumer queue.
+  auto n = rd_kafka_consume_batch_queue(queue.get(), 0, buffer.data(), buffer.size());
   for (ssize_t i = 0; i < n; ++i) {
     auto* m = buffer[static_cast<size_t>(i)];
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && !fatal) {
-      if (auto pid = pid_of(m)) {
-        batch->messages.emplace_back(m, *pid);
-        continue;
-      }
-    } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      if (auto pid = pid_of(m))
-        batch->end_of_partition.push_back(*pid);
-    } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      // Error events never join the data.
-      auto where = m->rkt != nullptr
-                       ? fmt::format("{}[{}]", rd_kafka_topic_name(m->rkt), m->partition)
-                       : std::string{"the cluster"};
-      auto text =
-          fmt::format("consumer error on {}: {}", where, rd_kafka_message_errstr(m));
-      if (is_fatal(m->err) && !fatal) {
-        fatal = kafka::to_error(m->err, text);
-      } else {
-        logger()->warn("consumer: {} ({}); retrying", text, rd_kafka_err2name(m->err));
-      }
-    }
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+        m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+      classify(m);
     rd_kafka_message_destroy(m);
   }
+  // Then the partitions that are not paused, round-robin, within the credit.
+  size_t budget = std::min(allowance, buffer.size());
+  auto count = partitions.size();
+  for (size_t k = 0; k < count && budget > 0 && !fatal; ++k) {
+    auto pid = static_cast<uint32_t>((next_partition + k) % count);
+    auto& part = partitions[pid];
+    if (part.paused)
+      continue;
+    auto got = rd_kafka_consume_batch_queue(part.queue.get(), 0, buffer.data(), budget);
+    for (ssize_t i = 0; i < got; ++i) {
+      auto* m = buffer[static_cast<size_t>(i)];
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && !fatal) {
+        batch->messages.emplace_back(m, pid); // takes ownership
+        --budget;
+        continue;
+      }
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        batch->end_of_partition.push_back(pid);
+      else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        classify(m);
+      rd_kafka_message_destroy(m);
+    }
+  }
+  if (count > 0)
+    next_partition = (next_partition + 1) % count;
   if (fatal) {
     logger()->error("consumer: stops: {}", render(fatal));
     self->quit(fatal);
     return;
   }
-  if (batch->messages.empty() && batch->end_of_partition.empty()) {
-    // Only transient errors: look again, after the mailbox.
-    self->send(self, wake_atom::value);
-    return;
-  }
+  if (batch->messages.empty() && batch->end_of_partition.empty())
+    return; // the queues' callbacks wake the consumer when data arrives
   in_flight = true;
   self->request(orchestrator, caf::infinite, std::move(batch))
       .then(
@@ -208,19 +233,9 @@ void consumer_state::drain(consumer_actor::stateful_pointer<consumer_state> self
 }
 
 void consumer_state::apply(bool pause, const std::vector<uint32_t>& pids) {
-  if (!client || pids.empty())
-    return;
-  kafka::partition_list_ptr list{
-      rd_kafka_topic_partition_list_new(static_cast<int>(pids.size()))};
-  for (auto pid : pids) {
-    auto& e = table->partitions.at(pid);
-    rd_kafka_topic_partition_list_add(list.get(), e.topic.c_str(), e.partition);
-  }
-  auto err = pause ? rd_kafka_pause_partitions(client.get(), list.get())
-                   : rd_kafka_resume_partitions(client.get(), list.get());
-  if (err)
-    logger()->warn("consumer: {} failed: {}", pause ? "pause" : "resume",
-                   rd_kafka_err2str(err));
+  for (auto pid : pids)
+    if (pid < partitions.size())
+      partitions[pid].paused = pause;
 }
 
 consumer_actor::behavior_type

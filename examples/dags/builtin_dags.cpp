@@ -47,7 +47,10 @@ views merge_two(const views& a, const views& b) {
   return out;
 }
 
-void copy_with_coordinates(const views& messages, std::vector<producer_record>& out) {
+// Key, value, headers and timestamp of each message; with `coordinates`,
+// also headers naming where it came from.
+void copy_messages(const views& messages, std::vector<producer_record>& out,
+                   bool coordinates) {
   out.reserve(out.size() + messages.size());
   for (auto& m : messages) {
     producer_record r;
@@ -55,19 +58,21 @@ void copy_with_coordinates(const views& messages, std::vector<producer_record>& 
       r.key = std::string{*m.key};
     if (m.value)
       r.value = std::string{*m.value};
-    r.headers.reserve(m.headers.size() + 4);
+    r.headers.reserve(m.headers.size() + (coordinates ? 4 : 0));
     for (size_t i = 0, n = m.headers.size(); i < n; ++i) {
       auto h = m.headers[i];
       r.headers.push_back(header{
           std::string{h.name},
           h.value ? std::optional<std::string>{std::string{*h.value}} : std::nullopt});
     }
-    r.headers.push_back(header{"castor.topic", std::string{m.topic}});
-    r.headers.push_back(header{"castor.partition", std::to_string(m.partition)});
-    r.headers.push_back(header{"castor.offset", std::to_string(m.offset)});
-    if (m.time) {
-      r.headers.push_back(header{"castor.timestamp", std::to_string(to_millis(*m.time))});
-      r.time = m.time;
+    r.time = m.time;
+    if (coordinates) {
+      r.headers.push_back(header{"castor.topic", std::string{m.topic}});
+      r.headers.push_back(header{"castor.partition", std::to_string(m.partition)});
+      r.headers.push_back(header{"castor.offset", std::to_string(m.offset)});
+      if (m.time)
+        r.headers.push_back(
+            header{"castor.timestamp", std::to_string(to_millis(*m.time))});
     }
     out.push_back(std::move(r));
   }
@@ -101,12 +106,15 @@ caf::expected<pipeline_definition_ptr> wordcount(const std::vector<source_spec>&
   return def;
 }
 
-caf::expected<pipeline_definition_ptr> merge(const std::vector<source_spec>& sources,
-                                             const std::vector<sink_spec>& sinks) {
+namespace {
+
+caf::expected<pipeline_definition_ptr>
+ordered_copy(const char* name, const std::vector<source_spec>& sources,
+             const std::vector<sink_spec>& sinks, bool coordinates) {
   if (sources.empty())
-    return wrong_shape("merge", "at least one source");
+    return wrong_shape(name, "at least one source");
   if (sinks.size() != 1)
-    return wrong_shape("merge", "exactly one sink");
+    return wrong_shape(name, "exactly one sink");
   auto graph = std::make_unique<dag>();
   std::vector<source_ref<views>> inputs;
   for (auto& s : sources)
@@ -120,8 +128,25 @@ caf::expected<pipeline_definition_ptr> merge(const std::vector<source_spec>& sou
   auto def = std::make_shared<pipeline_definition>(std::move(graph));
   for (size_t i = 0; i < sources.size(); ++i)
     def->source(inputs[i], sources[i].topic, serde::views(), sources[i].start);
-  def->sink(out, serializer<views>{copy_with_coordinates}, sinks[0].topic);
+  def->sink(out,
+            serializer<views>{[coordinates](const views& messages,
+                                            std::vector<producer_record>& records) {
+              copy_messages(messages, records, coordinates);
+            }},
+            sinks[0].topic);
   return def;
+}
+
+} // namespace
+
+caf::expected<pipeline_definition_ptr> merge(const std::vector<source_spec>& sources,
+                                             const std::vector<sink_spec>& sinks) {
+  return ordered_copy("merge", sources, sinks, true);
+}
+
+caf::expected<pipeline_definition_ptr> copy(const std::vector<source_spec>& sources,
+                                            const std::vector<sink_spec>& sinks) {
+  return ordered_copy("copy", sources, sinks, false);
 }
 
 const std::map<std::string, factory>& builtin() {

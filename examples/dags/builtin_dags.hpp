@@ -45,6 +45,11 @@ caf::expected<pipeline_definition_ptr> wordcount(const std::vector<source_spec>&
 caf::expected<pipeline_definition_ptr> merge(const std::vector<source_spec>& sources,
                                              const std::vector<sink_spec>& sinks);
 
+/// Copy: like merge without the coordinate headers (key, value, headers and
+/// timestamp of every message, in release order).
+caf::expected<pipeline_definition_ptr> copy(const std::vector<source_spec>& sources,
+                                            const std::vector<sink_spec>& sinks);
+
 /// The built-in DAGs by name.
 const std::map<std::string, factory>& builtin();
 

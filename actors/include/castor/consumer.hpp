@@ -65,14 +65,26 @@ struct consumer_state {
 
   void apply(bool pause, const std::vector<uint32_t>& pids);
 
+  /// One partition's queue: castor reads each partition from its own queue,
+  /// so pausing one is just not reading it (librdkafka stops fetching when
+  /// the queue holds queued.min.messages or queued.max.messages.kbytes)
+  /// and resuming wastes nothing.
+  struct partition_queue {
+    kafka::queue_ptr queue;
+    bool paused = false;
+  };
+
   consumer_config config;
   orchestrator_actor orchestrator;
   kafka::handle_ptr client;
+  /// The consumer queue: errors that concern no partition.
   kafka::queue_ptr queue;
+  std::vector<partition_queue> partitions;
+  /// Where the next drain starts reading, for fairness.
+  size_t next_partition = 0;
   std::shared_ptr<detail::wakeup> wake = std::make_shared<detail::wakeup>();
   partition_table_ptr table;
   std::unordered_map<std::string, uint32_t> first_pid;
-  std::vector<std::pair<const rd_kafka_topic_t*, uint32_t>> topic_cache;
   std::vector<rd_kafka_message_t*> buffer;
   bool in_flight = false;
   /// Messages the orchestrator accepts in the next batch.
