@@ -244,3 +244,27 @@ TEST_CASE("an unknown source topic stops the pipeline with an error naming it",
   REQUIRE(err);
   CHECK_THAT(castor::render(err), Catch::Contains("no-such-topic"));
 }
+
+TEST_CASE("time start policies find their offsets on the mock cluster (by bisection)",
+          "[integration][pipeline]") {
+  kafka_env env{{{"in", 2}, {"out", 1}}};
+  std::vector<record> input;
+  for (int i = 0; i < 40; ++i)
+    input.push_back({"in", i % 2, "k" + std::to_string(i), "v", t0 + i * 1000});
+  env.produce(input);
+  system_fixture fx;
+  // From t0 + 30 s: messages 30..39, five per partition.
+  auto def = castor::dags::copy(
+      {{"in", "in", start_policy::absolute_time(castor::from_millis(t0 + 30'000))}},
+      {{"out", "out"}});
+  REQUIRE(def);
+  auto pipeline = fx.run(*def, env.config());
+  auto s =
+      wait_until(*fx.sys, pipeline, [](auto& s) { return s.live && s.delivered == 10; });
+  CHECK(s.consumed == 10);
+  auto out = env.read("out", 10);
+  REQUIRE(out.size() == 10);
+  CHECK(out.front().key == "k30");
+  CHECK(out.back().key == "k39");
+  stop_and_wait(*fx.sys, pipeline);
+}

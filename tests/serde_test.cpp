@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: Apache-2.0
+// Ready-made deserializers and serializers.
+
+#include "castor/json.hpp"
+#include "castor/serde.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <vector>
+
+using castor::message_view;
+using castor::producer_record;
+
+namespace {
+
+message_view view(std::optional<std::string_view> value, int64_t offset = 0,
+                  std::optional<std::string_view> key = std::nullopt) {
+  message_view m;
+  m.topic = "in";
+  m.partition = 2;
+  m.offset = offset;
+  m.key = key;
+  m.value = value;
+  return m;
+}
+
+} // namespace
+
+TEST_CASE("strings and words deserializers read values and reject tombstones",
+          "[serde]") {
+  std::vector<message_view> ms{view("hello world"), view("  a\tb \n"), view("")};
+  CHECK(castor::serde::strings()(ms) ==
+        std::vector<std::string>{"hello world", "  a\tb \n", ""});
+  CHECK(castor::serde::words()(ms) ==
+        std::vector<std::string>{"hello", "world", "a", "b"});
+  std::vector<message_view> bad{view("ok"), view(std::nullopt, 41)};
+  try {
+    castor::serde::strings()(bad);
+    FAIL("no deserialize_error");
+  } catch (const castor::deserialize_error& e) {
+    CHECK(e.index() == 1);
+    CHECK_THAT(e.what(), Catch::Contains("in[2] offset 41"));
+  }
+  CHECK_THROWS_AS(castor::serde::words()(bad), castor::deserialize_error);
+}
+
+TEST_CASE("records copy every message with its metadata; views copy nothing", "[serde]") {
+  std::vector<castor::header> hs{{"h", "v"}, {"n", std::nullopt}};
+  auto owned =
+      castor::consumed_message::make(0, 7, castor::from_millis(1000), "k", "v", hs);
+  std::vector<message_view> ms{owned.view("in", 3)};
+  auto records = castor::serde::records()(ms);
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].topic == "in");
+  CHECK(records[0].partition == 3);
+  CHECK(records[0].offset == 7);
+  CHECK(records[0].time == castor::from_millis(1000));
+  CHECK(records[0].key == "k");
+  CHECK(records[0].value == "v");
+  CHECK(records[0].headers == hs);
+  auto views = castor::serde::views()(ms);
+  REQUIRE(views.size() == 1);
+  CHECK(views[0].value->data() == ms[0].value->data());
+}
+
+TEST_CASE("JSON deserializers parse values and name the message they reject", "[serde]") {
+  std::vector<message_view> ms{view(R"({"a": 1})"), view("[1, 2]")};
+  auto docs = castor::serde::json()(ms);
+  REQUIRE(docs.size() == 2);
+  CHECK(docs[0]["a"] == 1);
+  CHECK(docs[1].size() == 2);
+  std::vector<message_view> bad{view("{}"), view("{oops", 9)};
+  try {
+    castor::serde::json()(bad);
+    FAIL("no deserialize_error");
+  } catch (const castor::deserialize_error& e) {
+    CHECK(e.index() == 1);
+    CHECK_THAT(e.what(), Catch::Contains("invalid JSON at in[2] offset 9"));
+  }
+  std::vector<message_view> numbers{view("1"), view("2")};
+  CHECK(castor::serde::json_as<int>()(numbers) == std::vector<int>{1, 2});
+  std::vector<message_view> wrong{view("1"), view(R"("x")", 5)};
+  CHECK_THROWS_WITH(castor::serde::json_as<int>()(wrong),
+                    Catch::Contains("unexpected JSON at in[2] offset 5"));
+}
+
+TEST_CASE("serializers make records; an empty topic means the sink's default",
+          "[serde]") {
+  std::vector<producer_record> out;
+  castor::serde::strings_out()({"a", "b"}, out);
+  castor::serde::key_values_out()({{"k", "v"}}, out);
+  castor::serde::json_out()({nlohmann::json{{"x", 1}}}, out);
+  REQUIRE(out.size() == 4);
+  CHECK(out[0].value == "a");
+  CHECK_FALSE(out[0].key.has_value());
+  CHECK(out[0].topic.empty());
+  CHECK(out[2].key == "k");
+  CHECK(out[2].value == "v");
+  CHECK(out[3].value == R"({"x":1})");
+  producer_record tombstone;
+  tombstone.topic = "t";
+  tombstone.key = "k";
+  std::vector<producer_record> passthrough;
+  castor::serde::records_out()({tombstone}, passthrough);
+  REQUIRE(passthrough.size() == 1);
+  CHECK(passthrough[0] == tombstone);
+}
