@@ -19,7 +19,7 @@ esac
 packages=(
   cmake g++ make pkg-config
   libcaf-dev librdkafka-dev libspdlog-dev libfmt-dev libcli11-dev catch2
-  libhowardhinnant-date-dev tzdata nlohmann-json3-dev
+  libhowardhinnant-date-dev tzdata nlohmann-json3-dev libtomlplusplus-dev
   kcat
 )
 missing=()
@@ -42,9 +42,9 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCASTOR_ENABLE_WERROR=
 cmake --build "$build" -j2
 
 if [ "$mode" = run ]; then
-  # Until the Kafka pipeline lands, the main job is the DAG demo: beavers'
-  # word count over a bundled text.
-  exec "$build/examples/castor_dag_demo" examples/data/words.txt
+  # castor on its embedded broker with the word count DAG, fed with a
+  # bundled text; stays live until Ctrl-C.
+  CASTOR_BUILD_DIR="$build" exec examples/run_wordcount.sh
 else
   exec ctest --test-dir "$build" -j2 --output-on-failure
 fi

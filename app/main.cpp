@@ -1,20 +1,263 @@
 // SPDX-License-Identifier: Apache-2.0
-// The castor service binary: parses the command line and hands over to the
-// library.
+// The castor service binary: parses the command line, loads the
+// configuration, sets up logging, runs a pipeline (or a development broker)
+// until SIGINT/SIGTERM, and maps errors to exit codes.
 
+#include "castor/kafka.hpp"
+#include "castor/logger.hpp"
+#include "castor/pipeline.hpp"
 #include "castor/version.hpp"
 
 #include <CLI/CLI.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/send.hpp>
+#include <spdlog/spdlog.h>
 
+#include <atomic>
+#include <csignal>
+#include <fstream>
 #include <iostream>
+#include <pthread.h>
+#include <thread>
+
+#include "builtin_dags.hpp"
+#include "service_config.hpp"
+
+namespace {
+
+/// Exit codes (documented in README.md and config/README.md).
+enum exit_code : int {
+  exit_ok = 0,
+  exit_unexpected = 1,
+  exit_config = 2,
+  exit_broker = 3,
+  exit_kafka = 4,
+  exit_data = 5,
+};
+
+int exit_code_of(const caf::error& err) {
+  using castor::ec;
+  switch (castor::code_of(err)) {
+  case ec::none:
+    return err ? exit_unexpected : exit_ok;
+  case ec::invalid_config:
+  case ec::kafka_config:
+  case ec::invalid_time_zone:
+    return exit_config;
+  case ec::broker_unreachable:
+  case ec::broker_timeout:
+  case ec::unknown_topic:
+  case ec::no_partitions:
+    return exit_broker;
+  case ec::kafka_error:
+  case ec::fatal_kafka_error:
+  case ec::produce_failed:
+    return exit_kafka;
+  case ec::deserialize_failed:
+  case ec::node_failed:
+  case ec::serialize_failed:
+    return exit_data;
+  case ec::stopped:
+    return exit_unexpected;
+  }
+  return exit_unexpected;
+}
+
+// SIGINT and SIGTERM are blocked in every thread and taken by sigwait in one.
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+// Waits for SIGINT/SIGTERM (calling `on_signal` once) until `done`.
+template <class F>
+std::thread signal_watcher(std::atomic<bool>& done, F on_signal) {
+  return std::thread{[&done, on_signal] {
+    auto set = stop_signals();
+    timespec tick{0, 200'000'000};
+    bool signalled = false;
+    while (!done) {
+      int sig = sigtimedwait(&set, nullptr, &tick);
+      if (sig > 0 && !signalled) {
+        signalled = true;
+        on_signal(sig);
+      }
+    }
+  }};
+}
+
+bool write_addr_file(const std::string& path, const std::string& bootstrap) {
+  if (path.empty())
+    return true;
+  std::ofstream out{path + ".tmp"};
+  out << bootstrap << '\n';
+  out.close();
+  return out && std::rename((path + ".tmp").c_str(), path.c_str()) == 0;
+}
+
+caf::expected<std::unique_ptr<castor::kafka::mock_cluster>>
+start_broker(const std::vector<castor::service::embedded_topic>& topics) {
+  auto cluster = castor::kafka::mock_cluster::start();
+  if (!cluster)
+    return cluster.error();
+  for (auto& t : topics)
+    if (auto err = (*cluster)->create_topic(t.name, t.partitions))
+      return err;
+  return cluster;
+}
+
+int fail(const caf::error& err) {
+  std::cerr << "castor: " << castor::render(err) << '\n';
+  return exit_code_of(err);
+}
+
+int run(const std::string& path, const std::string& log_level,
+        const std::string& addr_file) {
+  auto cfg = castor::service::load(path);
+  if (!cfg)
+    return fail(cfg.error());
+  spdlog::set_level(
+      spdlog::level::from_str(log_level.empty() ? cfg->log_level : log_level));
+  castor::logger()->set_level(spdlog::get_level());
+  std::unique_ptr<castor::kafka::mock_cluster> cluster;
+  std::string bootstrap = cfg->bootstrap_servers;
+  if (cfg->embedded()) {
+    auto started = start_broker(cfg->embedded_topics);
+    if (!started)
+      return fail(started.error());
+    cluster = std::move(*started);
+    bootstrap = cluster->bootstrap_servers();
+    castor::logger()->info("castor: embedded broker (in memory, for development) at {}",
+                           bootstrap);
+  }
+  if (!write_addr_file(addr_file, bootstrap))
+    return fail(castor::make_error(castor::ec::invalid_config,
+                                   "cannot write the address file " + addr_file));
+  auto def = castor::dags::builtin().at(cfg->dag)(cfg->sources, cfg->sinks);
+  if (!def)
+    return fail(def.error());
+  caf::actor_system_config sys_cfg;
+  castor::add_message_types(sys_cfg);
+  caf::error result;
+  {
+    caf::actor_system sys{sys_cfg};
+    castor::logger()->info("castor: runs dag '{}' ({} source(s), {} sink(s)) on {}",
+                           cfg->dag, cfg->sources.size(), cfg->sinks.size(), bootstrap);
+    auto pipeline = castor::spawn_pipeline(sys, *def, cfg->to_pipeline_config(bootstrap));
+    std::atomic<bool> done{false};
+    auto watcher = signal_watcher(done, [pipeline](int sig) {
+      castor::logger()->info("castor: {} received: stopping",
+                             sig == SIGINT ? "SIGINT" : "SIGTERM");
+      caf::anon_send(pipeline, castor::stop_atom::value);
+    });
+    result = castor::wait_for(sys, pipeline);
+    done = true;
+    watcher.join();
+  }
+  if (result)
+    return fail(result);
+  return exit_ok;
+}
+
+int check(const std::string& path) {
+  auto cfg = castor::service::load(path);
+  if (!cfg)
+    return fail(cfg.error());
+  std::cout << "# " << path << ": valid; effective configuration (secrets masked):\n\n"
+            << castor::service::to_toml(*cfg);
+  return exit_ok;
+}
+
+int broker(const std::vector<std::string>& topics, const std::string& addr_file) {
+  std::vector<castor::service::embedded_topic> parsed;
+  for (auto& t : topics) {
+    auto colon = t.rfind(':');
+    int partitions = 0;
+    try {
+      partitions = colon == std::string::npos ? 0 : std::stoi(t.substr(colon + 1));
+    } catch (const std::exception&) {
+    }
+    if (colon == 0 || partitions < 1)
+      return fail(castor::make_error(castor::ec::invalid_config,
+                                     "--topic '" + t + "' is not NAME:PARTITIONS"));
+    parsed.push_back({t.substr(0, colon), partitions});
+  }
+  auto cluster = start_broker(parsed);
+  if (!cluster)
+    return fail(cluster.error());
+  auto& bootstrap = (*cluster)->bootstrap_servers();
+  if (!write_addr_file(addr_file, bootstrap))
+    return fail(castor::make_error(castor::ec::invalid_config,
+                                   "cannot write the address file " + addr_file));
+  std::cout << bootstrap << std::endl;
+  castor::logger()->info("castor: development broker (librdkafka's mock cluster, data in "
+                         "memory) at {}; Ctrl-C stops it",
+                         bootstrap);
+  std::atomic<bool> done{false};
+  std::atomic<bool> stop{false};
+  auto watcher = signal_watcher(done, [&stop](int) { stop = true; });
+  while (!stop)
+    std::this_thread::sleep_for(std::chrono::milliseconds{100});
+  done = true;
+  watcher.join();
+  castor::logger()->info("castor: broker stopped");
+  return exit_ok;
+}
+
+} // namespace
 
 int main(int argc, char** argv) {
+  auto signals = stop_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
   CLI::App app{"castor: ordered replay and live stream processing for Apache Kafka",
                "castor"};
   app.set_version_flag("--version", castor::version_line());
-  app.footer("Subcommands `run`, `check` and `broker` arrive with the service; see "
-             "README.md.");
+  app.require_subcommand(1);
+  app.footer("Exit codes: 0 ok, 1 unexpected, 2 configuration, 3 broker unreachable or "
+             "unknown topic, 4 Kafka error, 5 bad input or node failure.");
+
+  std::string config_path;
+  std::string log_level;
+  std::string addr_file;
+  auto* run_cmd = app.add_subcommand("run", "run a pipeline until SIGINT/SIGTERM");
+  run_cmd->add_option("--config,-c", config_path, "TOML configuration file")->required();
+  run_cmd
+      ->add_option("--log-level", log_level,
+                   "trace, debug, info, warn, error (default: the "
+                   "config's log.level)")
+      ->check(
+          CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  run_cmd->add_option("--addr-file", addr_file,
+                      "write the Kafka bootstrap address here (useful with embedded)");
+
+  auto* check_cmd = app.add_subcommand("check", "validate a configuration and print it");
+  check_cmd->add_option("--config,-c", config_path, "TOML configuration file")
+      ->required();
+
+  std::vector<std::string> topics;
+  auto* broker_cmd = app.add_subcommand(
+      "broker", "run a development broker (librdkafka's mock cluster, in memory) until "
+                "SIGINT/SIGTERM");
+  broker_cmd->add_option("--topic", topics, "NAME:PARTITIONS, repeatable");
+  broker_cmd->add_option("--addr-file", addr_file, "write the bootstrap address here");
+
   CLI11_PARSE(app, argc, argv);
-  std::cout << app.help();
-  return 0;
+  try {
+    if (*run_cmd)
+      return run(config_path, log_level, addr_file);
+    if (*check_cmd)
+      return check(config_path);
+    if (*broker_cmd)
+      return broker(topics, addr_file);
+  } catch (const std::exception& e) {
+    std::cerr << "castor: unexpected error: " << e.what() << '\n';
+    return exit_unexpected;
+  }
+  return exit_unexpected;
 }

@@ -150,8 +150,8 @@ caf::expected<pipeline_definition_ptr> copy(const std::vector<source_spec>& sour
 }
 
 const std::map<std::string, factory>& builtin() {
-  static const std::map<std::string, factory> dags{{"wordcount", wordcount},
-                                                   {"merge", merge}};
+  static const std::map<std::string, factory> dags{
+      {"wordcount", wordcount}, {"merge", merge}, {"copy", copy}};
   return dags;
 }
 

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The castor service's configuration file (TOML): loading, checking, and
+// printing with secrets masked. Every key is documented in config/.
+
+#include "castor/pipeline.hpp"
+
+#include <caf/expected.hpp>
+
+#include <string>
+#include <vector>
+
+#include "builtin_dags.hpp"
+
+namespace castor::service {
+
+/// A topic the embedded broker creates: "name:partitions".
+struct embedded_topic {
+  std::string name;
+  int partitions = 1;
+};
+
+/// Everything `castor run` needs.
+struct service_config {
+  /// The file it came from (for messages).
+  std::string path;
+  /// "embedded" or "host1:9092,host2:9092".
+  std::string bootstrap_servers;
+  std::string group_id;
+  kafka::properties consumer;
+  kafka::properties producer;
+  /// A built-in DAG: wordcount, merge or copy.
+  std::string dag;
+  size_t batch_size = 5000;
+  duration idle_timeout = std::chrono::seconds{30};
+  duration startup_timeout = std::chrono::seconds{10};
+  duration flush_timeout = std::chrono::seconds{10};
+  /// spdlog level name: trace, debug, info, warn, error, critical, off.
+  std::string log_level = "info";
+  std::vector<dags::source_spec> sources;
+  std::vector<dags::sink_spec> sinks;
+  std::vector<embedded_topic> embedded_topics;
+
+  bool embedded() const noexcept { return bootstrap_servers == "embedded"; }
+
+  /// The pipeline configuration, with `bootstrap` as the cluster's address.
+  pipeline_config to_pipeline_config(const std::string& bootstrap) const;
+};
+
+/// Loads and checks `path`. Errors (`ec::invalid_config`, or
+/// `ec::kafka_config` when librdkafka rejects a property) name the file, the
+/// line and the key: unknown keys, wrong types, bad values.
+caf::expected<service_config> load(const std::string& path);
+
+/// The effective configuration as TOML, with secrets (passwords, keys,
+/// secrets, tokens) masked.
+std::string to_toml(const service_config& cfg);
+
+} // namespace castor::service
