@@ -6,6 +6,9 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
 #include <set>
 #include <sstream>
 
@@ -158,6 +161,7 @@ pipeline_config service_config::to_pipeline_config(const std::string& bootstrap)
   result.idle_timeout = idle_timeout;
   result.startup_timeout = startup_timeout;
   result.flush_timeout = flush_timeout;
+  result.progress_interval = progress_interval;
   return result;
 }
 
@@ -172,6 +176,47 @@ caf::expected<service_config> load(const std::string& path) {
     return make_error(
         ec::invalid_config,
         fmt::format("{}:{}: {}", path, e.source().begin.line, e.description()));
+  }
+  // Environment overrides: CASTOR_<TABLE>_<KEY> for the scalar keys below
+  // (e.g. CASTOR_KAFKA_BOOTSTRAP_SERVERS, CASTOR_ENGINE_BATCH_SIZE).
+  static constexpr std::pair<std::string_view, std::string_view> overridable[] = {
+      {"kafka", "bootstrap_servers"},
+      {"kafka", "group_id"},
+      {"engine", "dag"},
+      {"engine", "batch_size"},
+      {"engine", "idle_timeout"},
+      {"engine", "startup_timeout"},
+      {"engine", "flush_timeout"},
+      {"engine", "progress_interval"},
+      {"log", "level"},
+  };
+  for (auto [table, key] : overridable) {
+    std::string name = "CASTOR_" + std::string{table} + "_" + std::string{key};
+    for (auto& c : name)
+      c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr)
+      continue;
+    if (!doc.contains(table))
+      doc.insert(table, toml::table{});
+    auto* t = doc.get(table)->as_table();
+    if (t == nullptr)
+      continue; // reported below as a wrong type
+    if (key == "batch_size") {
+      try {
+        size_t used = 0;
+        auto n = std::stoll(value, &used);
+        if (used != std::strlen(value))
+          throw std::invalid_argument{"trailing characters"};
+        t->insert_or_assign(key, n);
+      } catch (const std::exception&) {
+        return make_error(
+            ec::invalid_config,
+            fmt::format("{}='{}' (engine.batch_size) is not an integer", name, value));
+      }
+    } else {
+      t->insert_or_assign(key, std::string{value});
+    }
   }
   checker check{path};
   service_config cfg;
@@ -212,7 +257,8 @@ caf::expected<service_config> load(const std::string& path) {
   // [engine]
   if (auto* engine = table_of("engine")) {
     check.only(*engine, "engine.",
-               {"dag", "batch_size", "idle_timeout", "startup_timeout", "flush_timeout"});
+               {"dag", "batch_size", "idle_timeout", "startup_timeout", "flush_timeout",
+                "progress_interval"});
     if (auto v = check.string(*engine, "dag", "engine."))
       cfg.dag = *v;
     if (auto v = check.integer(*engine, "batch_size", "engine.", 1))
@@ -223,6 +269,8 @@ caf::expected<service_config> load(const std::string& path) {
       cfg.startup_timeout = *v;
     if (auto v = check.period(*engine, "flush_timeout", "engine."))
       cfg.flush_timeout = *v;
+    if (auto v = check.period(*engine, "progress_interval", "engine."))
+      cfg.progress_interval = *v;
     if (!cfg.dag.empty() && !dags::builtin().contains(cfg.dag)) {
       std::string names;
       for (auto& [name, _] : dags::builtin())
@@ -361,9 +409,10 @@ std::string to_toml(const service_config& cfg) {
   out += "\n[kafka.consumer]\n" + props(cfg.consumer);
   out += "\n[kafka.producer]\n" + props(cfg.producer);
   out += fmt::format("\n[engine]\ndag = {}\nbatch_size = {}\nidle_timeout = {}\n"
-                     "startup_timeout = {}\nflush_timeout = {}\n",
+                     "startup_timeout = {}\nflush_timeout = {}\nprogress_interval = {}\n",
                      quote(cfg.dag), cfg.batch_size, seconds(cfg.idle_timeout),
-                     seconds(cfg.startup_timeout), seconds(cfg.flush_timeout));
+                     seconds(cfg.startup_timeout), seconds(cfg.flush_timeout),
+                     seconds(cfg.progress_interval));
   out += fmt::format("\n[log]\nlevel = {}\n", quote(cfg.log_level));
   for (auto& s : cfg.sources)
     out += fmt::format("\n[[sources]]\nname = {}\ntopic = {}\nstart = {}\n",

@@ -36,6 +36,7 @@ struct service_config {
   duration idle_timeout = std::chrono::seconds{30};
   duration startup_timeout = std::chrono::seconds{10};
   duration flush_timeout = std::chrono::seconds{10};
+  duration progress_interval = std::chrono::seconds{10};
   /// spdlog level name: trace, debug, info, warn, error, critical, off.
   std::string log_level = "info";
   std::vector<dags::source_spec> sources;

@@ -5,6 +5,7 @@
 
 #include "castor/consumer.hpp"
 #include "castor/executor.hpp"
+#include "castor/logger.hpp"
 #include "castor/orchestrator.hpp"
 #include "castor/pipeline.hpp"
 #include "castor/producer.hpp"
@@ -15,10 +16,13 @@
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/send.hpp>
 #include <catch2/catch.hpp>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <map>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -186,6 +190,7 @@ struct orchestrator_fixture : test_system {
     cfg.watermark.batch_size = batch_size;
     cfg.watermark.idle_timeout = 10s;
     cfg.tick_interval = 1s;
+    cfg.progress_interval = 2s;
     cfg.listener = listener;
     exec = spawn(mock_executor, elog);
     orch = spawn(castor::orchestrator, cfg, exec);
@@ -727,4 +732,31 @@ TEST_CASE(
   CHECK_FALSE(castor::test::header_of(out[1], "empty").has_value());
   CHECK(out[2].key == "k");
   CHECK_FALSE(out[2].value.has_value()); // tombstone
+}
+
+TEST_CASE(
+    "orchestrator actor: logs replay progress per topic with watermark, rate and ETA",
+    "[actors][orchestrator]") {
+  std::ostringstream out;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+  auto previous = castor::logger();
+  castor::set_logger(std::make_shared<spdlog::logger>("castor", sink));
+  {
+    orchestrator_fixture fx{100, {{"a", 10}, {"b", 4}}};
+    fx.send(batch_of({{0, 0, t0 + 1s},
+                      {0, 1, t0 + 2s},
+                      {0, 2, t0 + 3s},
+                      {0, 3, t0 + 4s},
+                      {0, 4, t0 + 5s},
+                      {1, 0, t0 + 1s}}));
+    fx.sched->advance_time(1s);
+    fx.run();
+    fx.sched->advance_time(1s);
+    fx.run();
+  }
+  castor::set_logger(previous);
+  auto text = out.str();
+  CHECK_THAT(text, Catch::Contains("replay: a 50.0%, b 25.0%"));
+  CHECK_THAT(text, Catch::Contains("watermark 2026-01-01T00:00:01.000Z"));
+  CHECK_THAT(text, Catch::Contains("3 msg/s; 8 left, ETA 3s"));
 }

@@ -6,6 +6,7 @@
 
 #include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
+#include <fmt/format.h>
 
 namespace castor {
 
@@ -47,6 +48,39 @@ void orchestrator_state::after_change(
     credit->deliver(static_cast<uint32_t>(core->allowance()));
     credit.reset();
   }
+}
+
+void orchestrator_state::log_progress(timestamp now) {
+  auto elapsed = std::chrono::duration<double>(now - last_progress).count();
+  auto received = core->counters().received;
+  auto rate = elapsed > 0 ? (received - received_at_last_progress) / elapsed : 0.0;
+  last_progress = now;
+  received_at_last_progress = received;
+  // Per topic: offsets read out of offsets to read.
+  std::string topics;
+  int64_t remaining = 0;
+  for (size_t i = 0; i < table->partitions.size();) {
+    auto& topic = table->partitions[i].topic;
+    int64_t done = 0;
+    int64_t total = 0;
+    for (; i < table->partitions.size() && table->partitions[i].topic == topic; ++i) {
+      auto& e = table->partitions[i];
+      auto pid = static_cast<uint32_t>(i);
+      auto target = std::max(e.end_offset, e.start_offset);
+      auto position =
+          core->caught_up(pid) ? target : std::min(core->position(pid), target);
+      done += position - e.start_offset;
+      total += target - e.start_offset;
+      remaining += target - position;
+    }
+    topics += fmt::format("{}{} {:.1f}%", topics.empty() ? "" : ", ", topic,
+                          total > 0 ? 100.0 * static_cast<double>(done) / total : 100.0);
+  }
+  auto eta = rate > 0 ? fmt::format("{:.0f}s", remaining / rate) : std::string{"unknown"};
+  logger()->info("orchestrator: replay: {}; watermark {}; {:.0f} msg/s; {} left, ETA {}; "
+                 "{} held, {} paused",
+                 topics, to_string(core->watermark()), rate, remaining, eta, core->held(),
+                 core->counters().paused_partitions);
 }
 
 void orchestrator_state::pump(
@@ -102,6 +136,7 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
           bounds.push_back({e.start_offset, e.end_offset});
         st.core = std::make_unique<watermark_core<consumed_message>>(
             std::move(bounds), st.config.watermark, st.now(self));
+        st.last_progress = st.now(self);
         self->send(st.executor, start_atom::value, table);
         self->delayed_send(self, st.config.tick_interval, tick_atom::value);
         st.after_change(self);
@@ -126,8 +161,13 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
       [self](tick_atom) {
         auto& st = self->state;
         if (st.core) {
-          st.core->update(st.now(self));
+          auto now = st.now(self);
+          st.core->update(now);
           st.after_change(self);
+          auto interval = st.config.progress_interval;
+          if (!st.core->live() && interval > duration::zero() &&
+              now - st.last_progress >= interval)
+            st.log_progress(now);
         }
         self->delayed_send(self, st.config.tick_interval, tick_atom::value);
       },

@@ -225,6 +225,7 @@ pipeline_actor::behavior_type supervisor(supervisor_pointer self,
   ocfg.watermark.batch_size = cfg.batch_size;
   ocfg.watermark.idle_timeout = cfg.idle_timeout;
   ocfg.releases_in_flight = cfg.releases_in_flight;
+  ocfg.progress_interval = cfg.progress_interval;
   ocfg.listener = cfg.listener;
   st.orchestrator = sys.spawn(orchestrator, ocfg, st.executor);
   consumer_config ccfg;

@@ -20,6 +20,8 @@ struct orchestrator_config {
   size_t releases_in_flight = 2;
   /// How often idle partitions and the watermark are re-evaluated.
   duration tick_interval = std::chrono::milliseconds{250};
+  /// How often a progress line is logged during replay (zero: never).
+  duration progress_interval = std::chrono::seconds{10};
   /// Told `live_atom` on the switch to live (optional).
   caf::actor listener;
 
@@ -39,6 +41,10 @@ struct orchestrator_state {
   /// switch, releases, and the consumer's credit.
   void after_change(orchestrator_actor::stateful_pointer<orchestrator_state> self);
 
+  /// Logs replay progress: per topic % replayed, watermark, messages/s,
+  /// estimated time to catch up.
+  void log_progress(timestamp now);
+
   /// Sends releases while the executor has credit.
   void pump(orchestrator_actor::stateful_pointer<orchestrator_state> self);
 
@@ -53,6 +59,8 @@ struct orchestrator_state {
   std::optional<caf::typed_response_promise<ack_atom>> drained;
   bool draining = false;
   uint64_t held_peak = 0;
+  timestamp last_progress{};
+  uint64_t received_at_last_progress = 0;
   std::vector<timestamp> times;
 };
 

@@ -122,6 +122,8 @@ struct pipeline_config {
   duration startup_timeout = std::chrono::seconds{10};
   /// How long a stop waits for the producer to deliver what it holds.
   duration flush_timeout = std::chrono::seconds{10};
+  /// How often replay progress is logged (zero: never).
+  duration progress_interval = std::chrono::seconds{10};
   /// Releases the orchestrator may have in flight to the executor.
   size_t releases_in_flight = 2;
   /// Event-driven wake-ups from librdkafka (off only in deterministic tests,
