@@ -9,6 +9,8 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <map>
 #include <set>
@@ -266,5 +268,53 @@ TEST_CASE("time start policies find their offsets on the mock cluster (by bisect
   REQUIRE(out.size() == 10);
   CHECK(out.front().key == "k30");
   CHECK(out.back().key == "k39");
+  stop_and_wait(*fx.sys, pipeline);
+}
+
+TEST_CASE("positions: trades and prices give positions and a mark to market every minute",
+          "[integration][pipeline]") {
+  kafka_env env{{{"trades", 1}, {"prices", 2}, {"positions", 1}, {"marks", 1}}};
+  auto trade = [](const char* sym, double q, double px) {
+    return fmt::format(R"({{"symbol":"{}","quantity":{},"price":{}}})", sym, q, px);
+  };
+  auto price = [](const char* sym, double px) {
+    return fmt::format(R"({{"symbol":"{}","price":{}}})", sym, px);
+  };
+  // Recent data (timers catch up minute by minute to the wall clock once
+  // live: old data would mark every minute since).
+  auto base = std::chrono::floor<std::chrono::minutes>(castor::wall_clock_now()) -
+              std::chrono::minutes{3};
+  auto at = [&](int seconds) {
+    return castor::to_millis(base + std::chrono::seconds{seconds});
+  };
+  env.produce({{"trades", 0, std::nullopt, trade("ACME", 10, 100), at(10)},
+               {"prices", 0, std::nullopt, price("ACME", 105), at(30)},
+               {"trades", 0, std::nullopt, trade("ACME", -4, 110), at(70)},
+               {"prices", 1, std::nullopt, price("ACME", 120), at(90)},
+               {"prices", 0, std::nullopt, price("ACME", 130), at(150)}});
+  system_fixture fx;
+  auto def =
+      castor::dags::positions_dag({{"trades", "trades", start_policy::earliest()},
+                                   {"prices", "prices", start_policy::earliest()}},
+                                  {{"positions", "positions"}, {"marks", "marks"}});
+  REQUIRE(def);
+  auto pipeline = fx.run(*def, env.config());
+  auto positions = env.read("positions", 2);
+  REQUIRE(positions.size() == 2);
+  CHECK(nlohmann::json::parse(*positions[1].value)["position"] == 6.0);
+  // Minutes 1 and 2 of the data (cycle times base+60s, base+120s), then
+  // minute 3 and on as live.
+  auto marks = env.read("marks", 2);
+  REQUIRE(marks.size() == 2);
+  auto first = nlohmann::json::parse(*marks[0].value);
+  auto second = nlohmann::json::parse(*marks[1].value);
+  CHECK(first["time"] == castor::to_string(base + std::chrono::minutes{1}));
+  CHECK(first["position"] == 10.0);
+  CHECK(first["price"] == 105.0);
+  CHECK(first["pnl"] == 50.0);
+  CHECK(second["time"] == castor::to_string(base + std::chrono::minutes{2}));
+  CHECK(second["position"] == 6.0);
+  CHECK(second["price"] == 120.0);
+  CHECK(second["pnl"] == 6 * 120.0 - (1000.0 - 440.0));
   stop_and_wait(*fx.sys, pipeline);
 }

@@ -78,16 +78,24 @@ caf::error executor_state::run_release(release_batch& batch,
                                        std::vector<producer_record>& out) {
   auto& graph = definition->graph();
   std::span<const consumed_message> messages{batch.messages};
+  // The cycle time: the watermark in replay, the wall clock when live.
+  auto until = batch.watermark;
   if (batch.live) {
     live = true;
-    return run_cycle(messages, std::max(wall_clock_now(), graph.time()), out);
+    until = std::max(wall_clock_now(), graph.time());
   }
-  // Replay: timers fire in watermark time, each in a cycle of its own with
-  // the messages up to its time.
+  // The DAG's initialisation cycle runs, with no input, at the time of the
+  // first message: timers its nodes set count from the data's time.
+  if (graph.cycle_id() == 0 && !messages.empty())
+    if (auto err = run_cycle({}, std::min(messages.front().order_time, until), out))
+      return err;
+  // Timers fire at their own time, each in a cycle with the messages up to
+  // it: in replay, and when live too, so history released after the switch
+  // to live (or a burst) gives the same results as in replay.
   size_t start = 0;
   while (true) {
     auto due = graph.next_timer();
-    if (!due || *due > batch.watermark)
+    if (!due || *due > until)
       break;
     auto end = start;
     while (end < messages.size() && messages[end].order_time <= *due)
@@ -102,7 +110,7 @@ caf::error executor_state::run_release(release_batch& batch,
       break;
   }
   if (start < messages.size())
-    return run_cycle(messages.subspan(start), batch.watermark, out);
+    return run_cycle(messages.subspan(start), until, out);
   return {};
 }
 

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "builtin_dags.hpp"
 
+#include "castor/json.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <tuple>
 
 namespace castor::dags {
@@ -149,9 +152,153 @@ caf::expected<pipeline_definition_ptr> copy(const std::vector<source_spec>& sour
   return ordered_copy("copy", sources, sinks, false);
 }
 
+namespace {
+
+// -- positions: trades and prices, marked to market every minute -------------
+
+struct trade {
+  std::string symbol;
+  double quantity = 0; // signed: buys positive, sells negative
+  double price = 0;
+};
+
+void from_json(const nlohmann::json& j, trade& t) {
+  j.at("symbol").get_to(t.symbol);
+  j.at("quantity").get_to(t.quantity);
+  j.at("price").get_to(t.price);
+}
+
+struct price_tick {
+  std::string symbol;
+  double price = 0;
+};
+
+void from_json(const nlohmann::json& j, price_tick& p) {
+  j.at("symbol").get_to(p.symbol);
+  j.at("price").get_to(p.price);
+}
+
+struct position {
+  double quantity = 0;
+  /// What the position cost (signed cash paid).
+  double cost = 0;
+};
+
+using positions = std::map<std::string, position>;
+using last_prices = std::map<std::string, double>;
+using keyed_json = std::vector<std::pair<std::string, std::string>>;
+
+timestamp next_minute(timestamp t) {
+  return std::chrono::floor<std::chrono::minutes>(t) + std::chrono::minutes{1};
+}
+
+void keyed_json_out(const keyed_json& docs, std::vector<producer_record>& out) {
+  for (auto& [key, doc] : docs) {
+    producer_record r;
+    r.key = key;
+    r.value = doc;
+    out.push_back(std::move(r));
+  }
+}
+
+} // namespace
+
+caf::expected<pipeline_definition_ptr>
+positions_dag(const std::vector<source_spec>& sources,
+              const std::vector<sink_spec>& sinks) {
+  if (sources.size() != 2)
+    return wrong_shape("positions", "two sources: trades, then prices");
+  if (sinks.size() != 2)
+    return wrong_shape("positions", "two sinks: positions, then marks");
+  auto graph = std::make_unique<dag>();
+  auto trades = graph->source_stream<std::vector<trade>>(sources[0].name);
+  auto ticks = graph->source_stream<std::vector<price_tick>>(sources[1].name);
+  // State: positions by symbol, from trades.
+  auto book = graph
+                  ->accumulate(positions{},
+                               [](positions& book, const std::vector<trade>& in) {
+                                 for (auto& t : in) {
+                                   auto& p = book[t.symbol];
+                                   p.quantity += t.quantity;
+                                   p.cost += t.quantity * t.price;
+                                 }
+                                 return in.empty() ? change::unchanged : change::updated;
+                               })
+                  .named("book")
+                  .map(trades);
+  // State: the last price of each symbol; trades count as prices too.
+  auto prices = graph
+                    ->accumulate(last_prices{},
+                                 [](last_prices& last, const std::vector<price_tick>& in,
+                                    const std::vector<trade>& traded) {
+                                   for (auto& t : traded)
+                                     last[t.symbol] = t.price;
+                                   for (auto& p : in)
+                                     last[p.symbol] = p.price;
+                                   return in.empty() && traded.empty() ? change::unchanged
+                                                                       : change::updated;
+                                 })
+                    .named("last_prices")
+                    .map(ticks, trades);
+  // Stream: the positions of the symbols traded in this cycle.
+  auto changed =
+      graph
+          ->stream([](const positions& book, const std::vector<trade>& traded) {
+            keyed_json out;
+            std::set<std::string> seen;
+            for (auto& t : traded)
+              if (seen.insert(t.symbol).second) {
+                auto& p = book.at(t.symbol);
+                out.emplace_back(t.symbol, nlohmann::json{{"symbol", t.symbol},
+                                                          {"position", p.quantity},
+                                                          {"cost", p.cost}}
+                                               .dump());
+              }
+            return out;
+          })
+          .named("changed_positions")
+          .map(book, trades);
+  // Stream: every minute (cycle time: replay or wall clock), each position
+  // marked to market with the last price.
+  auto marks = graph
+                   ->stream([](const castor::timer& minute, const timestamp& now,
+                               const positions& book, const last_prices& last) {
+                     keyed_json out;
+                     if (minute.fired()) {
+                       for (auto& [symbol, p] : book) {
+                         auto px = last.find(symbol);
+                         nlohmann::json doc{{"symbol", symbol},
+                                            {"time", to_string(now)},
+                                            {"position", p.quantity}};
+                         if (px != last.end()) {
+                           doc["price"] = px->second;
+                           doc["value"] = p.quantity * px->second;
+                           doc["pnl"] = p.quantity * px->second - p.cost;
+                         }
+                         out.emplace_back(symbol, doc.dump());
+                       }
+                     }
+                     if (!minute.next())
+                       minute.set(next_minute(now));
+                     return out;
+                   })
+                   .named("mark_to_market")
+                   .map(graph->timer_manager(), graph->now(), book, prices);
+  auto positions_out = graph->sink(sinks[0].name, changed);
+  auto marks_out = graph->sink(sinks[1].name, marks);
+  auto def = std::make_shared<pipeline_definition>(std::move(graph));
+  def->source(trades, sources[0].topic, serde::json_as<trade>(), sources[0].start);
+  def->source(ticks, sources[1].topic, serde::json_as<price_tick>(), sources[1].start);
+  def->sink(positions_out, serializer<keyed_json>{keyed_json_out}, sinks[0].topic);
+  def->sink(marks_out, serializer<keyed_json>{keyed_json_out}, sinks[1].topic);
+  return def;
+}
+
 const std::map<std::string, factory>& builtin() {
-  static const std::map<std::string, factory> dags{
-      {"wordcount", wordcount}, {"merge", merge}, {"copy", copy}};
+  static const std::map<std::string, factory> dags{{"wordcount", wordcount},
+                                                   {"merge", merge},
+                                                   {"copy", copy},
+                                                   {"positions", positions_dag}};
   return dags;
 }
 

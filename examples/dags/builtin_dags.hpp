@@ -50,6 +50,16 @@ caf::expected<pipeline_definition_ptr> merge(const std::vector<source_spec>& sou
 caf::expected<pipeline_definition_ptr> copy(const std::vector<source_spec>& sources,
                                             const std::vector<sink_spec>& sinks);
 
+/// Positions: sources trades (JSON {"symbol", "quantity", "price"}, quantity
+/// signed) and prices (JSON {"symbol", "price"}); sinks positions (the
+/// symbols traded in a cycle: key symbol, JSON {"symbol", "position",
+/// "cost"}) and marks (every minute of cycle time, each position marked to
+/// market with the last price: JSON {"symbol", "time", "position", "price",
+/// "value", "pnl"}).
+caf::expected<pipeline_definition_ptr>
+positions_dag(const std::vector<source_spec>& sources,
+              const std::vector<sink_spec>& sinks);
+
 /// The built-in DAGs by name.
 const std::map<std::string, factory>& builtin();
 
