@@ -479,10 +479,13 @@ TEST_CASE("executor actor: an empty release moves replay time and fires due time
 
 TEST_CASE("executor actor: live cycles run at the wall clock", "[actors][executor]") {
   executor_fixture fx;
+  fx.release({{1, "a"}}, t0 + 1s);   // sets the DAG's timer for t0 + 10 s
+  fx.release({{20, "b"}}, t0 + 20s); // fires it
   auto before = castor::wall_clock_now();
-  fx.release({{1, "a"}}, t0 + 1s, true);
+  fx.release({{21, "c"}}, t0 + 21s, true);
   REQUIRE_FALSE(fx.cycle_times->empty());
   CHECK(fx.cycle_times->back() >= before);
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B", "C"});
 }
 
 TEST_CASE("executor actor: a rejected message stops it with an error naming topic, "
@@ -759,4 +762,19 @@ TEST_CASE(
   CHECK_THAT(text, Catch::Contains("replay: a 50.0%, b 25.0%"));
   CHECK_THAT(text, Catch::Contains("watermark 2026-01-01T00:00:01.000Z"));
   CHECK_THAT(text, Catch::Contains("3 msg/s; 8 left, ETA 3s"));
+}
+
+TEST_CASE(
+    "executor actor: when live, a timer due before a message fires first, at its time",
+    "[actors][executor]") {
+  executor_fixture fx;
+  // History released after the switch to live: the first cycle runs at the
+  // first message's time and the timer (t0 + 10 s) still fires at t0 + 10 s.
+  fx.release({{1, "a"}, {15, "b"}}, t0 + 15s, true);
+  REQUIRE(fx.cycle_times->size() >= 3);
+  CHECK((*fx.cycle_times)[0] == t0 + 1s);
+  CHECK((*fx.cycle_times)[1] == t0 + 10s);
+  CHECK(fx.produced("timer-topic") ==
+        std::vector<std::string>{"timer@" + std::to_string(castor::to_millis(t0 + 10s))});
+  CHECK(fx.cycle_times->back() >= castor::wall_clock_now() - 60s);
 }
