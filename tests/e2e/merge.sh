@@ -5,24 +5,10 @@
 # timestamp order. Then a second run is stopped with SIGTERM mid-replay: it
 # exits 0 and everything it released is in its output, still in order.
 # Usage: merge.sh PATH/TO/castor PATH/TO/castor_test_produce
-set -euo pipefail
 castor=$1
 produce=$2
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$work"/*.log; do echo "== $f"; tail -20 "$f"; done >&2; exit 1; }
-
-"$castor" broker --topic ahead:2 --topic behind:1 --topic merged:1 --topic stopped:1 \
-  --addr-file "$work/addr" > "$work/broker.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/addr" ] && break; sleep 0.1; done
-[ -s "$work/addr" ] || fail "broker did not start"
-bootstrap=$(cat "$work/addr")
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+start_broker "$castor" ahead:2 behind:1 merged:1 stopped:1
 
 # "ahead" is two hours ahead of "behind"; 20000 messages each.
 t0=1767225600000

@@ -3,22 +3,9 @@
 # End to end: `castor broker` and `castor run` as separate processes; input
 # produced and output read with kcat; SIGTERM mid-way exits 0 after
 # delivering everything released. Usage: wordcount.sh PATH/TO/castor
-set -euo pipefail
 castor=$1
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$work"/*.log; do echo "== $f"; cat "$f"; done >&2; exit 1; }
-
-"$castor" broker --topic words:3 --topic counts:1 --addr-file "$work/addr" > "$work/broker.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/addr" ] && break; sleep 0.1; done
-[ -s "$work/addr" ] || fail "broker did not start"
-bootstrap=$(cat "$work/addr")
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+start_broker "$castor" words:3 counts:1
 
 # History first: 300 lines, "alpha beta" each, and "gamma" in every third.
 for i in $(seq 300); do
