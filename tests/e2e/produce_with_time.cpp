@@ -14,8 +14,8 @@ int main(int argc, char** argv) {
     std::cerr << "usage: castor_test_produce BOOTSTRAP < lines\n";
     return 2;
   }
-  auto conf = castor::kafka::make_conf({{"bootstrap.servers", argv[1]}, {"linger.ms", "5"}},
-                                       "test producer");
+  auto conf = castor::kafka::make_conf(
+      {{"bootstrap.servers", argv[1]}, {"linger.ms", "5"}}, "test producer");
   if (!conf)
     return 1;
   auto rk = castor::kafka::make_client(RD_KAFKA_PRODUCER, std::move(*conf));
