@@ -140,28 +140,14 @@ private:
   caf::error err_;
 };
 
-bool is_secret(const std::string& key) {
-  for (auto word : {"password", "secret", "key", "token", "credentials"})
-    if (key.find(word) != std::string::npos)
-      return true;
-  return false;
-}
-
 } // namespace
 
 pipeline_config service_config::to_pipeline_config(const std::string& bootstrap) const {
-  pipeline_config result;
-  result.consumer = consumer;
-  result.producer = producer;
+  auto result = pipeline;
   result.consumer["bootstrap.servers"] = bootstrap;
   result.producer["bootstrap.servers"] = bootstrap;
   if (!group_id.empty())
     result.consumer["group.id"] = group_id;
-  result.batch_size = batch_size;
-  result.idle_timeout = idle_timeout;
-  result.startup_timeout = startup_timeout;
-  result.flush_timeout = flush_timeout;
-  result.progress_interval = progress_interval;
   return result;
 }
 
@@ -242,9 +228,9 @@ caf::expected<service_config> load(const std::string& path) {
       cfg.bootstrap_servers = *v;
     if (auto v = check.string(*kafka, "group_id", "kafka."))
       cfg.group_id = *v;
-    cfg.consumer = check.properties(*kafka, "consumer", "consumer");
-    cfg.producer = check.properties(*kafka, "producer", "producer");
-    for (auto* props : {&cfg.consumer, &cfg.producer})
+    cfg.pipeline.consumer = check.properties(*kafka, "consumer", "consumer");
+    cfg.pipeline.producer = check.properties(*kafka, "producer", "producer");
+    for (auto* props : {&cfg.pipeline.consumer, &cfg.pipeline.producer})
       if (props->contains("bootstrap.servers"))
         check.fail(kafka->source(),
                    "set the cluster with 'kafka.bootstrap_servers', not "
@@ -262,15 +248,15 @@ caf::expected<service_config> load(const std::string& path) {
     if (auto v = check.string(*engine, "dag", "engine."))
       cfg.dag = *v;
     if (auto v = check.integer(*engine, "batch_size", "engine.", 1))
-      cfg.batch_size = static_cast<size_t>(*v);
+      cfg.pipeline.batch_size = static_cast<size_t>(*v);
     if (auto v = check.period(*engine, "idle_timeout", "engine."))
-      cfg.idle_timeout = *v;
+      cfg.pipeline.idle_timeout = *v;
     if (auto v = check.period(*engine, "startup_timeout", "engine."))
-      cfg.startup_timeout = *v;
+      cfg.pipeline.startup_timeout = *v;
     if (auto v = check.period(*engine, "flush_timeout", "engine."))
-      cfg.flush_timeout = *v;
+      cfg.pipeline.flush_timeout = *v;
     if (auto v = check.period(*engine, "progress_interval", "engine."))
-      cfg.progress_interval = *v;
+      cfg.pipeline.progress_interval = *v;
     if (!cfg.dag.empty() && !dags::builtin().contains(cfg.dag)) {
       std::string names;
       for (auto& [name, _] : dags::builtin())
@@ -395,7 +381,7 @@ std::string to_toml(const service_config& cfg) {
   auto props = [&](const kafka::properties& p) {
     std::string out;
     for (auto& [k, v] : p)
-      out += fmt::format("\"{}\" = {}\n", k, quote(is_secret(k) ? "***" : v));
+      out += fmt::format("\"{}\" = {}\n", k, quote(kafka::is_secret(k) ? "***" : v));
     return out;
   };
   auto seconds = [](duration d) {
@@ -406,13 +392,14 @@ std::string to_toml(const service_config& cfg) {
   out += fmt::format("[kafka]\nbootstrap_servers = {}\n", quote(cfg.bootstrap_servers));
   if (!cfg.group_id.empty())
     out += fmt::format("group_id = {}\n", quote(cfg.group_id));
-  out += "\n[kafka.consumer]\n" + props(cfg.consumer);
-  out += "\n[kafka.producer]\n" + props(cfg.producer);
-  out += fmt::format("\n[engine]\ndag = {}\nbatch_size = {}\nidle_timeout = {}\n"
-                     "startup_timeout = {}\nflush_timeout = {}\nprogress_interval = {}\n",
-                     quote(cfg.dag), cfg.batch_size, seconds(cfg.idle_timeout),
-                     seconds(cfg.startup_timeout), seconds(cfg.flush_timeout),
-                     seconds(cfg.progress_interval));
+  out += "\n[kafka.consumer]\n" + props(cfg.pipeline.consumer);
+  out += "\n[kafka.producer]\n" + props(cfg.pipeline.producer);
+  out += fmt::format(
+      "\n[engine]\ndag = {}\nbatch_size = {}\nidle_timeout = {}\n"
+      "startup_timeout = {}\nflush_timeout = {}\nprogress_interval = {}\n",
+      quote(cfg.dag), cfg.pipeline.batch_size, seconds(cfg.pipeline.idle_timeout),
+      seconds(cfg.pipeline.startup_timeout), seconds(cfg.pipeline.flush_timeout),
+      seconds(cfg.pipeline.progress_interval));
   out += fmt::format("\n[log]\nlevel = {}\n", quote(cfg.log_level));
   for (auto& s : cfg.sources)
     out += fmt::format("\n[[sources]]\nname = {}\ntopic = {}\nstart = {}\n",

@@ -28,15 +28,11 @@ struct service_config {
   /// "embedded" or "host1:9092,host2:9092".
   std::string bootstrap_servers;
   std::string group_id;
-  kafka::properties consumer;
-  kafka::properties producer;
-  /// A built-in DAG: wordcount, merge or copy.
+  /// librdkafka properties and engine settings, with the library's defaults
+  /// (`bootstrap.servers` and `group.id` are added by `to_pipeline_config`).
+  pipeline_config pipeline;
+  /// A built-in DAG: wordcount, merge, copy or positions.
   std::string dag;
-  size_t batch_size = 5000;
-  duration idle_timeout = std::chrono::seconds{30};
-  duration startup_timeout = std::chrono::seconds{10};
-  duration flush_timeout = std::chrono::seconds{10};
-  duration progress_interval = std::chrono::seconds{10};
   /// spdlog level name: trace, debug, info, warn, error, critical, off.
   std::string log_level = "info";
   std::vector<dags::source_spec> sources;

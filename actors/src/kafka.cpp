@@ -30,16 +30,21 @@ caf::error to_error(rd_kafka_resp_err_t err, const std::string& context) {
   }
 }
 
+bool is_secret(const std::string& key) {
+  for (auto word : {"password", "secret", "key", "token", "credentials"})
+    if (key.find(word) != std::string::npos)
+      return true;
+  return false;
+}
+
 caf::error set(rd_kafka_conf_t* conf, const std::string& key, const std::string& value,
                const std::string& what) {
   std::array<char, 512> reason{};
   if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), reason.data(), reason.size()) !=
       RD_KAFKA_CONF_OK) {
-    bool secret = key.find("password") != std::string::npos ||
-                  key.find("secret") != std::string::npos;
     return make_error(ec::kafka_config,
                       fmt::format("{} property '{}' = '{}': {}", what, key,
-                                  secret ? "***" : value, reason.data()));
+                                  is_secret(key) ? "***" : value, reason.data()));
   }
   return {};
 }

@@ -2,14 +2,13 @@
 #pragma once
 
 #include "castor/actors.hpp"
+#include "castor/detail/wakeup.hpp"
 #include "castor/kafka.hpp"
 #include "castor/start_policy.hpp"
 
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
-#include <caf/weak_intrusive_ptr.hpp>
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -35,19 +34,6 @@ struct consumer_config {
 
   caf::error validate() const;
 };
-
-namespace detail {
-
-/// Shared with librdkafka's queue callback: turns "queue became non-empty"
-/// into one wake-up message at a time.
-struct wakeup {
-  std::atomic<bool> pending{false};
-  caf::weak_actor_ptr target;
-
-  static void on_event(rd_kafka_t*, void* opaque);
-};
-
-} // namespace detail
 
 struct consumer_state {
   static inline const char* name = "castor.consumer";

@@ -54,6 +54,10 @@ using properties = std::map<std::string, std::string>;
 /// where they apply, else `ec::kafka_error`; the context names what failed.
 caf::error to_error(rd_kafka_resp_err_t err, const std::string& context);
 
+/// Whether a property holds a secret (its name contains password, secret,
+/// key, token or credentials): messages and printed configurations mask it.
+bool is_secret(const std::string& key);
+
 /// A configuration with every property set, checked: a property librdkafka
 /// rejects gives `ec::kafka_config` naming the property, its value and
 /// librdkafka's reason. `what` names the client in messages ("consumer").

@@ -2,7 +2,7 @@
 #pragma once
 
 #include "castor/actors.hpp"
-#include "castor/consumer.hpp"
+#include "castor/detail/wakeup.hpp"
 #include "castor/kafka.hpp"
 
 #include <caf/stateful_actor.hpp>

@@ -50,9 +50,6 @@ struct watermark_counters {
   uint64_t late = 0;
   uint64_t pauses = 0;
   uint64_t resumes = 0;
-  /// Messages that arrived from a partition after it was paused (fetched
-  /// before the pause took effect).
-  uint64_t while_paused = 0;
 };
 
 /// The orchestrator core. `Msg` is whatever the caller holds per message
@@ -101,8 +98,6 @@ public:
       p.caught_up = true;
     ++counters_.received;
     ++counters_.held;
-    if (p.paused)
-      ++counters_.while_paused;
     dirty_ = true;
   }
 
