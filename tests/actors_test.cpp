@@ -86,6 +86,10 @@ castor::consumer_actor::behavior_type mock_consumer(castor::consumer_actor::poin
       [log](castor::resume_atom, std::vector<uint32_t> pids) {
         log->resumes.push_back(pids);
       },
+      [](castor::commit_atom) {},
+      [](castor::commit_atom, caf::timespan) { return ack_atom::value; },
+      [](castor::drain_atom) { return ack_atom::value; },
+      [](castor::stats_atom) { return castor::pipeline_stats{}; },
   };
 }
 
@@ -332,6 +336,7 @@ castor::producer_actor::behavior_type mock_producer(castor::producer_actor::poin
         log->held.clear();
       },
       [](castor::flush_atom, caf::timespan) { return uint64_t{0}; },
+      [](castor::commit_atom) { return std::vector<int64_t>{}; },
       [](castor::stats_atom) { return castor::pipeline_stats{}; },
   };
 }
@@ -363,7 +368,7 @@ struct executor_fixture : test_system {
   castor::producer_actor prod;
   caf::actor feed;
 
-  executor_fixture() {
+  explicit executor_fixture(castor::executor_config config = {}) {
     auto graph = std::make_unique<castor::dag>();
     auto in = graph->source_stream<std::vector<std::string>>("in");
     auto upper = graph
@@ -401,7 +406,7 @@ struct executor_fixture : test_system {
     def->sink(out, castor::serde::strings_out(), "out-topic");
     def->sink(fired, castor::serde::strings_out(), "timer-topic");
     prod = spawn(mock_producer, plog);
-    exec = spawn(castor::executor, def, prod);
+    exec = spawn(castor::executor, def, prod, config);
     feed = spawn(release_feeder, exec, flog);
     caf::anon_send(exec, castor::start_atom::value, table_of({{"in", 100}}));
     run();
@@ -579,7 +584,7 @@ TEST_CASE("consumer actor: resolves starts, reads every partition in offset orde
   cfg.topics.push_back({"in", 0, castor::start_policy::earliest()});
   cfg.batch_size = 100;
   cfg.event_driven = false;
-  auto cons = ts.spawn(castor::consumer, cfg, orch);
+  auto cons = ts.spawn(castor::consumer, cfg, orch, castor::producer_actor{});
   ts.run();
   REQUIRE(log->table);
   REQUIRE(log->table->partitions.size() == 2);
@@ -617,7 +622,7 @@ TEST_CASE("consumer actor: a paused partition delivers nothing until resumed",
   cfg.properties = env.config().consumer;
   cfg.topics.push_back({"in", 0, castor::start_policy::earliest()});
   cfg.event_driven = false;
-  auto cons = ts.spawn(castor::consumer, cfg, orch);
+  auto cons = ts.spawn(castor::consumer, cfg, orch, castor::producer_actor{});
   ts.run();
   caf::anon_send(cons, castor::pause_atom::value, std::vector<uint32_t>{0});
   ts.run();

@@ -64,6 +64,10 @@ consumer_state::~consumer_state() {
     if (p.queue)
       rd_kafka_queue_cb_event_enable(p.queue.get(), nullptr, nullptr);
   partitions.clear();
+  if (commit_queue) {
+    rd_kafka_queue_cb_event_enable(commit_queue.get(), nullptr, nullptr);
+    commit_queue.reset();
+  }
   if (queue) {
     rd_kafka_queue_cb_event_enable(queue.get(), nullptr, nullptr);
     queue.reset();
@@ -91,6 +95,8 @@ caf::error consumer_state::start(consumer_actor::stateful_pointer<consumer_state
   auto conf = kafka::make_conf(props, "consumer");
   if (!conf)
     return conf.error();
+  // The commit callback finds the state through the client's opaque.
+  rd_kafka_conf_set_opaque(conf->get(), this);
   auto made = kafka::make_client(RD_KAFKA_CONSUMER, std::move(*conf));
   if (!made)
     return made.error();
@@ -121,6 +127,8 @@ caf::error consumer_state::start(consumer_actor::stateful_pointer<consumer_state
     }
   }
   table = result;
+  for (auto& e : table->partitions)
+    committed.push_back(e.start_offset);
 
   // Each partition keeps its own queue (set up before the assignment, which
   // would otherwise forward them all into the consumer queue).
@@ -154,14 +162,121 @@ caf::error consumer_state::start(consumer_actor::stateful_pointer<consumer_state
   allowance = config.batch_size;
   if (event_driven)
     rd_kafka_queue_cb_event_enable(queue.get(), &detail::wakeup::on_event, wake.get());
+  if (producer && config.commits()) {
+    commit_queue.reset(rd_kafka_queue_new(client.get()));
+    if (event_driven)
+      rd_kafka_queue_cb_event_enable(commit_queue.get(), &detail::wakeup::on_event,
+                                     wake.get());
+    if (config.commit_interval > duration::zero())
+      self->delayed_send(self, config.commit_interval, commit_atom::value);
+    logger()->info(
+        "consumer: commits progress for group '{}' every {} ms",
+        config.properties.at("group.id"),
+        std::chrono::duration_cast<std::chrono::milliseconds>(config.commit_interval)
+            .count());
+  }
   self->send(orchestrator, start_atom::value, table,
              caf::actor_cast<consumer_actor>(self));
   return {};
 }
 
+void consumer_state::commit(const std::vector<int64_t>& positions,
+                            std::optional<caf::typed_response_promise<ack_atom>> done) {
+  if (!commit_queue) {
+    if (done)
+      done->deliver(ack_atom::value);
+    return;
+  }
+  kafka::partition_list_ptr list{rd_kafka_topic_partition_list_new(1)};
+  auto n = std::min(positions.size(), committed.size());
+  for (size_t pid = 0; pid < n; ++pid) {
+    if (positions[pid] <= committed[pid])
+      continue;
+    auto& e = table->partitions[pid];
+    auto* elem =
+        rd_kafka_topic_partition_list_add(list.get(), e.topic.c_str(), e.partition);
+    elem->offset = positions[pid];
+  }
+  if (list->cnt == 0) {
+    if (done)
+      done->deliver(ack_atom::value);
+    return;
+  }
+  auto seq = next_commit_seq++;
+  commits_in_flight.push_back({seq, std::move(done)});
+  auto err = rd_kafka_commit_queue(client.get(), list.get(), commit_queue.get(),
+                                   &consumer_state::on_commit_cb,
+                                   reinterpret_cast<void*>(static_cast<uintptr_t>(seq)));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    on_commit(err, list.get(), seq);
+}
+
+void consumer_state::on_commit_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                  rd_kafka_topic_partition_list_t* offsets,
+                                  void* opaque) {
+  auto* st = static_cast<consumer_state*>(rd_kafka_opaque(rk));
+  st->on_commit(err, offsets, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(opaque)));
+}
+
+void consumer_state::serve_commits() {
+  if (!commit_queue)
+    return;
+  while (auto* ev = rd_kafka_queue_poll(commit_queue.get(), 0)) {
+    if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT)
+      on_commit(
+          rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev),
+          static_cast<uint64_t>(reinterpret_cast<uintptr_t>(rd_kafka_event_opaque(ev))));
+    rd_kafka_event_destroy(ev);
+  }
+}
+
+void consumer_state::on_commit(rd_kafka_resp_err_t err,
+                               const rd_kafka_topic_partition_list_t* offsets,
+                               uint64_t seq) {
+  std::optional<caf::typed_response_promise<ack_atom>> done;
+  auto i = std::find_if(commits_in_flight.begin(), commits_in_flight.end(),
+                        [seq](const auto& c) { return c.seq == seq; });
+  if (i != commits_in_flight.end()) {
+    done = std::move(i->done);
+    commits_in_flight.erase(i);
+  }
+  caf::error failure;
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    failure = kafka::to_error(err, "committing offsets");
+  for (int k = 0; offsets != nullptr && k < offsets->cnt; ++k) {
+    auto& elem = offsets->elems[k];
+    auto first = first_pid.find(elem.topic);
+    if (first == first_pid.end())
+      continue;
+    auto pid = first->second + static_cast<uint32_t>(elem.partition);
+    if (elem.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (!failure)
+        failure = kafka::to_error(elem.err,
+                                  fmt::format("committing offset {} of {}[{}]",
+                                              elem.offset, elem.topic, elem.partition));
+      continue;
+    }
+    if (!failure && pid < committed.size())
+      committed[pid] = std::max(committed[pid], elem.offset);
+  }
+  if (failure) {
+    // Nothing is lost: the next commit sends these offsets again.
+    logger()->warn("consumer: commit failed: {}; retrying with the next commit",
+                   render(failure));
+    if (done)
+      done->deliver(failure);
+    return;
+  }
+  ++stats.commits;
+  logger()->debug("consumer: committed {} partition(s)", offsets ? offsets->cnt : 0);
+  if (done)
+    done->deliver(ack_atom::value);
+}
+
 void consumer_state::drain(consumer_actor::stateful_pointer<consumer_state> self) {
   wake->pending = false;
-  if (in_flight || !queue)
+  serve_commits();
+  if (in_flight || !queue || stopped_reading)
     return;
   auto batch = std::make_shared<consumed_batch>();
   caf::error fatal;
@@ -240,9 +355,10 @@ void consumer_state::apply(bool pause, const std::vector<uint32_t>& pids) {
 
 consumer_actor::behavior_type
 consumer(consumer_actor::stateful_pointer<consumer_state> self, consumer_config config,
-         orchestrator_actor orchestrator) {
+         orchestrator_actor orchestrator, producer_actor producer) {
   self->state.config = std::move(config);
   self->state.orchestrator = std::move(orchestrator);
+  self->state.producer = std::move(producer);
   if (auto err = self->state.start(self)) {
     logger()->error("consumer: cannot start: {}", render(err));
     self->quit(std::move(err));
@@ -259,6 +375,38 @@ consumer(consumer_actor::stateful_pointer<consumer_state> self, consumer_config 
         // Resumed partitions may have data that arrived while paused.
         self->state.drain(self);
       },
+      [self](commit_atom) {
+        auto& st = self->state;
+        if (!st.commit_queue)
+          return;
+        self->delayed_send(self, st.config.commit_interval, commit_atom::value);
+        self->request(st.producer, std::chrono::seconds{10}, commit_atom::value)
+            .then(
+                [self](std::vector<int64_t>& positions) {
+                  self->state.commit(positions, std::nullopt);
+                },
+                [](caf::error& err) {
+                  logger()->warn("consumer: no committable offsets: {}", render(err));
+                });
+      },
+      [self](commit_atom, caf::timespan timeout) -> caf::result<ack_atom> {
+        auto& st = self->state;
+        if (!st.commit_queue)
+          return ack_atom::value;
+        auto promise = self->make_response_promise<ack_atom>();
+        self->request(st.producer, timeout, commit_atom::value)
+            .then(
+                [self, promise](std::vector<int64_t>& positions) mutable {
+                  self->state.commit(positions, promise);
+                },
+                [promise](caf::error& err) mutable { promise.deliver(err); });
+        return promise;
+      },
+      [self](drain_atom) {
+        self->state.stopped_reading = true;
+        return ack_atom::value;
+      },
+      [self](stats_atom) { return self->state.stats; },
   };
 }
 

@@ -9,6 +9,116 @@
 
 namespace castor {
 
+void executor_state::dead_letter(const message_view& m, const std::string& stage,
+                                 const std::string& error,
+                                 std::vector<producer_record>& out) {
+  producer_record r;
+  r.topic = config.dead_letter_topic;
+  if (m.key)
+    r.key.emplace(*m.key);
+  if (m.value)
+    r.value.emplace(*m.value);
+  r.headers.reserve(m.headers.size() + 6);
+  for (size_t i = 0; i < m.headers.size(); ++i) {
+    auto h = m.headers[i];
+    header copy{std::string{h.name}, std::nullopt};
+    if (h.value)
+      copy.value.emplace(*h.value);
+    r.headers.push_back(std::move(copy));
+  }
+  r.headers.push_back({"castor.dlq.topic", std::string{m.topic}});
+  r.headers.push_back({"castor.dlq.partition", std::to_string(m.partition)});
+  r.headers.push_back({"castor.dlq.offset", std::to_string(m.offset)});
+  r.headers.push_back(
+      {"castor.dlq.timestamp",
+       m.time ? std::optional<std::string>{std::to_string(to_millis(*m.time))}
+              : std::nullopt});
+  r.headers.push_back({"castor.dlq.error", error});
+  r.headers.push_back({"castor.dlq.stage", stage});
+  r.time = m.time;
+  logger()->warn("executor: dead-letters {}[{}] offset {} to {} ({}): {}", m.topic,
+                 m.partition, m.offset, config.dead_letter_topic, stage, error);
+  ++stats.dead_lettered;
+  out.push_back(std::move(r));
+}
+
+void executor_state::dead_letter_cycle(const std::string& stage, const std::string& error,
+                                       std::vector<producer_record>& out) {
+  size_t inputs = 0;
+  for (auto s : touched)
+    inputs += per_source[s].size();
+  logger()->warn("executor: {} failed: {}; dead-letters the cycle's {} input message(s) "
+                 "and goes on",
+                 stage, error, inputs);
+  for (auto s : touched)
+    for (auto& v : per_source[s])
+      dead_letter(v, stage, error, out);
+}
+
+caf::error executor_state::feed_source(uint32_t s, std::vector<producer_record>& out) {
+  auto& graph = definition->graph();
+  auto& views = per_source[s];
+  auto& binding = definition->sources()[s];
+  auto stage = "deserialize:" + binding.source;
+  while (!views.empty()) {
+    std::optional<size_t> bad;
+    std::string reason;
+    try {
+      binding.feed(graph, views);
+      return {};
+    } catch (const deserialize_error& e) {
+      bad = std::min(e.index(), views.size() - 1);
+      reason = e.what();
+    } catch (const std::exception& e) {
+      reason = e.what();
+    }
+    if (config.on_deserialize_error == error_policy::stop) {
+      if (bad) {
+        auto& v = views[*bad];
+        return make_error(ec::deserialize_failed,
+                          fmt::format("source '{}' rejected {}[{}] offset {}: {}",
+                                      binding.source, v.topic, v.partition, v.offset,
+                                      reason));
+      }
+      auto& v = views.front();
+      return make_error(
+          ec::deserialize_failed,
+          fmt::format("source '{}' rejected {} message(s) from {}[{}] offset {} on: {}",
+                      binding.source, views.size(), v.topic, v.partition, v.offset,
+                      reason));
+    }
+    // Dead-letter what was rejected and feed the rest again. When the
+    // deserializer did not say which message it rejected, each one is tried
+    // alone; if each passes alone, the cycle's messages go together.
+    std::vector<std::optional<std::string>> rejected(views.size());
+    if (bad) {
+      rejected[*bad] = reason;
+    } else {
+      bool any = false;
+      for (size_t i = 0; i < views.size(); ++i) {
+        try {
+          binding.check(std::span<const message_view>{&views[i], 1});
+        } catch (const std::exception& e) {
+          rejected[i] = e.what();
+          any = true;
+        }
+      }
+      if (!any)
+        for (auto& r : rejected)
+          r = reason;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < views.size(); ++i) {
+      if (rejected[i])
+        dead_letter(views[i], stage, *rejected[i], out);
+      else
+        views[kept++] = views[i];
+    }
+    views.resize(kept);
+  }
+  return {};
+}
+
 caf::error executor_state::run_cycle(std::span<const consumed_message> messages,
                                      timestamp t, std::vector<producer_record>& out) {
   auto& graph = definition->graph();
@@ -22,29 +132,17 @@ caf::error executor_state::run_cycle(std::span<const consumed_message> messages,
       touched.push_back(e.source);
     views.push_back(m.view(e.topic, e.partition));
   }
-  for (auto s : touched) {
-    auto& views = per_source[s];
-    auto& binding = definition->sources()[s];
-    try {
-      binding.feed(graph, views);
-    } catch (const deserialize_error& e) {
-      auto& v = views[std::min(e.index(), views.size() - 1)];
-      return make_error(ec::deserialize_failed,
-                        fmt::format("source '{}' rejected {}[{}] offset {}: {}",
-                                    binding.source, v.topic, v.partition, v.offset,
-                                    e.what()));
-    } catch (const std::exception& e) {
-      auto& v = views.front();
-      return make_error(
-          ec::deserialize_failed,
-          fmt::format("source '{}' rejected {} message(s) from {}[{}] offset {} "
-                      "on: {}",
-                      binding.source, views.size(), v.topic, v.partition, v.offset,
-                      e.what()));
-    }
+  for (auto s : touched)
+    if (auto err = feed_source(s, out))
+      return err;
+  auto outputs = out.size();
+  if (auto failure = graph.execute(t)) {
+    ++stats.failed_cycles;
+    if (config.on_node_error == error_policy::stop)
+      return make_error(ec::node_failed, failure->message());
+    dead_letter_cycle("node:" + failure->node, failure->message(), out);
+    return {};
   }
-  if (auto failure = graph.execute(t))
-    return make_error(ec::node_failed, failure->message());
   ++stats.cycles;
   for (auto& sink : graph.updated_sinks()) {
     auto i = sink_index.find(sink.get());
@@ -55,9 +153,15 @@ caf::error executor_state::run_cycle(std::span<const consumed_message> messages,
     try {
       binding.serialize(sink, out);
     } catch (const std::exception& e) {
-      return make_error(ec::serialize_failed,
-                        fmt::format("sink '{}' in cycle {}: {}", binding.sink,
-                                    graph.cycle_id(), e.what()));
+      auto text = fmt::format("sink '{}' in cycle {}: {}", binding.sink, graph.cycle_id(),
+                              e.what());
+      ++stats.failed_cycles;
+      if (config.on_node_error == error_policy::stop)
+        return make_error(ec::serialize_failed, std::move(text));
+      // No half cycle leaves: drop the records its other sinks made.
+      out.resize(outputs);
+      dead_letter_cycle("serialize:" + binding.sink, text, out);
+      return {};
     }
     for (auto r = first; r < out.size(); ++r) {
       if (!out[r].topic.empty())
@@ -72,6 +176,24 @@ caf::error executor_state::run_cycle(std::span<const consumed_message> messages,
     }
   }
   return {};
+}
+
+std::vector<partition_position>
+executor_state::positions_of(std::span<const consumed_message> messages) {
+  std::vector<partition_position> result;
+  if (next_offsets.size() < table->partitions.size())
+    next_offsets.resize(table->partitions.size(), -1);
+  for (auto& m : messages) {
+    auto& next = next_offsets[m.pid()];
+    if (next < 0)
+      result.emplace_back(m.pid(), 0);
+    next = std::max(next, m.offset() + 1);
+  }
+  for (auto& [pid, next] : result) {
+    next = next_offsets[pid];
+    next_offsets[pid] = -1;
+  }
+  return result;
 }
 
 caf::error executor_state::run_release(release_batch& batch,
@@ -116,9 +238,11 @@ caf::error executor_state::run_release(release_batch& batch,
 
 template <class F>
 void executor_state::produce(executor_actor::stateful_pointer<executor_state> self,
-                             std::vector<producer_record>&& records, F done) {
+                             std::vector<producer_record>&& records,
+                             std::vector<partition_position>&& positions, F done) {
   auto batch = std::make_shared<record_batch>();
   batch->records = std::move(records);
+  batch->positions = std::move(positions);
   batch->cycle_id = definition->graph().cycle_id();
   ++batches_in_flight;
   self->request(producer, caf::infinite, std::move(batch))
@@ -146,8 +270,10 @@ void executor_state::arm_timer(executor_actor::stateful_pointer<executor_state> 
 
 executor_actor::behavior_type
 executor(executor_actor::stateful_pointer<executor_state> self,
-         pipeline_definition_ptr definition, producer_actor producer) {
+         pipeline_definition_ptr definition, producer_actor producer,
+         executor_config config) {
   auto& st = self->state;
+  st.config = std::move(config);
   st.definition = std::move(definition);
   st.producer = std::move(producer);
   auto& graph = st.definition->graph();
@@ -170,10 +296,13 @@ executor(executor_actor::stateful_pointer<executor_state> self,
           return err;
         }
         st.arm_timer(self);
-        if (records.empty())
+        // The producer learns the positions even of a release that made no
+        // record: they become committable in order with everything before.
+        auto positions = st.positions_of(batch->messages);
+        if (records.empty() && positions.empty())
           return ack_atom::value;
         auto promise = self->make_response_promise<ack_atom>();
-        st.produce(self, std::move(records),
+        st.produce(self, std::move(records), std::move(positions),
                    [promise]() mutable { promise.deliver(ack_atom::value); });
         return promise;
       },
@@ -190,7 +319,7 @@ executor(executor_actor::stateful_pointer<executor_state> self,
             return;
           }
           if (!records.empty())
-            st.produce(self, std::move(records), [] {});
+            st.produce(self, std::move(records), {}, [] {});
         }
         st.arm_timer(self);
       },

@@ -32,6 +32,9 @@ void merge_into(pipeline_stats& into, const pipeline_stats& from) {
   into.produced += from.produced;
   into.delivered += from.delivered;
   into.delivery_errors += from.delivery_errors;
+  into.dead_lettered += from.dead_lettered;
+  into.failed_cycles += from.failed_cycles;
+  into.commits += from.commits;
   into.watermark_ms = std::max(into.watermark_ms, from.watermark_ms);
   into.live = into.live || from.live;
 }
@@ -76,7 +79,26 @@ caf::error pipeline_definition::validate() const {
   return {};
 }
 
+const char* to_string(error_policy policy) noexcept {
+  return policy == error_policy::stop ? "stop" : "dead_letter";
+}
+
+caf::expected<error_policy> parse_error_policy(std::string_view text) {
+  if (text == "stop")
+    return error_policy::stop;
+  if (text == "dead_letter")
+    return error_policy::dead_letter;
+  return make_error(ec::invalid_config,
+                    fmt::format("error policy '{}': expected stop or dead_letter", text));
+}
+
 caf::error pipeline_config::validate() const {
+  if (dead_letter_topic.empty() && (on_deserialize_error == error_policy::dead_letter ||
+                                    on_node_error == error_policy::dead_letter))
+    return make_error(ec::invalid_config,
+                      "the dead_letter error policy needs a dead_letter_topic");
+  if (commit_interval < duration::zero())
+    return make_error(ec::invalid_config, "commit_interval must not be negative");
   if (batch_size == 0)
     return make_error(ec::invalid_config, "batch_size must be at least 1");
   if (releases_in_flight == 0)
@@ -123,7 +145,7 @@ template <class F>
 void collect_stats(supervisor_pointer self, F done) {
   auto& st = self->state;
   auto merged = std::make_shared<pipeline_stats>();
-  auto left = std::make_shared<int>(3);
+  auto left = std::make_shared<int>(4);
   auto one = [merged, left, done](const pipeline_stats* part) mutable {
     if (part != nullptr)
       merge_into(*merged, *part);
@@ -139,9 +161,39 @@ void collect_stats(supervisor_pointer self, F done) {
         .then([one](pipeline_stats& s) mutable { one(&s); },
               [one](caf::error&) mutable { one(nullptr); });
   };
+  ask(st.consumer);
   ask(st.orchestrator);
   ask(st.executor);
   ask(st.producer);
+}
+
+void finish(supervisor_pointer self, uint64_t undelivered, caf::error commit_error);
+
+// A clean stop whose step failed (a component died on the way): exits with
+// the error.
+void fail_stopping(supervisor_pointer self, caf::error err) {
+  auto& st = self->state;
+  logger()->error("pipeline: stop failed: {}", render(err));
+  auto reason = caf::error{caf::exit_reason::user_shutdown};
+  self->send_exit(st.consumer, reason);
+  self->send_exit(st.orchestrator, reason);
+  self->send_exit(st.executor, reason);
+  self->send_exit(st.producer, reason);
+  self->quit(std::move(err));
+}
+
+// Commits what was delivered (when the consumer commits), then finishes.
+void final_commit(supervisor_pointer self, caf::timespan timeout, uint64_t undelivered) {
+  auto& st = self->state;
+  self->request(st.consumer, timeout + std::chrono::seconds{1}, commit_atom::value,
+                timeout)
+      .then([self, undelivered](ack_atom) { finish(self, undelivered, {}); },
+            [self, undelivered](caf::error& err) {
+              logger()->error("pipeline: final commit failed: {} (the next run "
+                              "repeats what came after the last commit)",
+                              render(err));
+              finish(self, undelivered, std::move(err));
+            });
 }
 
 void fail(supervisor_pointer self, caf::error err) {
@@ -158,45 +210,68 @@ void fail(supervisor_pointer self, caf::error err) {
   self->quit(std::move(err));
 }
 
+// The last step of a clean stop: counters, a summary line, then exit.
+void finish(supervisor_pointer self, uint64_t undelivered, caf::error commit_error) {
+  collect_stats(self, [self, undelivered, commit_error](const pipeline_stats& s) {
+    auto& st = self->state;
+    logger()->info("pipeline: stopped: {} consumed, {} released, {} cycles, {} "
+                   "produced, {} delivered, {} undelivered, {} delivery errors, {} "
+                   "dead-lettered, {} commits",
+                   s.consumed, s.released, s.cycles, s.produced, s.delivered, undelivered,
+                   s.delivery_errors, s.dead_lettered, s.commits);
+    auto reason = caf::error{caf::exit_reason::user_shutdown};
+    self->send_exit(st.consumer, reason);
+    self->send_exit(st.orchestrator, reason);
+    self->send_exit(st.executor, reason);
+    self->send_exit(st.producer, reason);
+    if (undelivered > 0)
+      self->quit(
+          make_error(ec::produce_failed,
+                     fmt::format("{} record(s) not delivered within the flush timeout",
+                                 undelivered)));
+    else if (commit_error)
+      self->quit(commit_error);
+    else
+      self->quit();
+  });
+}
+
+// Ordered shutdown: the consumer stops reading, the orchestrator stops
+// releasing, the executor finishes its cycles, the producer delivers what it
+// holds, and the consumer commits what was delivered.
 void stop(supervisor_pointer self) {
   auto& st = self->state;
   if (st.stopping)
     return;
   st.stopping = true;
   logger()->info("pipeline: stopping: consumer first");
-  self->send_exit(st.consumer, caf::exit_reason::user_shutdown);
   auto timeout = std::chrono::duration_cast<caf::timespan>(st.config.flush_timeout);
-  self->request(st.orchestrator, caf::infinite, drain_atom::value)
-      .then([self, timeout](ack_atom) {
-        auto& st = self->state;
-        self->request(st.executor, caf::infinite, drain_atom::value)
-            .then([self, timeout](ack_atom) {
-              auto& st = self->state;
-              self->request(st.producer, caf::infinite, flush_atom::value, timeout)
-                  .then([self](uint64_t undelivered) {
-                    collect_stats(self, [self, undelivered](const pipeline_stats& s) {
+  auto on_error = [self](caf::error& err) { fail_stopping(self, std::move(err)); };
+  self->request(st.consumer, timeout, drain_atom::value)
+      .then(
+          [self, timeout, on_error](ack_atom) {
+            auto& st = self->state;
+            self->request(st.orchestrator, caf::infinite, drain_atom::value)
+                .then(
+                    [self, timeout, on_error](ack_atom) {
                       auto& st = self->state;
-                      logger()->info(
-                          "pipeline: stopped: {} consumed, {} released, {} cycles, {} "
-                          "produced, {} delivered, {} undelivered, {} delivery errors",
-                          s.consumed, s.released, s.cycles, s.produced, s.delivered,
-                          undelivered, s.delivery_errors);
-                      auto reason = caf::error{caf::exit_reason::user_shutdown};
-                      self->send_exit(st.orchestrator, reason);
-                      self->send_exit(st.executor, reason);
-                      self->send_exit(st.producer, reason);
-                      if (undelivered > 0)
-                        self->quit(make_error(
-                            ec::produce_failed,
-                            fmt::format("{} record(s) not delivered within the "
-                                        "flush timeout",
-                                        undelivered)));
-                      else
-                        self->quit();
-                    });
-                  });
-            });
-      });
+                      self->request(st.executor, caf::infinite, drain_atom::value)
+                          .then(
+                              [self, timeout, on_error](ack_atom) {
+                                auto& st = self->state;
+                                self->request(st.producer, caf::infinite,
+                                              flush_atom::value, timeout)
+                                    .then(
+                                        [self, timeout](uint64_t undelivered) {
+                                          final_commit(self, timeout, undelivered);
+                                        },
+                                        on_error);
+                              },
+                              on_error);
+                    },
+                    on_error);
+          },
+          on_error);
 }
 
 pipeline_actor::behavior_type supervisor(supervisor_pointer self,
@@ -220,7 +295,12 @@ pipeline_actor::behavior_type supervisor(supervisor_pointer self,
   st.producer =
       sys.spawn(producer, producer_config{cfg.producer, std::chrono::milliseconds{5},
                                           cfg.event_driven});
-  st.executor = sys.spawn(executor, definition, st.producer);
+  executor_config ecfg;
+  ecfg.dead_letter_topic = cfg.dead_letter_topic;
+  ecfg.on_deserialize_error = cfg.on_deserialize_error.value_or(
+      cfg.dead_letter_topic.empty() ? error_policy::stop : error_policy::dead_letter);
+  ecfg.on_node_error = cfg.on_node_error;
+  st.executor = sys.spawn(executor, definition, st.producer, ecfg);
   orchestrator_config ocfg;
   ocfg.watermark.batch_size = cfg.batch_size;
   ocfg.watermark.idle_timeout = cfg.idle_timeout;
@@ -232,15 +312,16 @@ pipeline_actor::behavior_type supervisor(supervisor_pointer self,
   ccfg.properties = cfg.consumer;
   ccfg.batch_size = cfg.batch_size;
   ccfg.startup_timeout = cfg.startup_timeout;
+  ccfg.commit_interval = cfg.commit_interval;
   ccfg.event_driven = cfg.event_driven;
   for (size_t i = 0; i < definition->sources().size(); ++i) {
     auto& s = definition->sources()[i];
     ccfg.topics.push_back({s.topic, static_cast<uint32_t>(i), s.start});
   }
   if (cfg.detached_consumer)
-    st.consumer = sys.spawn<caf::detached>(consumer, ccfg, st.orchestrator);
+    st.consumer = sys.spawn<caf::detached>(consumer, ccfg, st.orchestrator, st.producer);
   else
-    st.consumer = sys.spawn(consumer, ccfg, st.orchestrator);
+    st.consumer = sys.spawn(consumer, ccfg, st.orchestrator, st.producer);
   // Linked: a component's exit reaches the supervisor, and the supervisor's
   // (whatever its reason) reaches every component.
   self->link_to(st.producer);

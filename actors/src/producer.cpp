@@ -31,11 +31,15 @@ producer_state::~producer_state() {
 void producer_state::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg,
                                  void* opaque) {
   auto* st = static_cast<producer_state*>(opaque);
+  auto batch = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(msg->_private));
   if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     ++st->stats.delivered;
+    st->tracker.delivered(batch, true);
     return;
   }
   ++st->stats.delivery_errors;
+  // A commit never passes a record that was not delivered.
+  st->tracker.delivered(batch, false);
   if (msg->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
       msg->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
     return;
@@ -49,7 +53,15 @@ void producer_state::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg,
 caf::error producer_state::start(producer_actor::stateful_pointer<producer_state> self) {
   if (auto err = config.validate())
     return err;
-  auto conf = kafka::make_conf(config.properties, "producer");
+  auto props = config.properties;
+  // Retries must not reorder or duplicate: idempotence, unless the user
+  // chose the delivery settings themselves.
+  if (!props.contains("enable.idempotence") && !props.contains("acks") &&
+      !props.contains("request.required.acks") &&
+      !props.contains("max.in.flight.requests.per.connection") &&
+      !props.contains("max.in.flight"))
+    props["enable.idempotence"] = "true";
+  auto conf = kafka::make_conf(props, "producer");
   if (!conf)
     return conf.error();
   rd_kafka_conf_set_dr_msg_cb(conf->get(), &producer_state::on_delivery);
@@ -95,11 +107,14 @@ void producer_state::produce_pending(
       void* value = r.value ? const_cast<char*>(r.value->data()) : nullptr;
       size_t value_size = r.value ? r.value->size() : 0;
       int64_t time_ms = r.time ? to_millis(*r.time) : 0;
+      // The delivery report names the batch, for the commit tracker.
+      void* batch_id = reinterpret_cast<void*>(static_cast<uintptr_t>(front.id));
       auto err = rd_kafka_producev(
           client.get(), RD_KAFKA_V_TOPIC(r.topic.c_str()),
           RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
           RD_KAFKA_V_KEY(key, key_size), RD_KAFKA_V_VALUE(value, value_size),
-          RD_KAFKA_V_TIMESTAMP(time_ms), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+          RD_KAFKA_V_TIMESTAMP(time_ms), RD_KAFKA_V_HEADERS(headers),
+          RD_KAFKA_V_OPAQUE(batch_id), RD_KAFKA_V_END);
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR && headers != nullptr)
         rd_kafka_headers_destroy(headers);
       if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -112,8 +127,9 @@ void producer_state::produce_pending(
         return;
       }
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        auto text =
-            fmt::format("cannot produce to {}: {}", r.topic, rd_kafka_err2str(err));
+        auto text = fmt::format("cannot produce a record ({} bytes of key, {} of value) "
+                                "to {}: {}",
+                                key_size, value_size, r.topic, rd_kafka_err2str(err));
         logger()->error("producer: {}", text);
         auto error = make_error(ec::produce_failed, std::move(text));
         front.promise.deliver(error);
@@ -168,7 +184,8 @@ producer(producer_actor::stateful_pointer<producer_state> self, producer_config 
       [self](record_batch_ptr& batch) -> caf::result<ack_atom> {
         auto& st = self->state;
         auto promise = self->make_response_promise<ack_atom>();
-        st.pending.push_back({std::move(batch), 0, promise});
+        auto id = st.tracker.open(batch->positions, batch->records.size());
+        st.pending.push_back({std::move(batch), 0, id, promise});
         st.produce_pending(self);
         return promise;
       },
@@ -188,6 +205,11 @@ producer(producer_actor::stateful_pointer<producer_state> self, producer_config 
         st.poll();
         st.check_flushes(self);
         return promise;
+      },
+      [self](commit_atom) {
+        auto& st = self->state;
+        st.poll();
+        return st.tracker.committable();
       },
       [self](stats_atom) { return self->state.stats; },
   };

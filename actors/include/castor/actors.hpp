@@ -5,7 +5,8 @@
 //
 //   consumer ──batches──▶ orchestrator ──releases──▶ executor ──records──▶ producer
 //       ▲                     │ pause / resume            ▲                  │
-//       └─────────────────────┘        acks (flow control) └──────────────────┘
+//       ├─────────────────────┘        acks (flow control) └──────────────────┤
+//       └──────────────── committable offsets (at-least-once) ◀──────────────┘
 //
 // Every data message is a request whose answer is the sender's credit: the
 // consumer has one batch in flight, the orchestrator and the executor a few,
@@ -34,6 +35,10 @@ using producer_actor = caf::typed_actor<
     // Waits until every record is delivered or the timeout passed; answers
     // with the number of records not delivered.
     caf::replies_to<flush_atom, caf::timespan>::with<uint64_t>,
+    // The committable next offset of every partition (pid; -1: none yet):
+    // each one's messages ran in completed cycles whose records were all
+    // acknowledged.
+    caf::replies_to<commit_atom>::with<std::vector<int64_t>>,
     // Counters (produced, delivered, delivery_errors).
     caf::replies_to<stats_atom>::with<pipeline_stats>>;
 
@@ -59,7 +64,16 @@ using consumer_actor = caf::typed_actor<
     // Pauses these partitions (pids).
     caf::reacts_to<pause_atom, std::vector<uint32_t>>,
     // Resumes these partitions (pids).
-    caf::reacts_to<resume_atom, std::vector<uint32_t>>>;
+    caf::reacts_to<resume_atom, std::vector<uint32_t>>,
+    // Commits what the producer reports committable (the commit timer).
+    caf::reacts_to<commit_atom>,
+    // The final commit of a clean stop: answers once the brokers accepted
+    // it, or with the error.
+    caf::replies_to<commit_atom, caf::timespan>::with<ack_atom>,
+    // Stops reading (the first step of a clean stop); keeps committing.
+    caf::replies_to<drain_atom>::with<ack_atom>,
+    // Counters (commits).
+    caf::replies_to<stats_atom>::with<pipeline_stats>>;
 
 /// Holds messages that are ahead of the low watermark and releases them in
 /// timestamp order; decides pauses.

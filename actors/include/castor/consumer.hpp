@@ -8,8 +8,11 @@
 
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
 
+#include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -30,7 +33,13 @@ struct consumer_config {
   std::vector<topic> topics;
   size_t batch_size = 5000;
   duration startup_timeout = std::chrono::seconds{10};
+  /// How often progress is committed (with a `group.id` only; zero: only
+  /// at a clean stop).
+  duration commit_interval = std::chrono::seconds{5};
   bool event_driven = true;
+
+  /// Whether the consumer commits: the properties name a consumer group.
+  bool commits() const { return properties.contains("group.id"); }
 
   caf::error validate() const;
 };
@@ -51,6 +60,22 @@ struct consumer_state {
 
   void apply(bool pause, const std::vector<uint32_t>& pids);
 
+  /// Commits the positions beyond what was committed (asynchronously);
+  /// `done` (if any) is answered with the result.
+  void commit(const std::vector<int64_t>& positions,
+              std::optional<caf::typed_response_promise<ack_atom>> done);
+
+  /// Serves commit results.
+  void serve_commits();
+
+  /// A commit's result: updates `committed` and answers its promise.
+  void on_commit(rd_kafka_resp_err_t err, const rd_kafka_topic_partition_list_t* offsets,
+                 uint64_t seq);
+
+  /// librdkafka's offset commit callback (opaque: the commit's sequence).
+  static void on_commit_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t* offsets, void* opaque);
+
   /// One partition's queue: castor reads each partition from its own queue,
   /// so pausing one is just not reading it (librdkafka stops fetching when
   /// the queue holds queued.min.messages or queued.max.messages.kbytes)
@@ -62,6 +87,8 @@ struct consumer_state {
 
   consumer_config config;
   orchestrator_actor orchestrator;
+  /// Tells what is committable (none: no commits).
+  producer_actor producer;
   kafka::handle_ptr client;
   /// The consumer queue: errors that concern no partition.
   kafka::queue_ptr queue;
@@ -75,12 +102,30 @@ struct consumer_state {
   bool in_flight = false;
   /// Messages the orchestrator accepts in the next batch.
   size_t allowance = 0;
+  /// A clean stop began: read nothing more.
+  bool stopped_reading = false;
+
+  // -- commits --
+  /// Where commit results arrive.
+  kafka::queue_ptr commit_queue;
+  /// The committed next offset by pid (the start offset until a commit).
+  std::vector<int64_t> committed;
+  /// Commits sent and not answered yet, oldest first, with their promises.
+  struct pending_commit {
+    uint64_t seq = 0;
+    std::optional<caf::typed_response_promise<ack_atom>> done;
+  };
+  std::deque<pending_commit> commits_in_flight;
+  uint64_t next_commit_seq = 1;
+  pipeline_stats stats;
 };
 
 /// The consumer: one librdkafka consumer for every partition of every source
 /// topic (manual assignment); sends batches to `orchestrator`, one in flight.
+/// With a consumer group, it commits what `producer` reports committable
+/// every `commit_interval` and at a clean stop (a null `producer`: never).
 consumer_actor::behavior_type
 consumer(consumer_actor::stateful_pointer<consumer_state> self, consumer_config config,
-         orchestrator_actor orchestrator);
+         orchestrator_actor orchestrator, producer_actor producer);
 
 } // namespace castor

@@ -10,10 +10,19 @@
 
 #include <optional>
 #include <span>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
 namespace castor {
+
+/// The executor's error policies (resolved from pipeline_config).
+struct executor_config {
+  /// Where dead letters go (needed by a dead_letter policy).
+  std::string dead_letter_topic;
+  error_policy on_deserialize_error = error_policy::stop;
+  error_policy on_node_error = error_policy::stop;
+};
 
 struct executor_state {
   static inline const char* name = "castor.executor";
@@ -31,14 +40,33 @@ struct executor_state {
   caf::error run_cycle(std::span<const consumed_message> messages, timestamp t,
                        std::vector<producer_record>& out);
 
-  /// Sends `records` to the producer; `done` runs on its answer.
+  /// Sets source `s` from its messages of this cycle; a rejected message is
+  /// dead-lettered (and the rest fed again) or stops the pipeline.
+  caf::error feed_source(uint32_t s, std::vector<producer_record>& out);
+
+  /// Dead-letters every input message of the failed cycle.
+  void dead_letter_cycle(const std::string& stage, const std::string& error,
+                         std::vector<producer_record>& out);
+
+  /// Appends the dead letter of `m` to `out`.
+  void dead_letter(const message_view& m, const std::string& stage,
+                   const std::string& error, std::vector<producer_record>& out);
+
+  /// Sends `records` and the positions reached to the producer; `done`
+  /// runs on its answer.
   template <class F>
   void produce(executor_actor::stateful_pointer<executor_state> self,
-               std::vector<producer_record>&& records, F done);
+               std::vector<producer_record>&& records,
+               std::vector<partition_position>&& positions, F done);
+
+  /// The next offset of every partition in `messages`.
+  std::vector<partition_position>
+  positions_of(std::span<const consumed_message> messages);
 
   /// Live: wakes the executor when the DAG's next timer is due.
   void arm_timer(executor_actor::stateful_pointer<executor_state> self);
 
+  executor_config config;
   pipeline_definition_ptr definition;
   producer_actor producer;
   partition_table_ptr table;
@@ -49,6 +77,8 @@ struct executor_state {
   std::optional<caf::typed_response_promise<ack_atom>> drained;
   bool live = false;
   std::optional<timestamp> armed;
+  /// Scratch for positions_of: next offset by pid (-1: not in the release).
+  std::vector<int64_t> next_offsets;
   pipeline_stats stats;
 };
 
@@ -56,6 +86,7 @@ struct executor_state {
 /// the updated sinks' records to `producer`.
 executor_actor::behavior_type
 executor(executor_actor::stateful_pointer<executor_state> self,
-         pipeline_definition_ptr definition, producer_actor producer);
+         pipeline_definition_ptr definition, producer_actor producer,
+         executor_config config);
 
 } // namespace castor

@@ -5,6 +5,7 @@
 // Batches travel as shared pointers to local-only structs: they own
 // librdkafka messages and never leave the process.
 
+#include "castor/commit_tracker.hpp"
 #include "castor/message.hpp"
 #include "castor/time.hpp"
 
@@ -48,6 +49,8 @@ using live_atom = caf::atom_constant<caf::atom("live")>;
 using ack_atom = caf::atom_constant<caf::atom("ack")>;
 /// A retry (producer queue full).
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
+/// Commits offsets (at-least-once progress).
+using commit_atom = caf::atom_constant<caf::atom("commit")>;
 
 // -- start-up -------------------------------------------------------------------
 
@@ -95,9 +98,13 @@ struct release_batch {
 
 using release_batch_ptr = std::shared_ptr<release_batch>;
 
-/// What the executor sends the producer: one cycle's records.
+/// What the executor sends the producer: one release's records (results and
+/// dead letters), and the positions the release reached: once every record
+/// is delivered, these offsets may be committed.
 struct record_batch {
   std::vector<producer_record> records;
+  /// Next offset per partition (pid) after the release's messages.
+  std::vector<partition_position> positions;
   uint64_t cycle_id = 0;
 };
 
@@ -131,6 +138,12 @@ struct pipeline_stats {
   uint64_t delivered = 0;
   /// Records that failed after librdkafka's retries.
   uint64_t delivery_errors = 0;
+  /// Messages sent to the dead-letter topic.
+  uint64_t dead_lettered = 0;
+  /// Cycles that failed (a node or a sink threw).
+  uint64_t failed_cycles = 0;
+  /// Offset commits the brokers accepted.
+  uint64_t commits = 0;
   /// The low watermark (ms since the epoch; INT64_MIN before the first).
   int64_t watermark_ms = INT64_MIN;
   /// Whether every partition is caught up.
@@ -141,7 +154,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pipeline_stats& x) {
   return f(caf::meta::type_name("castor.pipeline_stats"), x.consumed, x.released, x.held,
            x.held_peak, x.paused_partitions, x.pauses, x.resumes, x.late, x.cycles,
-           x.produced, x.delivered, x.delivery_errors, x.watermark_ms, x.live);
+           x.produced, x.delivered, x.delivery_errors, x.dead_lettered, x.failed_cycles,
+           x.commits, x.watermark_ms, x.live);
 }
 
 /// Adds `from` to `into`, field by field (each actor fills its own fields).

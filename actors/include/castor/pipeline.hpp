@@ -24,8 +24,10 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace castor {
@@ -38,7 +40,24 @@ struct source_binding {
   start_policy start;
   /// Deserializes a cycle's messages and sets the source.
   std::function<void(dag&, std::span<const message_view>)> feed;
+  /// Deserializes messages and drops the result: finds which messages a
+  /// deserializer rejects when it did not say.
+  std::function<void(std::span<const message_view>)> check;
 };
+
+/// What the executor does when a stage fails.
+enum class error_policy : uint8_t {
+  /// Stop the pipeline with an error naming what failed and where.
+  stop,
+  /// Send the input messages concerned to the dead-letter topic and go on.
+  dead_letter,
+};
+
+/// "stop" or "dead_letter".
+const char* to_string(error_policy policy) noexcept;
+
+/// Parses "stop" or "dead_letter".
+caf::expected<error_policy> parse_error_policy(std::string_view text);
 
 /// A DAG sink whose updates become producer records.
 struct sink_binding {
@@ -64,13 +83,15 @@ public:
                               deserializer<T> deserialize,
                               start_policy start = start_policy::latest()) {
     auto node = src.get();
-    sources_.push_back(
-        source_binding{src.name(), std::move(topic), std::move(start),
-                       [node, deserialize = std::move(deserialize)](
-                           dag& g, std::span<const message_view> messages) {
-                         g.set(source_ref<T>{static_cast<detail::source_node<T>*>(node)},
-                               deserialize(messages));
-                       }});
+    sources_.push_back(source_binding{
+        src.name(), std::move(topic), std::move(start),
+        [node, deserialize](dag& g, std::span<const message_view> messages) {
+          g.set(source_ref<T>{static_cast<detail::source_node<T>*>(node)},
+                deserialize(messages));
+        },
+        [deserialize](std::span<const message_view> messages) {
+          [[maybe_unused]] auto value = deserialize(messages);
+        }});
     return *this;
   }
 
@@ -126,6 +147,21 @@ struct pipeline_config {
   duration progress_interval = std::chrono::seconds{10};
   /// Releases the orchestrator may have in flight to the executor.
   size_t releases_in_flight = 2;
+  /// How often progress is committed, with a consumer `group.id` (zero:
+  /// only at a clean stop). A partition's offset is committed only past
+  /// messages whose cycle completed and whose records were all delivered.
+  duration commit_interval = std::chrono::seconds{5};
+  /// Where dead letters go (empty: none). A dead letter is the original
+  /// message (key, value, headers, timestamp) plus headers
+  /// castor.dlq.{topic,partition,offset,timestamp,error,stage}.
+  std::string dead_letter_topic;
+  /// A message a deserializer rejects. Default: dead_letter when a
+  /// dead-letter topic is set, else stop.
+  std::optional<error_policy> on_deserialize_error;
+  /// A node or a sink's serializer that throws: stop, or dead-letter the
+  /// failed cycle's input messages and go on (state nodes that ran in the
+  /// failed cycle keep their new values: see docs/dag.md).
+  error_policy on_node_error = error_policy::stop;
   /// Event-driven wake-ups from librdkafka (off only in deterministic tests,
   /// which send wake-ups themselves).
   bool event_driven = true;

@@ -51,6 +51,8 @@ struct producer_state {
   struct pending_batch {
     record_batch_ptr batch;
     size_t next = 0;
+    /// The batch's id in the commit tracker.
+    uint64_t id = 0;
     caf::typed_response_promise<ack_atom> promise;
   };
 
@@ -67,11 +69,17 @@ struct producer_state {
   std::vector<flush_request> flushes;
   bool retry_armed = false;
   caf::error failure;
+  /// What may be committed: batches up to their records' delivery.
+  commit_tracker tracker;
   pipeline_stats stats;
 };
 
 /// The producer: one librdkafka producer; a full queue delays its answers
 /// (backpressure), a failed delivery stops it with an error naming the record.
+/// It tracks which offsets are committable (`commit_atom`). Unless the
+/// properties set `enable.idempotence`, `acks` or the in-flight limit, it
+/// turns idempotence on, so librdkafka's retries neither reorder nor
+/// duplicate records.
 producer_actor::behavior_type
 producer(producer_actor::stateful_pointer<producer_state> self, producer_config config);
 
