@@ -80,19 +80,36 @@ public:
 
   // "30s", "250ms", "5m".
   std::optional<duration> period(const toml::table& t, std::string_view key,
-                                 const std::string& prefix) {
+                                 const std::string& prefix, bool allow_zero = false) {
     auto text = string(t, key, prefix);
     if (!text)
       return std::nullopt;
     // Reuse the start policy's duration syntax.
     auto parsed = start_policy::parse("relative:" + *text);
-    if (!parsed || parsed->relative <= duration::zero()) {
+    if (!parsed || parsed->relative < duration::zero() ||
+        (!allow_zero && parsed->relative == duration::zero())) {
       fail(t.get(key)->source(),
-           fmt::format("'{}{}' = '{}' is not a positive duration (e.g. 30s, 250ms, 5m)",
-                       prefix, key, *text));
+           fmt::format("'{}{}' = '{}' is not a {} duration (e.g. 30s, 250ms, 5m)", prefix,
+                       key, *text, allow_zero ? "non-negative" : "positive"));
       return std::nullopt;
     }
     return parsed->relative;
+  }
+
+  // "stop" or "dead_letter".
+  std::optional<error_policy> policy(const toml::table& t, std::string_view key,
+                                     const std::string& prefix) {
+    auto text = string(t, key, prefix);
+    if (!text)
+      return std::nullopt;
+    auto parsed = parse_error_policy(*text);
+    if (!parsed) {
+      fail(t.get(key)->source(),
+           fmt::format("'{}{}' = '{}' is not one of stop, dead_letter", prefix, key,
+                       *text));
+      return std::nullopt;
+    }
+    return *parsed;
   }
 
   // A table of librdkafka properties: values may be strings, integers or
@@ -174,6 +191,10 @@ caf::expected<service_config> load(const std::string& path) {
       {"engine", "startup_timeout"},
       {"engine", "flush_timeout"},
       {"engine", "progress_interval"},
+      {"engine", "commit_interval"},
+      {"errors", "dead_letter_topic"},
+      {"errors", "on_deserialize_error"},
+      {"errors", "on_node_error"},
       {"log", "level"},
   };
   for (auto [table, key] : overridable) {
@@ -207,7 +228,8 @@ caf::expected<service_config> load(const std::string& path) {
   checker check{path};
   service_config cfg;
   cfg.path = path;
-  check.only(doc, "", {"kafka", "engine", "log", "sources", "sinks", "embedded"});
+  check.only(doc, "",
+             {"kafka", "engine", "errors", "log", "sources", "sinks", "embedded"});
   toml::source_region top{};
 
   auto table_of = [&](std::string_view key) -> const toml::table* {
@@ -244,7 +266,7 @@ caf::expected<service_config> load(const std::string& path) {
   if (auto* engine = table_of("engine")) {
     check.only(*engine, "engine.",
                {"dag", "batch_size", "idle_timeout", "startup_timeout", "flush_timeout",
-                "progress_interval"});
+                "progress_interval", "commit_interval"});
     if (auto v = check.string(*engine, "dag", "engine."))
       cfg.dag = *v;
     if (auto v = check.integer(*engine, "batch_size", "engine.", 1))
@@ -257,6 +279,8 @@ caf::expected<service_config> load(const std::string& path) {
       cfg.pipeline.flush_timeout = *v;
     if (auto v = check.period(*engine, "progress_interval", "engine."))
       cfg.pipeline.progress_interval = *v;
+    if (auto v = check.period(*engine, "commit_interval", "engine.", true))
+      cfg.pipeline.commit_interval = *v;
     if (!cfg.dag.empty() && !dags::builtin().contains(cfg.dag)) {
       std::string names;
       for (auto& [name, _] : dags::builtin())
@@ -268,6 +292,25 @@ caf::expected<service_config> load(const std::string& path) {
   }
   if (cfg.dag.empty())
     check.fail(top, "'engine.dag' is required");
+
+  // [errors]
+  if (auto* errors = table_of("errors")) {
+    check.only(*errors, "errors.",
+               {"dead_letter_topic", "on_deserialize_error", "on_node_error"});
+    if (auto v = check.string(*errors, "dead_letter_topic", "errors."))
+      cfg.pipeline.dead_letter_topic = *v;
+    if (auto v = check.policy(*errors, "on_deserialize_error", "errors."))
+      cfg.pipeline.on_deserialize_error = *v;
+    if (auto v = check.policy(*errors, "on_node_error", "errors."))
+      cfg.pipeline.on_node_error = *v;
+    if (cfg.pipeline.dead_letter_topic.empty())
+      for (auto key : {"on_deserialize_error", "on_node_error"})
+        if (auto* node = errors->get(key);
+            node != nullptr && node->value_or(std::string_view{}) == "dead_letter")
+          check.fail(node->source(), fmt::format("'errors.{}' = 'dead_letter' needs "
+                                                 "'errors.dead_letter_topic'",
+                                                 key));
+  }
 
   // [log]
   if (auto* log = table_of("log")) {
@@ -396,10 +439,19 @@ std::string to_toml(const service_config& cfg) {
   out += "\n[kafka.producer]\n" + props(cfg.pipeline.producer);
   out += fmt::format(
       "\n[engine]\ndag = {}\nbatch_size = {}\nidle_timeout = {}\n"
-      "startup_timeout = {}\nflush_timeout = {}\nprogress_interval = {}\n",
+      "startup_timeout = {}\nflush_timeout = {}\nprogress_interval = {}\n"
+      "commit_interval = {}\n",
       quote(cfg.dag), cfg.pipeline.batch_size, seconds(cfg.pipeline.idle_timeout),
       seconds(cfg.pipeline.startup_timeout), seconds(cfg.pipeline.flush_timeout),
-      seconds(cfg.pipeline.progress_interval));
+      seconds(cfg.pipeline.progress_interval), seconds(cfg.pipeline.commit_interval));
+  auto& p = cfg.pipeline;
+  out += fmt::format(
+      "\n[errors]\ndead_letter_topic = {}\non_deserialize_error = {}\n"
+      "on_node_error = {}\n",
+      quote(p.dead_letter_topic),
+      quote(to_string(p.on_deserialize_error.value_or(
+          p.dead_letter_topic.empty() ? error_policy::stop : error_policy::dead_letter))),
+      quote(to_string(p.on_node_error)));
   out += fmt::format("\n[log]\nlevel = {}\n", quote(cfg.log_level));
   for (auto& s : cfg.sources)
     out += fmt::format("\n[[sources]]\nname = {}\ntopic = {}\nstart = {}\n",

@@ -149,6 +149,27 @@ public:
     return result;
   }
 
+  /// The committed offsets of `group` on `topic`'s partitions (-1001
+  /// where none).
+  std::vector<int64_t> committed(const std::string& group, const std::string& topic,
+                                 int partitions) {
+    auto conf = kafka::make_conf(
+        {{"bootstrap.servers", bootstrap()}, {"group.id", group}}, "test committed");
+    REQUIRE(conf);
+    auto rk = kafka::make_client(RD_KAFKA_CONSUMER, std::move(*conf));
+    REQUIRE(rk);
+    kafka::partition_list_ptr list{rd_kafka_topic_partition_list_new(partitions)};
+    for (int32_t p = 0; p < partitions; ++p)
+      rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p);
+    REQUIRE(rd_kafka_committed(rk->get(), list.get(), 10000) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+    std::vector<int64_t> result;
+    for (int i = 0; i < list->cnt; ++i)
+      result.push_back(list->elems[i].offset);
+    rd_kafka_consumer_close(rk->get());
+    return result;
+  }
+
   std::unique_ptr<kafka::mock_cluster> cluster;
 };
 

@@ -167,13 +167,17 @@ caf::error consumer_state::start(consumer_actor::stateful_pointer<consumer_state
     if (event_driven)
       rd_kafka_queue_cb_event_enable(commit_queue.get(), &detail::wakeup::on_event,
                                      wake.get());
-    if (config.commit_interval > duration::zero())
+    auto& group = config.properties.at("group.id");
+    if (config.commit_interval > duration::zero()) {
       self->delayed_send(self, config.commit_interval, commit_atom::value);
-    logger()->info(
-        "consumer: commits progress for group '{}' every {} ms",
-        config.properties.at("group.id"),
-        std::chrono::duration_cast<std::chrono::milliseconds>(config.commit_interval)
-            .count());
+      logger()->info(
+          "consumer: commits progress for group '{}' every {} ms", group,
+          std::chrono::duration_cast<std::chrono::milliseconds>(config.commit_interval)
+              .count());
+    } else {
+      logger()->info("consumer: commits progress for group '{}' at a clean stop only",
+                     group);
+    }
   }
   self->send(orchestrator, start_atom::value, table,
              caf::actor_cast<consumer_actor>(self));

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "castor/kafka.hpp"
 
+#include "castor/logger.hpp"
+
 #include <fmt/format.h>
 #include <librdkafka/rdkafka_mock.h>
 
@@ -49,8 +51,24 @@ caf::error set(rd_kafka_conf_t* conf, const std::string& key, const std::string&
   return {};
 }
 
+namespace {
+
+// librdkafka's log lines go to castor's logger (from librdkafka's threads;
+// spdlog's loggers are thread-safe). Its errors are warnings here: castor
+// itself decides what is fatal and says so.
+void log_line(const rd_kafka_t* rk, int level, const char* facility, const char* text) {
+  auto lvl = level <= 4   ? spdlog::level::warn
+             : level <= 6 ? spdlog::level::info
+                          : spdlog::level::debug;
+  logger()->log(lvl, "kafka: {}: {}: {}",
+                rk != nullptr ? rd_kafka_name(rk) : "librdkafka", facility, text);
+}
+
+} // namespace
+
 caf::expected<conf_ptr> make_conf(const properties& props, const std::string& what) {
   conf_ptr conf{rd_kafka_conf_new()};
+  rd_kafka_conf_set_log_cb(conf.get(), &log_line);
   for (auto& [key, value] : props)
     if (auto err = set(conf.get(), key, value, what))
       return err;

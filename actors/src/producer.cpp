@@ -43,11 +43,12 @@ void producer_state::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg,
   if (msg->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
       msg->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
     return;
+  if (st->failure)
+    return; // the first failure was logged and stops the pipeline
   auto text = fmt::format("delivery to {}[{}] failed: {}", rd_kafka_topic_name(msg->rkt),
                           msg->partition, rd_kafka_err2str(msg->err));
   logger()->error("producer: {}", text);
-  if (!st->failure)
-    st->failure = make_error(ec::produce_failed, std::move(text));
+  st->failure = make_error(ec::produce_failed, std::move(text));
 }
 
 caf::error producer_state::start(producer_actor::stateful_pointer<producer_state> self) {
