@@ -517,6 +517,38 @@ TEST_CASE("executor actor: a node that throws stops it with an error naming the 
   CHECK(fx.produced("out-topic").empty());
 }
 
+TEST_CASE("executor actor: every release tells the producer the positions it reached, "
+          "even one that made no record",
+          "[actors][executor][commits]") {
+  executor_fixture fx;
+  fx.release({{1, "a"}, {2, "b"}}, t0 + 2s);
+  // An empty string makes no record but its offset must still be committed.
+  fx.release({{3, ""}}, t0 + 3s);
+  REQUIRE(fx.plog->batches.size() == 2);
+  using positions = std::vector<castor::partition_position>;
+  CHECK(fx.plog->batches[0]->positions == positions{{0, 3}});
+  CHECK(fx.plog->batches[1]->positions == positions{{0, 4}});
+  CHECK(fx.flog->acks == 2);
+}
+
+TEST_CASE("executor actor: with dead_letter, a node that throws dead-letters the "
+          "cycle's input and answers the release",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.dead_letter_topic = "dlq";
+  cfg.on_node_error = castor::error_policy::dead_letter;
+  executor_fixture fx{cfg};
+  fx.release({{1, "ok"}}, t0 + 1s);
+  fx.release({{2, "x"}, {3, "boom"}}, t0 + 3s);
+  fx.release({{4, "fine"}}, t0 + 4s);
+  CHECK(fx.flog->errors.empty());
+  CHECK(fx.flog->acks == 3);
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"OK", "FINE"});
+  CHECK(fx.produced("dlq") == std::vector<std::string>{"x", "boom"});
+  auto& dead = fx.plog->batches[1]->records.back();
+  CHECK(dead.headers.back() == castor::header{"castor.dlq.stage", "node:upper"});
+}
+
 // -- consumer and producer, against the mock cluster ---------------------------
 
 namespace {
