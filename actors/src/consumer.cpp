@@ -207,6 +207,7 @@ void consumer_state::commit(const std::vector<int64_t>& positions,
     return;
   }
   auto seq = next_commit_seq++;
+  logger()->debug("consumer: commits {} partition(s) (commit {})", list->cnt, seq);
   commits_in_flight.push_back({seq, std::move(done)});
   auto err = rd_kafka_commit_queue(client.get(), list.get(), commit_queue.get(),
                                    &consumer_state::on_commit_cb,

@@ -90,8 +90,7 @@ caf::expected<handle_ptr> make_client(rd_kafka_type_t type, conf_ptr conf) {
 
 caf::expected<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
                                        std::chrono::milliseconds timeout) {
-  std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> rkt{
-      rd_kafka_topic_new(rk, topic.c_str(), nullptr), &rd_kafka_topic_destroy};
+  topic_ptr rkt{rd_kafka_topic_new(rk, topic.c_str(), nullptr)};
   if (!rkt)
     return to_error(rd_kafka_last_error(), fmt::format("topic '{}'", topic));
   const rd_kafka_metadata_t* md = nullptr;
@@ -191,9 +190,7 @@ broker_queries::timestamp_at(const topic_partition& tp, int64_t offset) {
     probe_ = std::move(*client);
   }
   // The legacy per-partition API reads one message without a group.
-  std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> rkt{
-      rd_kafka_topic_new(probe_.get(), tp.topic.c_str(), nullptr),
-      &rd_kafka_topic_destroy};
+  topic_ptr rkt{rd_kafka_topic_new(probe_.get(), tp.topic.c_str(), nullptr)};
   if (rd_kafka_consume_start(rkt.get(), tp.partition, offset) == -1)
     return to_error(rd_kafka_last_error(),
                     fmt::format("reading {} at offset {}", to_string(tp), offset));

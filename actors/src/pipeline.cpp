@@ -292,9 +292,15 @@ pipeline_actor::behavior_type supervisor(supervisor_pointer self,
     };
   }
   auto& sys = self->system();
-  st.producer =
-      sys.spawn(producer, producer_config{cfg.producer, std::chrono::milliseconds{5},
-                                          cfg.event_driven});
+  producer_config pcfg;
+  pcfg.properties = cfg.producer;
+  pcfg.event_driven = cfg.event_driven;
+  for (auto& s : definition->sinks())
+    if (!s.default_topic.empty())
+      pcfg.topics.push_back(s.default_topic);
+  if (!cfg.dead_letter_topic.empty())
+    pcfg.topics.push_back(cfg.dead_letter_topic);
+  st.producer = sys.spawn(producer, pcfg);
   executor_config ecfg;
   ecfg.dead_letter_topic = cfg.dead_letter_topic;
   ecfg.on_deserialize_error = cfg.on_deserialize_error.value_or(

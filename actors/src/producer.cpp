@@ -21,6 +21,7 @@ producer_state::~producer_state() {
     rd_kafka_queue_cb_event_enable(main_queue.get(), nullptr, nullptr);
     main_queue.reset();
   }
+  known_topics.clear();
   if (client) {
     // Whatever is still queued was reported by the flush; do not block here.
     rd_kafka_purge(client.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
@@ -71,6 +72,9 @@ caf::error producer_state::start(producer_actor::stateful_pointer<producer_state
   if (!made)
     return made.error();
   client = std::move(*made);
+  for (auto& t : config.topics)
+    if (auto* rkt = rd_kafka_topic_new(client.get(), t.c_str(), nullptr))
+      known_topics.emplace_back(rkt);
   main_queue.reset(rd_kafka_queue_get_main(client.get()));
   if (config.event_driven) {
     wake->target = caf::actor_cast<caf::weak_actor_ptr>(self);

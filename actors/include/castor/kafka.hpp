@@ -35,6 +35,9 @@ struct partition_list_deleter {
     rd_kafka_topic_partition_list_destroy(l);
   }
 };
+struct topic_deleter {
+  void operator()(rd_kafka_topic_t* t) const noexcept { rd_kafka_topic_destroy(t); }
+};
 struct message_deleter {
   void operator()(rd_kafka_message_t* m) const noexcept { rd_kafka_message_destroy(m); }
 };
@@ -45,6 +48,7 @@ using queue_ptr = std::unique_ptr<rd_kafka_queue_t, queue_deleter>;
 using partition_list_ptr =
     std::unique_ptr<rd_kafka_topic_partition_list_t, partition_list_deleter>;
 using message_ptr = std::unique_ptr<rd_kafka_message_t, message_deleter>;
+using topic_ptr = std::unique_ptr<rd_kafka_topic_t, topic_deleter>;
 
 /// librdkafka properties, passed through untouched.
 using properties = std::map<std::string, std::string>;

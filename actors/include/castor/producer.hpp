@@ -11,6 +11,7 @@
 
 #include <deque>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace castor {
@@ -22,6 +23,10 @@ struct producer_config {
   /// also trigger a retry).
   duration retry_interval = std::chrono::milliseconds{5};
   bool event_driven = true;
+  /// Topics known in advance (sinks' default topics, the dead-letter
+  /// topic): their metadata comes with the first request to the cluster,
+  /// instead of at librdkafka's next periodic scan (up to a second later).
+  std::vector<std::string> topics;
 
   caf::error validate() const;
 };
@@ -64,6 +69,8 @@ struct producer_state {
   producer_config config;
   kafka::handle_ptr client;
   kafka::queue_ptr main_queue;
+  /// Handles of the topics known in advance (kept for the client's life).
+  std::vector<kafka::topic_ptr> known_topics;
   std::shared_ptr<detail::wakeup> wake = std::make_shared<detail::wakeup>();
   std::deque<pending_batch> pending;
   std::vector<flush_request> flushes;
