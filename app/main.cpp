@@ -9,11 +9,13 @@
 #include "castor/version.hpp"
 
 #include <CLI/CLI.hpp>
+#include <librdkafka/rdkafka_mock.h>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/send.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <fstream>
@@ -172,7 +174,43 @@ int check(const std::string& path) {
   return exit_ok;
 }
 
-int broker(const std::vector<std::string>& topics, const std::string& addr_file) {
+// Fault injection for soak tests: every `every`, the broker is down for
+// `down` (connections closed and refused), and `errors` retriable errors
+// are pushed on fetch and on produce requests.
+struct fault_plan {
+  castor::duration every{0};
+  castor::duration down{0};
+  int errors = 0;
+};
+
+void inject_fault(castor::kafka::mock_cluster& cluster, const fault_plan& plan,
+                  const std::atomic<bool>& stop) {
+  auto* mc = cluster.get();
+  // Kafka protocol API keys: produce 0, fetch 1.
+  constexpr int16_t produce = 0;
+  constexpr int16_t fetch = 1;
+  if (plan.errors > 0) {
+    std::vector<rd_kafka_resp_err_t> errs(static_cast<size_t>(plan.errors),
+                                          RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+    rd_kafka_mock_push_request_errors_array(mc, fetch, errs.size(), errs.data());
+    std::fill(errs.begin(), errs.end(), RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+    rd_kafka_mock_push_request_errors_array(mc, produce, errs.size(), errs.data());
+  }
+  if (plan.down <= castor::duration::zero())
+    return;
+  castor::logger()->warn("castor: fault: broker down for {} ms",
+                         std::chrono::duration_cast<std::chrono::milliseconds>(plan.down)
+                             .count());
+  rd_kafka_mock_broker_set_down(mc, 1);
+  auto until = std::chrono::steady_clock::now() + plan.down;
+  while (!stop && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  rd_kafka_mock_broker_set_up(mc, 1);
+  castor::logger()->warn("castor: fault: broker up again");
+}
+
+int broker(const std::vector<std::string>& topics, const std::string& addr_file,
+           const fault_plan& faults) {
   std::vector<castor::service::embedded_topic> parsed;
   for (auto& t : topics) {
     auto colon = t.rfind(':');
@@ -200,8 +238,15 @@ int broker(const std::vector<std::string>& topics, const std::string& addr_file)
   std::atomic<bool> done{false};
   std::atomic<bool> stop{false};
   auto watcher = signal_watcher(done, [&stop](int) { stop = true; });
-  while (!stop)
+  auto next_fault = std::chrono::steady_clock::now() + faults.every;
+  while (!stop) {
     std::this_thread::sleep_for(std::chrono::milliseconds{100});
+    if (faults.every > castor::duration::zero() &&
+        std::chrono::steady_clock::now() >= next_fault) {
+      inject_fault(**cluster, faults, stop);
+      next_fault = std::chrono::steady_clock::now() + faults.every;
+    }
+  }
   done = true;
   watcher.join();
   castor::logger()->info("castor: broker stopped");
@@ -246,6 +291,16 @@ int main(int argc, char** argv) {
                 "SIGINT/SIGTERM");
   broker_cmd->add_option("--topic", topics, "NAME:PARTITIONS, repeatable");
   broker_cmd->add_option("--addr-file", addr_file, "write the bootstrap address here");
+  std::string fault_every;
+  std::string fault_down = "5s";
+  int fault_errors = 0;
+  broker_cmd->add_option("--fault-every", fault_every,
+                         "inject a fault this often (e.g. 30s): for soak tests");
+  broker_cmd->add_option("--fault-down", fault_down,
+                         "each fault takes the broker down this long (default 5s)");
+  broker_cmd->add_option("--fault-errors", fault_errors,
+                         "each fault also pushes this many retriable errors on fetch "
+                         "and produce requests");
 
   CLI11_PARSE(app, argc, argv);
   try {
@@ -253,8 +308,23 @@ int main(int argc, char** argv) {
       return run(config_path, log_level, addr_file);
     if (*check_cmd)
       return check(config_path);
-    if (*broker_cmd)
-      return broker(topics, addr_file);
+    if (*broker_cmd) {
+      fault_plan faults;
+      faults.errors = fault_errors;
+      auto parse = [](const std::string& text, castor::duration& into) {
+        auto policy = castor::start_policy::parse("relative:" + text);
+        if (!policy)
+          return false;
+        into = policy->relative;
+        return true;
+      };
+      if ((!fault_every.empty() && !parse(fault_every, faults.every)) ||
+          !parse(fault_down, faults.down))
+        return fail(castor::make_error(castor::ec::invalid_config,
+                                       "--fault-every/--fault-down take durations such "
+                                       "as 30s or 500ms"));
+      return broker(topics, addr_file, faults);
+    }
   } catch (const std::exception& e) {
     std::cerr << "castor: unexpected error: " << e.what() << '\n';
     return exit_unexpected;
