@@ -549,6 +549,45 @@ TEST_CASE("executor actor: with dead_letter, a node that throws dead-letters the
   CHECK(dead.headers.back() == castor::header{"castor.dlq.stage", "node:upper"});
 }
 
+TEST_CASE("executor actor: a rejected message without a timestamp is dead-lettered "
+          "with a null castor.dlq.timestamp; the others of its cycle go on",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.dead_letter_topic = "dlq";
+  cfg.on_deserialize_error = castor::error_policy::dead_letter;
+  executor_fixture fx{cfg};
+  auto batch = std::make_shared<castor::release_batch>();
+  batch->messages.push_back(consumed_message::make(0, 7, t0, std::nullopt, "a"));
+  batch->messages.push_back(
+      consumed_message::make(0, 8, std::nullopt, "k", std::nullopt)); // a tombstone
+  batch->messages.push_back(consumed_message::make(0, 9, t0, std::nullopt, "b"));
+  for (auto& m : batch->messages)
+    m.order_time = t0;
+  batch->watermark = t0;
+  caf::anon_send(fx.feed, batch);
+  fx.run();
+  CHECK(fx.flog->errors.empty());
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B"});
+  REQUIRE(fx.plog->batches.size() == 1);
+  auto& records = fx.plog->batches[0]->records;
+  auto dead = std::find_if(records.begin(), records.end(),
+                           [](auto& r) { return r.topic == "dlq"; });
+  REQUIRE(dead != records.end());
+  CHECK(dead->key == "k");
+  CHECK_FALSE(dead->value.has_value());
+  CHECK_FALSE(dead->time.has_value());
+  auto header = [&](const std::string& name) {
+    return std::find_if(dead->headers.begin(), dead->headers.end(),
+                        [&](auto& h) { return h.name == name; });
+  };
+  REQUIRE(header("castor.dlq.timestamp") != dead->headers.end());
+  CHECK_FALSE(header("castor.dlq.timestamp")->value.has_value());
+  CHECK(header("castor.dlq.offset")->value == "8");
+  CHECK(header("castor.dlq.stage")->value == "deserialize:in");
+  CHECK(fx.plog->batches[0]->positions ==
+        std::vector<castor::partition_position>{{0, 10}});
+}
+
 // -- consumer and producer, against the mock cluster ---------------------------
 
 namespace {
