@@ -246,6 +246,31 @@ TEST_CASE("holds no more than the cap while partitions run ahead; resumes each o
   CHECK_FALSE(c.paused(1));
 }
 
+TEST_CASE("at the cap with the partitions that run ahead paused, the others still get "
+          "a batch of credit",
+          "[watermark]") {
+  // batch 2: cap 10, limit 12. Partition 1 runs far ahead and fills the hold.
+  core c{{{0, 1000}, {0, 1000}}, small(2), t0};
+  for (int64_t i = 0; i < 12; ++i)
+    push(c, 1, i, t0 + 500s + std::chrono::seconds{i});
+  push(c, 0, 0, t0 + 1s);
+  c.update(t0);
+  CHECK(c.take_pauses() == std::vector<uint32_t>{1});
+  std::vector<msg> out;
+  c.release(out);
+  CHECK(c.held() == 12);
+  // Partition 0 holds the watermark back and has nothing held: a whole batch.
+  CHECK(c.allowance() == 2);
+  push(c, 0, 1, t0 + 2s);
+  push(c, 0, 2, t0 + 3s);
+  c.update(t0);
+  CHECK(c.held() == 14); // cap + 2 x batch
+  // Its two are releasable: no credit until they are released.
+  CHECK(c.allowance() == 0);
+  c.release(out);
+  CHECK(c.allowance() == 2);
+}
+
 TEST_CASE("switches to live when every partition is caught up, then releases everything "
           "in timestamp order",
           "[watermark]") {

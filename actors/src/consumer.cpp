@@ -89,9 +89,9 @@ caf::error consumer_state::start(consumer_actor::stateful_pointer<consumer_state
     props["group.id"] = private_group_id();
   // Each partition prefetches into its own queue, up to these limits.
   if (!props.contains("queued.min.messages"))
-    props["queued.min.messages"] = "100000";
+    props["queued.min.messages"] = "20000";
   if (!props.contains("queued.max.messages.kbytes"))
-    props["queued.max.messages.kbytes"] = "16384";
+    props["queued.max.messages.kbytes"] = "8192";
   auto conf = kafka::make_conf(props, "consumer");
   if (!conf)
     return conf.error();

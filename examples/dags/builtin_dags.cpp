@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <tuple>
+#include <unordered_map>
 
 namespace castor::dags {
 
@@ -19,19 +20,56 @@ caf::error wrong_shape(const char* dag, const char* what) {
 }
 
 using words = std::vector<std::string>;
-using word_counts = std::map<std::string, int64_t>;
 using count_updates = std::vector<std::pair<std::string, std::string>>;
 using views = std::vector<message_view>;
 
+// Hashes strings and string views alike (lookups without a copy).
+struct string_hash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+
+// Every word's count, and the words counted in the last update (each once):
+// a cycle's output costs its distinct words, not all the words it saw.
+struct word_counts {
+  struct entry {
+    int64_t count = 0;
+    uint64_t seen_in = 0;
+  };
+  std::unordered_map<std::string, entry, string_hash, std::equal_to<>> counts;
+  /// Keys of `counts` (node-based: they do not move).
+  std::vector<std::string_view> touched;
+  uint64_t update = 0;
+
+  void add(const std::vector<std::string>& seen) {
+    ++update;
+    touched.clear();
+    for (auto& w : seen) {
+      auto i = counts.find(std::string_view{w});
+      if (i == counts.end())
+        i = counts.emplace(w, entry{}).first;
+      ++i->second.count;
+      if (i->second.seen_in != update) {
+        i->second.seen_in = update;
+        touched.push_back(i->first);
+      }
+    }
+  }
+};
+
 // The latest count of every word seen in this cycle, in word order.
 count_updates changed_counts(const word_counts& counts, const words& seen) {
-  words unique = seen;
-  std::sort(unique.begin(), unique.end());
-  unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
   count_updates result;
+  if (seen.empty())
+    return result;
+  auto unique = counts.touched;
+  std::sort(unique.begin(), unique.end());
   result.reserve(unique.size());
-  for (auto& w : unique)
-    result.emplace_back(w, std::to_string(counts.at(w)));
+  for (auto w : unique)
+    result.emplace_back(std::string{w},
+                        std::to_string(counts.counts.find(w)->second.count));
   return result;
 }
 
@@ -85,18 +123,32 @@ void copy_messages(const views& messages, std::vector<producer_record>& out,
 
 caf::expected<pipeline_definition_ptr> wordcount(const std::vector<source_spec>& sources,
                                                  const std::vector<sink_spec>& sinks) {
-  if (sources.size() != 1)
-    return wrong_shape("wordcount", "exactly one source");
+  if (sources.empty())
+    return wrong_shape("wordcount", "at least one source");
   if (sinks.size() != 1)
     return wrong_shape("wordcount", "exactly one sink");
   auto graph = std::make_unique<dag>();
-  auto text = graph->source_stream<words>(sources[0].name);
+  std::vector<source_ref<words>> inputs;
+  for (auto& s : sources)
+    inputs.push_back(graph->source_stream<words>(s.name));
+  // The words of every source, in source order.
+  node_ref<words> text = inputs[0];
+  for (size_t i = 1; i < inputs.size(); ++i)
+    text = graph
+               ->stream([](const words& a, const words& b) {
+                 words all;
+                 all.reserve(a.size() + b.size());
+                 all.insert(all.end(), a.begin(), a.end());
+                 all.insert(all.end(), b.begin(), b.end());
+                 return all;
+               })
+               .named("words_" + std::to_string(i))
+               .map(text, inputs[i]);
   auto counts =
       graph
           ->accumulate(word_counts{},
                        [](word_counts& all, const words& seen) {
-                         for (auto& w : seen)
-                           ++all[w];
+                         all.add(seen);
                          return seen.empty() ? change::unchanged : change::updated;
                        })
           .named("word_counts")
@@ -104,7 +156,8 @@ caf::expected<pipeline_definition_ptr> wordcount(const std::vector<source_spec>&
   auto updates = graph->stream(changed_counts).named("changed_counts").map(counts, text);
   auto out = graph->sink(sinks[0].name, updates);
   auto def = std::make_shared<pipeline_definition>(std::move(graph));
-  def->source(text, sources[0].topic, serde::words(), sources[0].start);
+  for (size_t i = 0; i < sources.size(); ++i)
+    def->source(inputs[i], sources[i].topic, serde::words(), sources[i].start);
   def->sink(out, serde::key_values_out(), sinks[0].topic);
   return def;
 }

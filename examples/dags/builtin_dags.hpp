@@ -32,7 +32,8 @@ struct sink_spec {
 using factory = std::function<caf::expected<pipeline_definition_ptr>(
     const std::vector<source_spec>&, const std::vector<sink_spec>&)>;
 
-/// Word count: one source (values split on whitespace into words), one sink
+/// Word count: one or more sources (values split on whitespace into words; the
+/// words of every source count together), one sink
 /// (key = word, value = the word's latest count, for every word seen in the
 /// cycle).
 caf::expected<pipeline_definition_ptr> wordcount(const std::vector<source_spec>& sources,

@@ -186,14 +186,32 @@ public:
   /// How many messages the consumer may send next (0 while `!wants_more()`):
   /// at most a batch, and no more than keeps the held messages within the
   /// cap plus one batch; but at least one, so that a partition holding the
-  /// watermark back can always deliver. Held messages therefore stay within
-  /// cap + batch_size, plus at most one message per partition in the case
-  /// where partitions that delivered nothing yet hold the watermark back.
+  /// watermark back can always deliver.
+  ///
+  /// Messages of paused partitions are stuck until the watermark reaches
+  /// them, and the consumer cannot send more of them; so the partitions
+  /// still read (the ones holding the watermark back) keep a batch of room
+  /// of their own beside them, instead of delivering one message per round
+  /// trip (which made a skewed replay crawl). Held messages therefore stay
+  /// within cap + 2 x batch_size, plus at most one message per partition in
+  /// the case where partitions that delivered nothing yet hold the watermark
+  /// back.
   size_t allowance() const {
     if (!wants_more())
       return 0;
     auto limit = config_.hold_cap() + config_.batch_size;
     auto room = counters_.held < limit ? limit - counters_.held : 0;
+    if (counters_.paused_partitions > 0 && room < config_.batch_size) {
+      size_t stuck = 0;
+      for (auto& p : parts_)
+        if (p.paused)
+          stuck += p.fifo.size();
+      auto active = counters_.held - std::min(stuck, counters_.held);
+      auto outer = limit + config_.batch_size;
+      if (active < config_.batch_size && counters_.held < outer)
+        room =
+            std::max(room, std::min(config_.batch_size - active, outer - counters_.held));
+    }
     return std::clamp<size_t>(room, 1, config_.batch_size);
   }
 

@@ -1,0 +1,728 @@
+// SPDX-License-Identifier: Apache-2.0
+// castor's benchmark suite (issue 6): every case in one run, against one
+// broker (librdkafka's mock cluster in a child process, reached over TCP)
+// and the same data, so the ratios are fair on a noisy machine.
+//
+//   1. raw librdkafka consume-only (the ceiling)
+//   2. raw librdkafka consume->produce (the pass-through ceiling)
+//   3. castor `merge`: 2 topics x 4 partitions, ordered replay from earliest
+//   4. castor `wordcount` over the same messages (values are words)
+//   5. skewed replay (one topic three hours ahead): throughput and peak RSS
+//      at several history sizes, batch_size 5000 (cap 25,000 held)
+//   6. live latency: one message at a time at a fixed rate, produce to
+//      result, raw loop and castor, p50 / p99 / max
+//
+// Prints a table and writes JSON. Usage: castor_bench --help
+
+#include "castor/kafka.hpp"
+#include "castor/logger.hpp"
+#include "castor/pipeline.hpp"
+
+#include <CLI/CLI.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <malloc.h>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "builtin_dags.hpp"
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+using castor::kafka::properties;
+
+[[noreturn]] void die(const std::string& what) {
+  fmt::print(stderr, "castor_bench: {}\n", what);
+  std::exit(1);
+}
+
+template <class T>
+T need(caf::expected<T> x, const char* what) {
+  if (!x)
+    die(fmt::format("{}: {}", what, castor::render(x.error())));
+  return std::move(*x);
+}
+
+castor::kafka::handle_ptr client(rd_kafka_type_t type, properties props,
+                                 const char* what) {
+  auto conf = need(castor::kafka::make_conf(props, what), what);
+  return need(castor::kafka::make_client(type, std::move(conf)), what);
+}
+
+double seconds_since(steady::time_point start) {
+  return std::chrono::duration<double>(steady::now() - start).count();
+}
+
+// -- the broker, in a child process ------------------------------------------------
+
+struct broker_process {
+  pid_t pid = -1;
+  int to_child = -1;
+  int from_child = -1;
+  std::string bootstrap;
+
+  // Forks before any thread exists; the child runs the mock cluster until
+  // the parent closes the pipe (or dies).
+  static broker_process start() {
+    int up[2];
+    int down[2];
+    if (pipe(up) != 0 || pipe(down) != 0)
+      die("pipe");
+    auto pid = fork();
+    if (pid < 0)
+      die("fork");
+    if (pid == 0) {
+      close(up[0]);
+      close(down[1]);
+      auto cluster = castor::kafka::mock_cluster::start();
+      if (!cluster)
+        _exit(1);
+      auto address = (*cluster)->bootstrap_servers() + "\n";
+      if (write(up[1], address.data(), address.size()) < 0)
+        _exit(1);
+      char c;
+      while (read(down[0], &c, 1) > 0) {
+        // Topic requests: "name partitions\n".
+        std::string line(1, c);
+        while (read(down[0], &c, 1) > 0 && c != '\n')
+          line += c;
+        std::istringstream in{line};
+        std::string name;
+        int partitions = 1;
+        in >> name >> partitions;
+        auto err = (*cluster)->create_topic(name, partitions);
+        char ok = err ? 'E' : 'K';
+        if (write(up[1], &ok, 1) < 0)
+          _exit(1);
+      }
+      _exit(0);
+    }
+    close(up[1]);
+    close(down[0]);
+    broker_process b;
+    b.pid = pid;
+    b.to_child = down[1];
+    b.from_child = up[0];
+    char c;
+    while (read(up[0], &c, 1) > 0 && c != '\n')
+      b.bootstrap += c;
+    if (b.bootstrap.empty())
+      die("the broker did not start");
+    return b;
+  }
+
+  void create_topic(const std::string& name, int partitions) {
+    auto line = fmt::format("{} {}\n", name, partitions);
+    if (write(to_child, line.data(), line.size()) < 0)
+      die("broker pipe");
+    char ok = 0;
+    if (read(from_child, &ok, 1) != 1 || ok != 'K')
+      die("cannot create topic " + name);
+  }
+
+  void stop() {
+    close(to_child);
+    int status = 0;
+    waitpid(pid, &status, 0);
+  }
+};
+
+// -- data -----------------------------------------------------------------------
+
+// Words from a vocabulary of 1,000, filling `size` bytes.
+std::string words_value(size_t i, size_t size) {
+  std::string v;
+  for (size_t k = 0; v.size() < size; ++k) {
+    if (!v.empty())
+      v += ' ';
+    v += fmt::format("w{}", (i * 7 + k * 13) % 1000);
+  }
+  v.resize(size);
+  if (!v.empty() && v.back() == ' ')
+    v.back() = 'x';
+  return v;
+}
+
+// Writes `count` messages round-robin over the topics' partitions, with
+// timestamps t0 + i (+ `ahead` for the first topic).
+void fill(const std::string& bootstrap, const std::vector<std::string>& topics,
+          int partitions, size_t count, size_t value_size,
+          std::chrono::milliseconds ahead = {}) {
+  auto rk = client(RD_KAFKA_PRODUCER,
+                   {{"bootstrap.servers", bootstrap},
+                    {"linger.ms", "50"},
+                    {"compression.type", "lz4"},
+                    {"batch.num.messages", "10000"},
+                    {"queue.buffering.max.messages", "500000"}},
+                   "filler");
+  std::vector<std::string> values;
+  for (size_t i = 0; i < 64; ++i)
+    values.push_back(words_value(i, value_size));
+  int64_t t0 = 1'767'225'600'000;
+  for (size_t i = 0; i < count; ++i) {
+    auto t = i % topics.size();
+    auto& topic = topics[t];
+    auto partition = static_cast<int32_t>((i / topics.size()) % partitions);
+    int64_t ts = t0 + static_cast<int64_t>(i) + (t == 0 ? ahead.count() : 0);
+    auto& value = values[i % values.size()];
+    while (true) {
+      auto err = rd_kafka_producev(
+          rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+          RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        break;
+      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        die(rd_kafka_err2str(err));
+      rd_kafka_poll(rk.get(), 5);
+    }
+  }
+  if (rd_kafka_flush(rk.get(), 300'000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    die("flush of the input timed out");
+  rk.reset();
+  malloc_trim(0);
+}
+
+// The end offsets of a topic's partitions, summed: what it holds.
+int64_t holds(rd_kafka_t* rk, const std::string& topic, int partitions) {
+  int64_t total = 0;
+  for (int p = 0; p < partitions; ++p) {
+    int64_t low = 0;
+    int64_t high = 0;
+    if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &high, 10'000) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+      die("watermarks of " + topic);
+    total += high - low;
+  }
+  return total;
+}
+
+// -- raw librdkafka ---------------------------------------------------------------
+
+// Reads every partition of `topics` from the beginning; with `out`, produces
+// each message's key and value there. Returns seconds until `count` messages
+// were read (and, with `out`, delivered).
+double raw_loop(const std::string& bootstrap, const std::vector<std::string>& topics,
+                int partitions, size_t count, const std::string& out) {
+  auto start = steady::now();
+  auto consumer = client(RD_KAFKA_CONSUMER,
+                         {{"bootstrap.servers", bootstrap},
+                          {"group.id", "raw-bench"},
+                          {"enable.auto.commit", "false"},
+                          {"fetch.wait.max.ms", "10"},
+                          {"queued.min.messages", "1000000"}},
+                         "raw consumer");
+  castor::kafka::handle_ptr producer;
+  castor::kafka::topic_ptr out_topic;
+  if (!out.empty()) {
+    producer = client(RD_KAFKA_PRODUCER,
+                      {{"bootstrap.servers", bootstrap},
+                       {"linger.ms", "5"},
+                       {"compression.type", "lz4"}},
+                      "raw producer");
+    // Known up front, as castor does: no wait for librdkafka's topic scan.
+    out_topic.reset(rd_kafka_topic_new(producer.get(), out.c_str(), nullptr));
+  }
+  rd_kafka_poll_set_consumer(consumer.get());
+  castor::kafka::partition_list_ptr list{rd_kafka_topic_partition_list_new(8)};
+  for (auto& t : topics)
+    for (int p = 0; p < partitions; ++p)
+      rd_kafka_topic_partition_list_add(list.get(), t.c_str(), p)->offset =
+          RD_KAFKA_OFFSET_BEGINNING;
+  rd_kafka_assign(consumer.get(), list.get());
+  castor::kafka::queue_ptr queue{rd_kafka_queue_get_consumer(consumer.get())};
+  std::vector<rd_kafka_message_t*> buffer(5000);
+  size_t done = 0;
+  while (done < count) {
+    auto* first = rd_kafka_consume_queue(queue.get(), 100);
+    if (first == nullptr)
+      continue;
+    buffer[0] = first;
+    auto n = 1 + rd_kafka_consume_batch_queue(queue.get(), 0, buffer.data() + 1,
+                                              buffer.size() - 1);
+    for (ssize_t i = 0; i < n; ++i) {
+      auto* m = buffer[static_cast<size_t>(i)];
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (producer)
+          while (rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(out.c_str()),
+                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                   RD_KAFKA_V_KEY(m->key, m->key_len),
+                                   RD_KAFKA_V_VALUE(m->payload, m->len),
+                                   RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(producer.get(), 1);
+        ++done;
+      }
+      rd_kafka_message_destroy(m);
+    }
+    if (producer)
+      rd_kafka_poll(producer.get(), 0);
+  }
+  if (producer && rd_kafka_flush(producer.get(), 120'000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    die("raw flush timed out");
+  auto elapsed = seconds_since(start);
+  out_topic.reset();
+  rd_kafka_consumer_close(consumer.get());
+  return elapsed;
+}
+
+// -- castor -----------------------------------------------------------------------
+
+castor::pipeline_config castor_config(const std::string& bootstrap, size_t batch) {
+  castor::pipeline_config pc;
+  pc.consumer = {{"bootstrap.servers", bootstrap}, {"fetch.wait.max.ms", "10"}};
+  pc.producer = {
+      {"bootstrap.servers", bootstrap}, {"linger.ms", "5"}, {"compression.type", "lz4"}};
+  pc.batch_size = batch;
+  pc.progress_interval = castor::duration::zero();
+  return pc;
+}
+
+castor::pipeline_stats stats_of(caf::scoped_actor& self,
+                                const castor::pipeline_actor& pipeline) {
+  castor::pipeline_stats s;
+  self->request(pipeline, std::chrono::seconds{10}, castor::stats_atom::value)
+      .receive([&](castor::pipeline_stats& x) { s = x; },
+               [&](caf::error& err) { die("stats: " + castor::render(err)); });
+  return s;
+}
+
+struct castor_result {
+  double seconds = 0;
+  castor::pipeline_stats stats;
+  /// Peak RSS growth during the run (bytes).
+  int64_t rss_growth = 0;
+};
+
+int64_t rss_field(const char* field) {
+  std::ifstream in{"/proc/self/status"};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field, 0) == 0)
+      return std::stoll(line.substr(std::strlen(field))) * 1024;
+  return 0;
+}
+
+// Resets the peak RSS (VmHWM) to the current RSS.
+void reset_peak_rss() {
+  std::ofstream{"/proc/self/clear_refs"} << "5";
+}
+
+// Runs DAG `make` from earliest over `topics` until `done(stats)` holds.
+template <class Done>
+castor_result castor_run(const castor::dags::factory& make, const std::string& bootstrap,
+                         const std::vector<std::string>& topics, const std::string& out,
+                         size_t batch, Done done) {
+  caf::actor_system_config cfg;
+  castor::add_message_types(cfg);
+  castor_result result;
+  malloc_trim(0);
+  auto rss_before = rss_field("VmRSS:");
+  reset_peak_rss();
+  {
+    caf::actor_system sys{cfg};
+    std::vector<castor::dags::source_spec> sources;
+    for (auto& t : topics)
+      sources.push_back({t, t, castor::start_policy::earliest()});
+    auto def = need(make(sources, {{"out", out}}), "dag");
+    auto start = steady::now();
+    auto pipeline = castor::spawn_pipeline(sys, def, castor_config(bootstrap, batch));
+    caf::scoped_actor self{sys};
+    while (true) {
+      auto s = stats_of(self, pipeline);
+      if (done(s)) {
+        result.stats = s;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{2});
+    }
+    result.seconds = seconds_since(start);
+    result.rss_growth = rss_field("VmHWM:") - rss_before;
+    caf::anon_send(pipeline, castor::stop_atom::value);
+    if (auto err = castor::wait_for(sys, pipeline))
+      die("stop: " + castor::render(err));
+  }
+  return result;
+}
+
+// -- live latency -----------------------------------------------------------------
+
+struct latency {
+  double p50_ms = 0;
+  double p99_ms = 0;
+  double max_ms = 0;
+  size_t count = 0;
+};
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             steady::now().time_since_epoch())
+      .count();
+}
+
+// Produces `count` messages at `rate` per second to `in` (value: the send
+// time), reads them back from `out`, and returns the latency figures.
+latency measure_latency(const std::string& bootstrap, const std::string& in,
+                        const std::string& out, size_t count, double rate) {
+  auto writer =
+      client(RD_KAFKA_PRODUCER, {{"bootstrap.servers", bootstrap}, {"linger.ms", "0"}},
+             "latency writer");
+  // Warm up: the first produce to a topic waits for its metadata, and the
+  // loop under test may not have fetched yet; these are not measured.
+  for (int i = 0; i < 10; ++i) {
+    std::string value = "warm-up";
+    rd_kafka_producev(writer.get(), RD_KAFKA_V_TOPIC(in.c_str()),
+                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                      RD_KAFKA_V_VALUE(value.data(), value.size()), RD_KAFKA_V_END);
+  }
+  rd_kafka_flush(writer.get(), 10'000);
+  std::this_thread::sleep_for(std::chrono::seconds{2});
+  auto reader = client(RD_KAFKA_CONSUMER,
+                       {{"bootstrap.servers", bootstrap},
+                        {"group.id", "latency-reader"},
+                        {"fetch.wait.max.ms", "10"},
+                        {"enable.auto.commit", "false"}},
+                       "latency reader");
+  rd_kafka_poll_set_consumer(reader.get());
+  int64_t low = 0;
+  int64_t high = 0;
+  rd_kafka_query_watermark_offsets(reader.get(), out.c_str(), 0, &low, &high, 10'000);
+  castor::kafka::partition_list_ptr list{rd_kafka_topic_partition_list_new(1)};
+  rd_kafka_topic_partition_list_add(list.get(), out.c_str(), 0)->offset = high;
+  rd_kafka_assign(reader.get(), list.get());
+  // Let the reader's fetch start before the first message.
+  std::this_thread::sleep_for(std::chrono::milliseconds{500});
+  std::vector<double> samples;
+  std::atomic<bool> writing{true};
+  std::thread feeder{[&] {
+    auto period = std::chrono::duration<double>(1.0 / rate);
+    auto next = steady::now();
+    for (size_t i = 0; i < count; ++i) {
+      std::this_thread::sleep_until(next);
+      next += std::chrono::duration_cast<steady::duration>(period);
+      auto value = std::to_string(now_ns());
+      rd_kafka_producev(writer.get(), RD_KAFKA_V_TOPIC(in.c_str()),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                        RD_KAFKA_V_VALUE(value.data(), value.size()), RD_KAFKA_V_END);
+      rd_kafka_poll(writer.get(), 0);
+    }
+    rd_kafka_flush(writer.get(), 10'000);
+    writing = false;
+  }};
+  auto deadline = steady::now() + std::chrono::seconds{30};
+  while (samples.size() < count && steady::now() < deadline) {
+    castor::kafka::message_ptr m{rd_kafka_consumer_poll(reader.get(), 100)};
+    if (!m || m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      continue;
+    std::string value{static_cast<const char*>(m->payload), m->len};
+    if (value == "warm-up")
+      continue;
+    samples.push_back(static_cast<double>(now_ns() - std::stoll(value)) / 1e6);
+  }
+  feeder.join();
+  rd_kafka_consumer_close(reader.get());
+  if (samples.size() != count)
+    die(fmt::format("latency: {} of {} messages came back from {}", samples.size(), count,
+                    out));
+  std::sort(samples.begin(), samples.end());
+  auto at = [&](double q) {
+    return samples[std::min(
+        samples.size() - 1,
+        static_cast<size_t>(q * static_cast<double>(samples.size())))];
+  };
+  return {at(0.50), at(0.99), samples.back(), samples.size()};
+}
+
+// A raw consume->produce loop running live on `in` -> `out` until stopped.
+class raw_live_loop {
+public:
+  raw_live_loop(const std::string& bootstrap, const std::string& in,
+                const std::string& out)
+      : consumer_(client(RD_KAFKA_CONSUMER,
+                         {{"bootstrap.servers", bootstrap},
+                          {"group.id", "raw-live"},
+                          {"fetch.wait.max.ms", "10"},
+                          {"enable.auto.commit", "false"}},
+                         "raw live consumer")),
+        producer_(client(RD_KAFKA_PRODUCER,
+                         {{"bootstrap.servers", bootstrap}, {"linger.ms", "5"}},
+                         "raw live producer")),
+        out_topic_(rd_kafka_topic_new(producer_.get(), out.c_str(), nullptr)) {
+    rd_kafka_poll_set_consumer(consumer_.get());
+    castor::kafka::partition_list_ptr list{rd_kafka_topic_partition_list_new(1)};
+    rd_kafka_topic_partition_list_add(list.get(), in.c_str(), 0)->offset =
+        RD_KAFKA_OFFSET_END;
+    rd_kafka_assign(consumer_.get(), list.get());
+    thread_ = std::thread{[this, out] {
+      while (!stop_) {
+        castor::kafka::message_ptr m{rd_kafka_consumer_poll(consumer_.get(), 20)};
+        rd_kafka_poll(producer_.get(), 0);
+        if (!m || m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+          continue;
+        rd_kafka_producev(producer_.get(), RD_KAFKA_V_TOPIC(out.c_str()),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_END);
+      }
+    }};
+  }
+
+  ~raw_live_loop() {
+    stop_ = true;
+    thread_.join();
+    rd_kafka_flush(producer_.get(), 5'000);
+    out_topic_.reset();
+    rd_kafka_consumer_close(consumer_.get());
+  }
+
+private:
+  castor::kafka::handle_ptr consumer_;
+  castor::kafka::handle_ptr producer_;
+  castor::kafka::topic_ptr out_topic_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// -- report -------------------------------------------------------------------------
+
+struct row {
+  std::string id;
+  std::string name;
+  size_t size = 0;
+  size_t messages = 0;
+  double seconds = 0;
+  double ratio = 0; // vs case 2
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"castor's benchmark suite: raw librdkafka ceilings, merge, wordcount, "
+               "skewed replay (RSS), live latency",
+               "castor_bench"};
+  size_t messages = 2'000'000;
+  std::vector<size_t> sizes{20, 200};
+  std::vector<size_t> skews{1'000'000, 4'000'000};
+  size_t latency_count = 1000;
+  double latency_rate = 200;
+  std::string json_path = "castor-bench.json";
+  size_t batch = 5000;
+  app.add_option("--messages", messages,
+                 "messages per throughput case (default 2000000)");
+  app.add_option("--sizes", sizes, "value sizes in bytes (default 20 200)");
+  app.add_option("--skew", skews, "history sizes of the skewed replay (default 1M 4M)");
+  app.add_option("--latency-messages", latency_count, "messages in the latency case");
+  app.add_option("--latency-rate", latency_rate,
+                 "messages per second in the latency case");
+  app.add_option("--batch", batch, "castor's batch_size (default 5000)");
+  app.add_option("--json", json_path,
+                 "where to write the results (default castor-bench.json)");
+  CLI11_PARSE(app, argc, argv);
+
+  // The broker first, before any thread exists in this process.
+  auto broker = broker_process::start();
+  castor::logger()->set_level(spdlog::level::warn);
+  auto& bootstrap = broker.bootstrap;
+  auto probe = client(RD_KAFKA_CONSUMER, {{"bootstrap.servers", bootstrap}}, "probe");
+  const int partitions = 4;
+  nlohmann::json report;
+  report["broker"] = "librdkafka mock cluster (separate process, TCP 127.0.0.1)";
+  report["librdkafka"] = rd_kafka_version_str();
+  report["batch_size"] = batch;
+  report["cores"] = std::thread::hardware_concurrency();
+  std::vector<row> rows;
+  bool all_met = true;
+  std::vector<std::string> verdicts;
+  auto target = [&](bool met, const std::string& text) {
+    all_met = all_met && met;
+    verdicts.push_back(fmt::format("{} {}", met ? "MET " : "MISS", text));
+  };
+
+  for (auto size : sizes) {
+    std::vector<std::string> topics{fmt::format("in-a-{}", size),
+                                    fmt::format("in-b-{}", size)};
+    for (auto& t : topics)
+      broker.create_topic(t, partitions);
+    for (auto* out : {"raw", "merge", "wordcount"})
+      broker.create_topic(fmt::format("out-{}-{}", out, size), 1);
+    fmt::print("filling {} messages of {} B into 2 topics x {} partitions...\n", messages,
+               size, partitions);
+    fill(bootstrap, topics, partitions, messages, size);
+    if (auto n = holds(probe.get(), topics[0], partitions) +
+                 holds(probe.get(), topics[1], partitions);
+        n != static_cast<int64_t>(messages))
+      die(fmt::format("the broker holds {} of {} messages (the mock drops data past "
+                      "5 MB per partition: fewer messages or smaller values)",
+                      n, messages));
+    auto consume_only = raw_loop(bootstrap, topics, partitions, messages, "");
+    auto pass_through = raw_loop(bootstrap, topics, partitions, messages,
+                                 fmt::format("out-raw-{}", size));
+    auto merged = castor_run(castor::dags::merge, bootstrap, topics,
+                             fmt::format("out-merge-{}", size), batch,
+                             [&](auto& s) { return s.delivered >= messages; });
+    auto counted =
+        castor_run(castor::dags::wordcount, bootstrap, topics,
+                   fmt::format("out-wordcount-{}", size), batch, [&](auto& s) {
+                     return s.live && s.released >= messages && s.delivered == s.produced;
+                   });
+    if (merged.stats.released != messages || merged.stats.delivered != messages)
+      die(fmt::format("merge: released {}, delivered {}, expected {}",
+                      merged.stats.released, merged.stats.delivered, messages));
+    if (counted.stats.released != messages)
+      die(fmt::format("wordcount: released {}, expected {}", counted.stats.released,
+                      messages));
+    auto add = [&](std::string id, std::string name, double seconds) {
+      rows.push_back({std::move(id), std::move(name), size, messages, seconds,
+                      pass_through / seconds});
+    };
+    add("1", "raw librdkafka consume-only", consume_only);
+    add("2", "raw librdkafka consume->produce", pass_through);
+    add("3", "castor merge (ordered, 4 provenance headers)", merged.seconds);
+    add("4", "castor wordcount", counted.seconds);
+    target(pass_through / merged.seconds >= 0.70,
+           fmt::format("case 3 >= 70 % of case 2 at {} B: {:.0f} %", size,
+                       100 * pass_through / merged.seconds));
+    target(pass_through / counted.seconds >= 0.60,
+           fmt::format("case 4 >= 60 % of case 2 at {} B: {:.0f} %", size,
+                       100 * pass_through / counted.seconds));
+  }
+
+  // 5. Skewed replay.
+  nlohmann::json skew_json = nlohmann::json::array();
+  std::vector<int64_t> growths;
+  for (auto n : skews) {
+    std::vector<std::string> topics{fmt::format("ahead-{}", n),
+                                    fmt::format("behind-{}", n)};
+    for (auto& t : topics)
+      broker.create_topic(t, partitions);
+    broker.create_topic(fmt::format("out-skew-{}", n), 1);
+    fmt::print("filling {} messages of 20 B, one topic three hours ahead...\n", n);
+    fill(bootstrap, topics, partitions, n, 20, std::chrono::hours{3});
+    auto r =
+        castor_run(castor::dags::copy, bootstrap, topics, fmt::format("out-skew-{}", n),
+                   batch, [&](auto& s) { return s.delivered >= n; });
+    if (r.stats.delivered != n)
+      die("skew: wrong count");
+    growths.push_back(r.rss_growth);
+    rows.push_back(
+        {"5", fmt::format("castor copy, skewed replay of {}", n), 20, n, r.seconds, 0});
+    skew_json.push_back({{"messages", n},
+                         {"seconds", r.seconds},
+                         {"messages_per_s", n / r.seconds},
+                         {"held_peak", r.stats.held_peak},
+                         {"pauses", r.stats.pauses},
+                         {"peak_rss_growth_mb", r.rss_growth / 1048576.0}});
+  }
+  if (growths.size() >= 2) {
+    auto first = static_cast<double>(growths.front());
+    auto last = static_cast<double>(growths.back());
+    // Flat: the largest history costs at most 25 % (or 16 MB) more than the
+    // smallest.
+    target(last <= std::max(first * 1.25, first + 16.0 * 1048576),
+           fmt::format("case 5 peak RSS flat: {:.0f} MB at {} -> {:.0f} MB at {}",
+                       first / 1048576, skews.front(), last / 1048576, skews.back()));
+  }
+
+  // 6. Live latency.
+  broker.create_topic("lat-in", 1);
+  broker.create_topic("lat-out-raw", 1);
+  broker.create_topic("lat-out-castor", 1);
+  latency raw_lat;
+  {
+    raw_live_loop loop{bootstrap, "lat-in", "lat-out-raw"};
+    std::this_thread::sleep_for(std::chrono::seconds{1});
+    raw_lat =
+        measure_latency(bootstrap, "lat-in", "lat-out-raw", latency_count, latency_rate);
+  }
+  latency castor_lat;
+  {
+    caf::actor_system_config cfg;
+    castor::add_message_types(cfg);
+    caf::actor_system sys{cfg};
+    auto def = need(castor::dags::copy({{"in", "lat-in", castor::start_policy::latest()}},
+                                       {{"out", "lat-out-castor"}}),
+                    "dag");
+    auto pc = castor_config(bootstrap, batch);
+    pc.producer.erase("compression.type");
+    auto pipeline = castor::spawn_pipeline(sys, def, pc);
+    caf::scoped_actor self{sys};
+    while (!stats_of(self, pipeline).live)
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    std::this_thread::sleep_for(std::chrono::seconds{1});
+    castor_lat = measure_latency(bootstrap, "lat-in", "lat-out-castor", latency_count,
+                                 latency_rate);
+    caf::anon_send(pipeline, castor::stop_atom::value);
+    if (auto err = castor::wait_for(sys, pipeline))
+      die("stop: " + castor::render(err));
+  }
+  target(
+      castor_lat.p99_ms <= raw_lat.p99_ms + 2 * 10.0,
+      fmt::format("case 6 p99 <= raw p99 + 2 x fetch.wait.max.ms (10 ms): {:.1f} ms vs "
+                  "{:.1f} ms",
+                  castor_lat.p99_ms, raw_lat.p99_ms));
+
+  // Report.
+  fmt::print("\n{:<4} {:<46} {:>6} {:>10} {:>9} {:>12} {:>8}\n", "case", "what", "bytes",
+             "messages", "seconds", "messages/s", "vs 2");
+  nlohmann::json cases = nlohmann::json::array();
+  for (auto& r : rows) {
+    auto ratio = r.ratio > 0 ? fmt::format("{:.0f}%", 100 * r.ratio) : std::string{"-"};
+    fmt::print("{:<4} {:<46} {:>6} {:>10} {:>9.3f} {:>12.0f} {:>8}\n", r.id, r.name,
+               r.size, r.messages, r.seconds, r.messages / r.seconds, ratio);
+    nlohmann::json c{{"case", r.id},          {"what", r.name},
+                     {"value_bytes", r.size}, {"messages", r.messages},
+                     {"seconds", r.seconds},  {"messages_per_s", r.messages / r.seconds}};
+    if (r.ratio > 0)
+      c["ratio_vs_case_2"] = r.ratio;
+    cases.push_back(c);
+  }
+  fmt::print("\nskewed replay (batch_size {}, cap {} held):\n", batch, 5 * batch);
+  for (auto& s : skew_json)
+    fmt::print(
+        "  {:>8} messages: {:>9.0f} msg/s, held peak {:>6}, {:>4} pauses, peak RSS "
+        "+{:.1f} MB\n",
+        s["messages"].get<size_t>(), s["messages_per_s"].get<double>(),
+        s["held_peak"].get<uint64_t>(), s["pauses"].get<uint64_t>(),
+        s["peak_rss_growth_mb"].get<double>());
+  fmt::print("\nlive latency, produce to result ({} messages at {}/s, fetch.wait.max.ms "
+             "10):\n",
+             latency_count, latency_rate);
+  for (auto& [name, l] :
+       {std::pair{"raw loop", raw_lat}, std::pair{"castor", castor_lat}})
+    fmt::print("  {:<9} p50 {:>6.1f} ms  p99 {:>6.1f} ms  max {:>6.1f} ms\n", name,
+               l.p50_ms, l.p99_ms, l.max_ms);
+  fmt::print("\ntargets:\n");
+  for (auto& v : verdicts)
+    fmt::print("  {}\n", v);
+  auto lat_json = [](const latency& l) {
+    return nlohmann::json{{"p50_ms", l.p50_ms},
+                          {"p99_ms", l.p99_ms},
+                          {"max_ms", l.max_ms},
+                          {"messages", l.count}};
+  };
+  report["cases"] = cases;
+  report["skew"] = skew_json;
+  report["latency"] = {{"raw", lat_json(raw_lat)},
+                       {"castor", lat_json(castor_lat)},
+                       {"rate_per_s", latency_rate}};
+  report["targets"] = verdicts;
+  std::ofstream{json_path} << report.dump(2) << '\n';
+  fmt::print("\nresults: {}\n", json_path);
+  probe.reset();
+  broker.stop();
+  return all_met ? 0 : 3;
+}
