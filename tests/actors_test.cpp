@@ -550,7 +550,7 @@ TEST_CASE("executor actor: with dead_letter, a node that throws dead-letters the
 }
 
 TEST_CASE("executor actor: a rejected message without a timestamp is dead-lettered "
-          "with a null castor.dlq.timestamp; the others of its cycle go on",
+          "with a null castor.dlq.timestamp, and the others of its cycle go on",
           "[actors][executor]") {
   castor::executor_config cfg;
   cfg.dead_letter_topic = "dlq";

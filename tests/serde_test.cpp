@@ -44,7 +44,7 @@ TEST_CASE("strings and words deserializers read values and reject tombstones",
   CHECK_THROWS_AS(castor::serde::words()(bad), castor::deserialize_error);
 }
 
-TEST_CASE("records copy every message with its metadata; views copy nothing", "[serde]") {
+TEST_CASE("records copy every message with its metadata, views copy nothing", "[serde]") {
   std::vector<castor::header> hs{{"h", "v"}, {"n", std::nullopt}};
   auto owned =
       castor::consumed_message::make(0, 7, castor::from_millis(1000), "k", "v", hs);
@@ -84,7 +84,7 @@ TEST_CASE("JSON deserializers parse values and name the message they reject", "[
                     Catch::Contains("unexpected JSON at in[2] offset 5"));
 }
 
-TEST_CASE("serializers make records; an empty topic means the sink's default",
+TEST_CASE("serializers make records, and an empty topic means the sink's default",
           "[serde]") {
   std::vector<producer_record> out;
   castor::serde::strings_out()({"a", "b"}, out);

@@ -219,9 +219,10 @@ TEST_CASE("pauses exactly when held reaches the cap, only partitions ahead of th
   CHECK(c.counters().paused_partitions == 2);
 }
 
-TEST_CASE("holds no more than the cap while partitions run ahead; resumes each once the "
-          "watermark catches up",
-          "[watermark]") {
+TEST_CASE(
+    "holds no more than the cap while partitions run ahead, and resumes each once the "
+    "watermark catches up",
+    "[watermark]") {
   core c{{{0, 1000}, {0, 1000}}, small(2), t0};
   for (int64_t i = 0; i < 12; ++i)
     push(c, 1, i, t0 + 50s + std::chrono::seconds{i});
