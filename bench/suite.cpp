@@ -349,7 +349,7 @@ castor_result castor_run(const castor::dags::factory& make, const std::string& b
         result.stats = s;
         break;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds{2});
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
     }
     result.seconds = seconds_since(start);
     result.rss_growth = rss_field("VmHWM:") - rss_before;

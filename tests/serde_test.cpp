@@ -42,6 +42,11 @@ TEST_CASE("strings and words deserializers read values and reject tombstones",
     CHECK_THAT(e.what(), Catch::Contains("in[2] offset 41"));
   }
   CHECK_THROWS_AS(castor::serde::words()(bad), castor::deserialize_error);
+  // word_views: the same words, pointing into the messages.
+  auto views = castor::serde::word_views()(ms);
+  CHECK(views == std::vector<std::string_view>{"hello", "world", "a", "b"});
+  CHECK(views[0].data() == ms[0].value->data());
+  CHECK_THROWS_AS(castor::serde::word_views()(bad), castor::deserialize_error);
 }
 
 TEST_CASE("records copy every message with its metadata, views copy nothing", "[serde]") {

@@ -66,23 +66,46 @@ deserializer<std::vector<std::string>> strings() {
   };
 }
 
+namespace {
+
+bool is_space(char c) noexcept {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+// Calls `f` with each whitespace-separated word of `text`.
+template <class F>
+void split_words(std::string_view text, F&& f) {
+  const char* p = text.data();
+  const char* end = p + text.size();
+  while (p < end) {
+    while (p < end && is_space(*p))
+      ++p;
+    const char* start = p;
+    while (p < end && !is_space(*p))
+      ++p;
+    if (p > start)
+      f(std::string_view{start, static_cast<size_t>(p - start)});
+  }
+}
+
+} // namespace
+
 deserializer<std::vector<std::string>> words() {
   return [](std::span<const message_view> messages) {
     std::vector<std::string> result;
-    for (size_t i = 0; i < messages.size(); ++i) {
-      auto text = value_or_reject(messages, i);
-      size_t pos = 0;
-      while (pos < text.size()) {
-        auto start = text.find_first_not_of(" \t\r\n\f\v", pos);
-        if (start == std::string_view::npos)
-          break;
-        auto end = text.find_first_of(" \t\r\n\f\v", start);
-        if (end == std::string_view::npos)
-          end = text.size();
-        result.emplace_back(text.substr(start, end - start));
-        pos = end;
-      }
-    }
+    for (size_t i = 0; i < messages.size(); ++i)
+      split_words(value_or_reject(messages, i),
+                  [&](std::string_view w) { result.emplace_back(w); });
+    return result;
+  };
+}
+
+deserializer<std::vector<std::string_view>> word_views() {
+  return [](std::span<const message_view> messages) {
+    std::vector<std::string_view> result;
+    for (size_t i = 0; i < messages.size(); ++i)
+      split_words(value_or_reject(messages, i),
+                  [&](std::string_view w) { result.push_back(w); });
     return result;
   };
 }

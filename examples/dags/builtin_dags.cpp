@@ -19,7 +19,8 @@ caf::error wrong_shape(const char* dag, const char* what) {
   return make_error(ec::invalid_config, fmt::format("dag '{}' needs {}", dag, what));
 }
 
-using words = std::vector<std::string>;
+// Views into the cycle's messages: a stream value, so it lives one cycle.
+using words = std::vector<std::string_view>;
 using count_updates = std::vector<std::pair<std::string, std::string>>;
 using views = std::vector<message_view>;
 
@@ -43,13 +44,13 @@ struct word_counts {
   std::vector<std::string_view> touched;
   uint64_t update = 0;
 
-  void add(const std::vector<std::string>& seen) {
+  void add(const std::vector<std::string_view>& seen) {
     ++update;
     touched.clear();
-    for (auto& w : seen) {
-      auto i = counts.find(std::string_view{w});
+    for (auto w : seen) {
+      auto i = counts.find(w);
       if (i == counts.end())
-        i = counts.emplace(w, entry{}).first;
+        i = counts.emplace(std::string{w}, entry{}).first;
       ++i->second.count;
       if (i->second.seen_in != update) {
         i->second.seen_in = update;
@@ -157,7 +158,7 @@ caf::expected<pipeline_definition_ptr> wordcount(const std::vector<source_spec>&
   auto out = graph->sink(sinks[0].name, updates);
   auto def = std::make_shared<pipeline_definition>(std::move(graph));
   for (size_t i = 0; i < sources.size(); ++i)
-    def->source(inputs[i], sources[i].topic, serde::words(), sources[i].start);
+    def->source(inputs[i], sources[i].topic, serde::word_views(), sources[i].start);
   def->sink(out, serde::key_values_out(), sinks[0].topic);
   return def;
 }

@@ -11,6 +11,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -70,6 +71,10 @@ deserializer<std::vector<std::string>> strings();
 
 /// The values split on whitespace into words; null values are rejected.
 deserializer<std::vector<std::string>> words();
+
+/// The same words as views into the messages, without copying: valid during
+/// the cycle only (like `views()`), so only stream nodes may hold them.
+deserializer<std::vector<std::string_view>> word_views();
 
 /// The records as they are (their topic, or the sink's default topic).
 serializer<std::vector<producer_record>> records_out();
