@@ -191,10 +191,22 @@ void consumer_state::commit(const std::vector<int64_t>& positions,
       done->deliver(ack_atom::value);
     return;
   }
+  // One commit in flight at a time: librdkafka may retry a commit that met
+  // an outage after a newer one, and the older offsets would win. A periodic
+  // commit that finds one in flight is skipped (the next one carries its
+  // offsets); the final commit waits for it.
+  if (!commits_in_flight.empty()) {
+    if (done)
+      deferred_final = deferred_commit{positions, std::move(done)};
+    return;
+  }
+  // The final commit sends every position it has, even those committed
+  // already, so that it is the last word whatever happened before.
+  bool all = done.has_value();
   kafka::partition_list_ptr list{rd_kafka_topic_partition_list_new(1)};
   auto n = std::min(positions.size(), committed.size());
   for (size_t pid = 0; pid < n; ++pid) {
-    if (positions[pid] <= committed[pid])
+    if (positions[pid] < 0 || (!all && positions[pid] <= committed[pid]))
       continue;
     auto& e = table->partitions[pid];
     auto* elem =
@@ -270,12 +282,22 @@ void consumer_state::on_commit(rd_kafka_resp_err_t err,
                    render(failure));
     if (done)
       done->deliver(failure);
+    run_deferred();
     return;
   }
   ++stats.commits;
   logger()->debug("consumer: committed {} partition(s)", offsets ? offsets->cnt : 0);
   if (done)
     done->deliver(ack_atom::value);
+  run_deferred();
+}
+
+void consumer_state::run_deferred() {
+  if (!deferred_final || !commits_in_flight.empty())
+    return;
+  auto final = std::move(*deferred_final);
+  deferred_final.reset();
+  commit(final.positions, std::move(final.done));
 }
 
 void consumer_state::drain(consumer_actor::stateful_pointer<consumer_state> self) {

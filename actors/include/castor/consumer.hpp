@@ -68,6 +68,9 @@ struct consumer_state {
   /// Serves commit results.
   void serve_commits();
 
+  /// Sends the deferred final commit once no commit is in flight.
+  void run_deferred();
+
   /// A commit's result: updates `committed` and answers its promise.
   void on_commit(rd_kafka_resp_err_t err, const rd_kafka_topic_partition_list_t* offsets,
                  uint64_t seq);
@@ -116,6 +119,12 @@ struct consumer_state {
     std::optional<caf::typed_response_promise<ack_atom>> done;
   };
   std::deque<pending_commit> commits_in_flight;
+  /// The final commit, waiting for the commit in flight.
+  struct deferred_commit {
+    std::vector<int64_t> positions;
+    std::optional<caf::typed_response_promise<ack_atom>> done;
+  };
+  std::optional<deferred_commit> deferred_final;
   uint64_t next_commit_seq = 1;
   pipeline_stats stats;
 };
