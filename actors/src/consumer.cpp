@@ -333,6 +333,7 @@ void consumer_state::drain(consumer_actor::stateful_pointer<consumer_state> self
   }
   // Then the partitions that are not paused, round-robin, within the credit.
   size_t budget = std::min(allowance, buffer.size());
+  batch->messages.reserve(budget);
   auto count = partitions.size();
   for (size_t k = 0; k < count && budget > 0 && !fatal; ++k) {
     auto pid = static_cast<uint32_t>((next_partition + k) % count);

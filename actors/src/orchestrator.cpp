@@ -91,6 +91,7 @@ void orchestrator_state::pump(
     if (!core->releasable() && !advanced)
       return;
     auto batch = std::make_shared<release_batch>();
+    batch->messages.reserve(std::min(config.watermark.batch_size, core->held()));
     times.clear();
     core->release(batch->messages, &times);
     for (size_t i = 0; i < times.size(); ++i)
