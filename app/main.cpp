@@ -9,10 +9,10 @@
 #include "castor/version.hpp"
 
 #include <CLI/CLI.hpp>
-#include <librdkafka/rdkafka_mock.h>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/send.hpp>
+#include <librdkafka/rdkafka_mock.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -186,21 +186,20 @@ struct fault_plan {
 void inject_fault(castor::kafka::mock_cluster& cluster, const fault_plan& plan,
                   const std::atomic<bool>& stop) {
   auto* mc = cluster.get();
-  // Kafka protocol API keys: produce 0, fetch 1.
-  constexpr int16_t produce = 0;
-  constexpr int16_t fetch = 1;
   if (plan.errors > 0) {
     std::vector<rd_kafka_resp_err_t> errs(static_cast<size_t>(plan.errors),
                                           RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
-    rd_kafka_mock_push_request_errors_array(mc, fetch, errs.size(), errs.data());
+    rd_kafka_mock_push_request_errors_array(mc, castor::kafka::api_fetch, errs.size(),
+                                            errs.data());
     std::fill(errs.begin(), errs.end(), RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
-    rd_kafka_mock_push_request_errors_array(mc, produce, errs.size(), errs.data());
+    rd_kafka_mock_push_request_errors_array(mc, castor::kafka::api_produce, errs.size(),
+                                            errs.data());
   }
   if (plan.down <= castor::duration::zero())
     return;
-  castor::logger()->warn("castor: fault: broker down for {} ms",
-                         std::chrono::duration_cast<std::chrono::milliseconds>(plan.down)
-                             .count());
+  castor::logger()->warn(
+      "castor: fault: broker down for {} ms",
+      std::chrono::duration_cast<std::chrono::milliseconds>(plan.down).count());
   rd_kafka_mock_broker_set_down(mc, 1);
   auto until = std::chrono::steady_clock::now() + plan.down;
   while (!stop && std::chrono::steady_clock::now() < until)

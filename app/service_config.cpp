@@ -445,13 +445,10 @@ std::string to_toml(const service_config& cfg) {
       seconds(cfg.pipeline.startup_timeout), seconds(cfg.pipeline.flush_timeout),
       seconds(cfg.pipeline.progress_interval), seconds(cfg.pipeline.commit_interval));
   auto& p = cfg.pipeline;
-  out += fmt::format(
-      "\n[errors]\ndead_letter_topic = {}\non_deserialize_error = {}\n"
-      "on_node_error = {}\n",
-      quote(p.dead_letter_topic),
-      quote(to_string(p.on_deserialize_error.value_or(
-          p.dead_letter_topic.empty() ? error_policy::stop : error_policy::dead_letter))),
-      quote(to_string(p.on_node_error)));
+  out += fmt::format("\n[errors]\ndead_letter_topic = {}\non_deserialize_error = {}\n"
+                     "on_node_error = {}\n",
+                     quote(p.dead_letter_topic), quote(to_string(p.deserialize_policy())),
+                     quote(to_string(p.on_node_error)));
   out += fmt::format("\n[log]\nlevel = {}\n", quote(cfg.log_level));
   for (auto& s : cfg.sources)
     out += fmt::format("\n[[sources]]\nname = {}\ntopic = {}\nstart = {}\n",

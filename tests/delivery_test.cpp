@@ -21,20 +21,17 @@
 
 using namespace std::chrono_literals;
 using castor::start_policy;
+using castor::kafka::api_fetch;
+using castor::kafka::api_produce;
 using castor::test::header_of;
 using castor::test::kafka_env;
 using castor::test::record;
 using castor::test::stop_and_wait;
 using castor::test::system_fixture;
+using castor::test::t0;
 using castor::test::wait_until;
 
 namespace {
-
-const int64_t t0 = 1'767'225'600'000; // 2026-01-01T00:00:00Z in ms
-
-// Kafka protocol API keys (librdkafka keeps its names for them private).
-constexpr int16_t api_produce = 0;
-constexpr int16_t api_fetch = 1;
 
 std::vector<record> numbered(const std::string& topic, int partitions, int count,
                              int first = 0) {

@@ -21,6 +21,9 @@ namespace castor::test {
 
 using namespace std::chrono_literals;
 
+/// 2026-01-01T00:00:00Z in ms: the tests' input starts here.
+inline constexpr int64_t t0 = 1'767'225'600'000;
+
 // An actor system whose pipelines are killed if a test leaves them running.
 struct system_fixture {
   caf::actor_system_config cfg;

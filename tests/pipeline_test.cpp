@@ -27,13 +27,8 @@ using castor::test::record;
 using castor::test::stats_of;
 using castor::test::stop_and_wait;
 using castor::test::system_fixture;
+using castor::test::t0;
 using castor::test::wait_until;
-
-namespace {
-
-const int64_t t0 = 1'767'225'600'000; // 2026-01-01T00:00:00Z in ms
-
-} // namespace
 
 TEST_CASE("word count of the seed: counts come out of the counts topic",
           "[integration][pipeline]") {

@@ -195,9 +195,9 @@ void consumer_state::commit(const std::vector<int64_t>& positions,
   // an outage after a newer one, and the older offsets would win. A periodic
   // commit that finds one in flight is skipped (the next one carries its
   // offsets); the final commit waits for it.
-  if (!commits_in_flight.empty()) {
+  if (committing) {
     if (done)
-      deferred_final = deferred_commit{positions, std::move(done)};
+      deferred_final = deferred_commit{positions, std::move(*done)};
     return;
   }
   // The final commit sends every position it has, even those committed
@@ -218,21 +218,18 @@ void consumer_state::commit(const std::vector<int64_t>& positions,
       done->deliver(ack_atom::value);
     return;
   }
-  auto seq = next_commit_seq++;
-  logger()->debug("consumer: commits {} partition(s) (commit {})", list->cnt, seq);
-  commits_in_flight.push_back({seq, std::move(done)});
+  logger()->debug("consumer: commits {} partition(s)", list->cnt);
+  committing = true;
+  commit_done = std::move(done);
   auto err = rd_kafka_commit_queue(client.get(), list.get(), commit_queue.get(),
-                                   &consumer_state::on_commit_cb,
-                                   reinterpret_cast<void*>(static_cast<uintptr_t>(seq)));
+                                   &consumer_state::on_commit_cb, nullptr);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-    on_commit(err, list.get(), seq);
+    on_commit(err, list.get());
 }
 
 void consumer_state::on_commit_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
-                                  rd_kafka_topic_partition_list_t* offsets,
-                                  void* opaque) {
-  auto* st = static_cast<consumer_state*>(rd_kafka_opaque(rk));
-  st->on_commit(err, offsets, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(opaque)));
+                                  rd_kafka_topic_partition_list_t* offsets, void*) {
+  static_cast<consumer_state*>(rd_kafka_opaque(rk))->on_commit(err, offsets);
 }
 
 void consumer_state::serve_commits() {
@@ -240,23 +237,15 @@ void consumer_state::serve_commits() {
     return;
   while (auto* ev = rd_kafka_queue_poll(commit_queue.get(), 0)) {
     if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT)
-      on_commit(
-          rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev),
-          static_cast<uint64_t>(reinterpret_cast<uintptr_t>(rd_kafka_event_opaque(ev))));
+      on_commit(rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev));
     rd_kafka_event_destroy(ev);
   }
 }
 
 void consumer_state::on_commit(rd_kafka_resp_err_t err,
-                               const rd_kafka_topic_partition_list_t* offsets,
-                               uint64_t seq) {
-  std::optional<caf::typed_response_promise<ack_atom>> done;
-  auto i = std::find_if(commits_in_flight.begin(), commits_in_flight.end(),
-                        [seq](const auto& c) { return c.seq == seq; });
-  if (i != commits_in_flight.end()) {
-    done = std::move(i->done);
-    commits_in_flight.erase(i);
-  }
+                               const rd_kafka_topic_partition_list_t* offsets) {
+  committing = false;
+  auto done = std::exchange(commit_done, std::nullopt);
   caf::error failure;
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     failure = kafka::to_error(err, "committing offsets");
@@ -293,7 +282,7 @@ void consumer_state::on_commit(rd_kafka_resp_err_t err,
 }
 
 void consumer_state::run_deferred() {
-  if (!deferred_final || !commits_in_flight.empty())
+  if (!deferred_final || committing)
     return;
   auto final = std::move(*deferred_final);
   deferred_final.reset();

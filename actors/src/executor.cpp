@@ -12,20 +12,14 @@ namespace castor {
 void executor_state::dead_letter(const message_view& m, const std::string& stage,
                                  const std::string& error,
                                  std::vector<producer_record>& out) {
+  // The original message as it was, plus where it came from and why.
+  auto original = kafka_record::copy_of(m);
   producer_record r;
   r.topic = config.dead_letter_topic;
-  if (m.key)
-    r.key.emplace(*m.key);
-  if (m.value)
-    r.value.emplace(*m.value);
-  r.headers.reserve(m.headers.size() + 6);
-  for (size_t i = 0; i < m.headers.size(); ++i) {
-    auto h = m.headers[i];
-    header copy{std::string{h.name}, std::nullopt};
-    if (h.value)
-      copy.value.emplace(*h.value);
-    r.headers.push_back(std::move(copy));
-  }
+  r.key = std::move(original.key);
+  r.value = std::move(original.value);
+  r.headers = std::move(original.headers);
+  r.headers.reserve(r.headers.size() + 6);
   r.headers.push_back({"castor.dlq.topic", std::string{m.topic}});
   r.headers.push_back({"castor.dlq.partition", std::to_string(m.partition)});
   r.headers.push_back({"castor.dlq.offset", std::to_string(m.offset)});
@@ -35,7 +29,7 @@ void executor_state::dead_letter(const message_view& m, const std::string& stage
               : std::nullopt});
   r.headers.push_back({"castor.dlq.error", error});
   r.headers.push_back({"castor.dlq.stage", stage});
-  r.time = m.time;
+  r.time = original.time;
   logger()->warn("executor: dead-letters {}[{}] offset {} to {} ({}): {}", m.topic,
                  m.partition, m.offset, config.dead_letter_topic, stage, error);
   ++stats.dead_lettered;

@@ -167,18 +167,22 @@ void collect_stats(supervisor_pointer self, F done) {
   ask(st.producer);
 }
 
+// Ends every component with `reason` (they are linked to the supervisor).
+void exit_components(supervisor_pointer self, caf::error reason) {
+  auto& st = self->state;
+  self->send_exit(st.consumer, reason);
+  self->send_exit(st.orchestrator, reason);
+  self->send_exit(st.executor, reason);
+  self->send_exit(st.producer, reason);
+}
+
 void finish(supervisor_pointer self, uint64_t undelivered, caf::error commit_error);
 
 // A clean stop whose step failed (a component died on the way): exits with
 // the error.
 void fail_stopping(supervisor_pointer self, caf::error err) {
-  auto& st = self->state;
   logger()->error("pipeline: stop failed: {}", render(err));
-  auto reason = caf::error{caf::exit_reason::user_shutdown};
-  self->send_exit(st.consumer, reason);
-  self->send_exit(st.orchestrator, reason);
-  self->send_exit(st.executor, reason);
-  self->send_exit(st.producer, reason);
+  exit_components(self, caf::exit_reason::user_shutdown);
   self->quit(std::move(err));
 }
 
@@ -189,6 +193,9 @@ void final_commit(supervisor_pointer self, caf::timespan timeout, uint64_t undel
                 timeout)
       .then([self, undelivered](ack_atom) { finish(self, undelivered, {}); },
             [self, undelivered](caf::error& err) {
+              // No answer in time is a Kafka error too (exit code 4).
+              if (code_of(err) == ec::none)
+                err = make_error(ec::kafka_error, "final commit: " + render(err));
               logger()->error("pipeline: final commit failed: {} (the next run "
                               "repeats what came after the last commit)",
                               render(err));
@@ -202,28 +209,19 @@ void fail(supervisor_pointer self, caf::error err) {
     return;
   st.stopping = true;
   logger()->error("pipeline: stops on error: {}", render(err));
-  auto reason = caf::error{caf::exit_reason::user_shutdown};
-  self->send_exit(st.consumer, reason);
-  self->send_exit(st.orchestrator, reason);
-  self->send_exit(st.executor, reason);
-  self->send_exit(st.producer, reason);
+  exit_components(self, caf::exit_reason::user_shutdown);
   self->quit(std::move(err));
 }
 
 // The last step of a clean stop: counters, a summary line, then exit.
 void finish(supervisor_pointer self, uint64_t undelivered, caf::error commit_error) {
   collect_stats(self, [self, undelivered, commit_error](const pipeline_stats& s) {
-    auto& st = self->state;
     logger()->info("pipeline: stopped: {} consumed, {} released, {} cycles, {} "
                    "produced, {} delivered, {} undelivered, {} delivery errors, {} "
                    "dead-lettered, {} commits",
                    s.consumed, s.released, s.cycles, s.produced, s.delivered, undelivered,
                    s.delivery_errors, s.dead_lettered, s.commits);
-    auto reason = caf::error{caf::exit_reason::user_shutdown};
-    self->send_exit(st.consumer, reason);
-    self->send_exit(st.orchestrator, reason);
-    self->send_exit(st.executor, reason);
-    self->send_exit(st.producer, reason);
+    exit_components(self, caf::exit_reason::user_shutdown);
     if (undelivered > 0)
       self->quit(
           make_error(ec::produce_failed,
@@ -303,8 +301,7 @@ pipeline_actor::behavior_type supervisor(supervisor_pointer self,
   st.producer = sys.spawn(producer, pcfg);
   executor_config ecfg;
   ecfg.dead_letter_topic = cfg.dead_letter_topic;
-  ecfg.on_deserialize_error = cfg.on_deserialize_error.value_or(
-      cfg.dead_letter_topic.empty() ? error_policy::stop : error_policy::dead_letter);
+  ecfg.on_deserialize_error = cfg.deserialize_policy();
   ecfg.on_node_error = cfg.on_node_error;
   st.executor = sys.spawn(executor, definition, st.producer, ecfg);
   orchestrator_config ocfg;

@@ -10,7 +10,6 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -72,10 +71,9 @@ struct consumer_state {
   void run_deferred();
 
   /// A commit's result: updates `committed` and answers its promise.
-  void on_commit(rd_kafka_resp_err_t err, const rd_kafka_topic_partition_list_t* offsets,
-                 uint64_t seq);
+  void on_commit(rd_kafka_resp_err_t err, const rd_kafka_topic_partition_list_t* offsets);
 
-  /// librdkafka's offset commit callback (opaque: the commit's sequence).
+  /// librdkafka's offset commit callback (the state is the client's opaque).
   static void on_commit_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t* offsets, void* opaque);
 
@@ -113,19 +111,15 @@ struct consumer_state {
   kafka::queue_ptr commit_queue;
   /// The committed next offset by pid (the start offset until a commit).
   std::vector<int64_t> committed;
-  /// Commits sent and not answered yet, oldest first, with their promises.
-  struct pending_commit {
-    uint64_t seq = 0;
-    std::optional<caf::typed_response_promise<ack_atom>> done;
-  };
-  std::deque<pending_commit> commits_in_flight;
+  /// Whether a commit is in flight (one at a time), and who waits for it.
+  bool committing = false;
+  std::optional<caf::typed_response_promise<ack_atom>> commit_done;
   /// The final commit, waiting for the commit in flight.
   struct deferred_commit {
     std::vector<int64_t> positions;
-    std::optional<caf::typed_response_promise<ack_atom>> done;
+    caf::typed_response_promise<ack_atom> done;
   };
   std::optional<deferred_commit> deferred_final;
-  uint64_t next_commit_seq = 1;
   pipeline_stats stats;
 };
 

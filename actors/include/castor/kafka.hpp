@@ -12,6 +12,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -101,6 +102,11 @@ private:
   std::chrono::milliseconds timeout_;
   handle_ptr probe_;
 };
+
+/// Kafka protocol API keys, for the mock cluster's request error injection
+/// (`rd_kafka_mock_push_request_errors`; librdkafka keeps its names private).
+inline constexpr int16_t api_produce = 0;
+inline constexpr int16_t api_fetch = 1;
 
 /// librdkafka's mock cluster: a Kafka-protocol server on 127.0.0.1 that real
 /// clients in this and other processes reach over TCP. Data lives in memory.

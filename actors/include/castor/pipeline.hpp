@@ -155,8 +155,8 @@ struct pipeline_config {
   /// message (key, value, headers, timestamp) plus headers
   /// castor.dlq.{topic,partition,offset,timestamp,error,stage}.
   std::string dead_letter_topic;
-  /// A message a deserializer rejects. Default: dead_letter when a
-  /// dead-letter topic is set, else stop.
+  /// A message a deserializer rejects. Default (unset): dead_letter when a
+  /// dead-letter topic is set, else stop; see `deserialize_policy()`.
   std::optional<error_policy> on_deserialize_error;
   /// A node or a sink's serializer that throws: stop, or dead-letter the
   /// failed cycle's input messages and go on (state nodes that ran in the
@@ -171,6 +171,12 @@ struct pipeline_config {
   caf::actor listener;
 
   caf::error validate() const;
+
+  /// The policy for rejected messages, with its default applied.
+  error_policy deserialize_policy() const noexcept {
+    return on_deserialize_error.value_or(
+        dead_letter_topic.empty() ? error_policy::stop : error_policy::dead_letter);
+  }
 };
 
 /// Registers castor's message types with a host application's config.
