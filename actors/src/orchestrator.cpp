@@ -20,6 +20,12 @@ caf::error orchestrator_config::validate() const {
   return {};
 }
 
+duration orchestrator_config::tick_period() const {
+  if (progress_interval > duration::zero())
+    return std::min(tick_interval, progress_interval);
+  return tick_interval;
+}
+
 timestamp orchestrator_state::now(
     orchestrator_actor::stateful_pointer<orchestrator_state> self) const {
   return timestamp{
@@ -139,7 +145,7 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
             std::move(bounds), st.config.watermark, st.now(self));
         st.last_progress = st.now(self);
         self->send(st.executor, start_atom::value, table);
-        self->delayed_send(self, st.config.tick_interval, tick_atom::value);
+        self->delayed_send(self, st.config.tick_period(), tick_atom::value);
         st.after_change(self);
       },
       [self](consumed_batch_ptr& batch) -> caf::result<uint32_t> {
@@ -170,7 +176,7 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
               now - st.last_progress >= interval)
             st.log_progress(now);
         }
-        self->delayed_send(self, st.config.tick_interval, tick_atom::value);
+        self->delayed_send(self, st.config.tick_period(), tick_atom::value);
       },
       [self](drain_atom) -> caf::result<ack_atom> {
         auto& st = self->state;

@@ -38,8 +38,9 @@ name = "out"
 topic = "out"
 TOML
 
-# Each run is killed at its second replay progress line (some 200 ms into
-# its share of the replay), until the replay is over.
+# Each run is killed at its first replay progress line (100 ms into its
+# share of the replay), until the replay is over. On a fast machine
+# (~500k msg/s) a run gets through ~50k of the 400k messages.
 crashes=0
 for attempt in 1 2 3 4; do
   log="$work/run$crashes.log"
@@ -47,7 +48,7 @@ for attempt in 1 2 3 4; do
   run=$!
   pids+=($run)
   for _ in $(seq 400); do
-    [ "$(grep -c 'orchestrator: replay:' "$log")" -ge 2 ] && break
+    grep -q 'orchestrator: replay:' "$log" && break
     grep -q "caught up: live" "$log" && break
     sleep 0.01
   done
@@ -87,9 +88,10 @@ distinct=$(sort -u "$work/out.keys" | wc -l)
 missing=$(seq 0 $((n - 1)) | sed 's/^/k/' | sort | comm -23 - <(sort -u "$work/out.keys") | wc -l)
 [ "$missing" = 0 ] || fail "$missing inputs missing from the output"
 dups=$((total - n))
-# Per crash: a commit interval's deliveries (50 ms) plus the hold cap
-# (5 x 50) plus what the producer had queued: far below a replay from the
-# start.
-[ "$dups" -le $((crashes * 15000)) ] || fail "$dups duplicates after $crashes crashes"
+# Per crash: a commit interval's deliveries (50 ms, ~25k at 500k msg/s)
+# plus the commit in flight, the hold cap (5 x 50) and what the producer
+# had queued (measured: ~4.5k per crash at 250k msg/s). A restart from the
+# start would repeat everything before each crash (~250k here).
+[ "$dups" -le $((crashes * 30000)) ] || fail "$dups duplicates after $crashes crashes"
 echo "e2e crash/resume: ok ($n inputs, all in the output; $crashes SIGKILLs;" \
   "$dups duplicates)"

@@ -29,6 +29,7 @@ bootstrap_servers = "$bootstrap"
 [engine]
 dag = "merge"
 batch_size = $2
+progress_interval = "50ms"
 [[sources]]
 name = "ahead"
 topic = "ahead"
@@ -68,16 +69,16 @@ kcat -C -b "$bootstrap" -t merged -c 1 -e -q -f '%h\n' | grep -q "castor.topic=b
 kill -TERM "$run"
 wait "$run" || fail "castor run exited $? after SIGTERM"
 
-# Stopped mid-replay: small batches, SIGTERM soon after the replay started.
+# Stopped mid-replay: small batches, SIGTERM at the first progress line
+# (50 ms into the replay; some 5k of the 40k messages).
 config stopped 5 > "$work/stopped.toml"
 "$castor" run --config "$work/stopped.toml" > "$work/stopped.log" 2>&1 &
 run=$!
 pids+=($run)
-for _ in $(seq 200); do
-  grep -q "consumer: starts" "$work/stopped.log" && break
-  sleep 0.02
+for _ in $(seq 1000); do
+  grep -q "orchestrator: replay:" "$work/stopped.log" && break
+  sleep 0.005
 done
-sleep 0.3
 kill -TERM "$run"
 code=0
 wait "$run" || code=$?

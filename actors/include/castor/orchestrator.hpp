@@ -26,6 +26,10 @@ struct orchestrator_config {
   caf::actor listener;
 
   caf::error validate() const;
+
+  /// The tick period: `tick_interval`, shortened to `progress_interval` so
+  /// progress lines come when asked for.
+  duration tick_period() const;
 };
 
 struct orchestrator_state {
