@@ -34,6 +34,7 @@
 #include <malloc.h>
 #include <sstream>
 #include <string>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -213,6 +214,16 @@ int64_t holds(rd_kafka_t* rk, const std::string& topic, int partitions) {
   return total;
 }
 
+bool verbose = false;
+
+// CPU time of this process (the broker runs in a child), in seconds.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
+}
+
 // -- raw librdkafka ---------------------------------------------------------------
 
 // Reads every partition of `topics` from the beginning; with `out`, produces
@@ -221,6 +232,7 @@ int64_t holds(rd_kafka_t* rk, const std::string& topic, int partitions) {
 double raw_loop(const std::string& bootstrap, const std::vector<std::string>& topics,
                 int partitions, size_t count, const std::string& out) {
   auto start = steady::now();
+  auto cpu_before = cpu_seconds();
   auto consumer = client(RD_KAFKA_CONSUMER,
                          {{"bootstrap.servers", bootstrap},
                           {"group.id", "raw-bench"},
@@ -276,6 +288,8 @@ double raw_loop(const std::string& bootstrap, const std::vector<std::string>& to
   if (producer && rd_kafka_flush(producer.get(), 120'000) != RD_KAFKA_RESP_ERR_NO_ERROR)
     die("raw flush timed out");
   auto elapsed = seconds_since(start);
+  if (verbose)
+    fmt::print("    raw: {:.3f} s ({:.2f} s CPU)\n", elapsed, cpu_seconds() - cpu_before);
   out_topic.reset();
   rd_kafka_consumer_close(consumer.get());
   return elapsed;
@@ -341,6 +355,7 @@ castor_result castor_run(const castor::dags::factory& make, const std::string& b
       sources.push_back({t, t, castor::start_policy::earliest()});
     auto def = need(make(sources, {{"out", out}}), "dag");
     auto start = steady::now();
+    auto cpu_before = cpu_seconds();
     auto pipeline = castor::spawn_pipeline(sys, def, castor_config(bootstrap, batch));
     caf::scoped_actor self{sys};
     while (true) {
@@ -353,6 +368,15 @@ castor_result castor_run(const castor::dags::factory& make, const std::string& b
     }
     result.seconds = seconds_since(start);
     result.rss_growth = rss_field("VmHWM:") - rss_before;
+    if (verbose) {
+      auto& s = result.stats;
+      fmt::print(
+          "    castor: {:.3f} s ({:.2f} s CPU), {} cycles ({:.0f} msgs each), held "
+          "peak {}, {} pauses, {} resumes\n",
+          result.seconds, cpu_seconds() - cpu_before, s.cycles,
+          s.cycles ? double(s.released) / s.cycles : 0.0, s.held_peak, s.pauses,
+          s.resumes);
+    }
     caf::anon_send(pipeline, castor::stop_atom::value);
     if (auto err = castor::wait_for(sys, pipeline))
       die("stop: " + castor::render(err));
@@ -551,6 +575,7 @@ int main(int argc, char** argv) {
   size_t repeat = 3;
   app.add_option("--repeat", repeat,
                  "runs of each throughput case; the fastest counts (default 3)");
+  app.add_flag("--verbose", verbose, "a line of castor's counters after each castor run");
   app.add_option("--json", json_path,
                  "where to write the results (default castor-bench.json)");
   std::vector<std::string> only{"1", "2", "3", "3h", "4", "5", "6"};

@@ -88,8 +88,14 @@ caf::error consumer_state::start(consumer_actor::stateful_pointer<consumer_state
   if (!props.contains("group.id"))
     props["group.id"] = private_group_id();
   // Each partition prefetches into its own queue, up to these limits.
+  // librdkafka (before 2.2) stops fetching a partition whose queue is above
+  // them and looks again only when its broker thread wakes, up to a second
+  // later: a queue castor empties faster than that leaves the replay idle.
+  // 20000 messages cost 3x the throughput of 50000 (measured, bench/);
+  // librdkafka's own default of 100000 is faster still but makes a paused
+  // partition keep twice the memory.
   if (!props.contains("queued.min.messages"))
-    props["queued.min.messages"] = "20000";
+    props["queued.min.messages"] = "50000";
   if (!props.contains("queued.max.messages.kbytes"))
     props["queued.max.messages.kbytes"] = "8192";
   auto conf = kafka::make_conf(props, "consumer");
