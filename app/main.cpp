@@ -5,6 +5,7 @@
 
 #include "castor/kafka.hpp"
 #include "castor/logger.hpp"
+#include "castor/metrics_endpoint.hpp"
 #include "castor/pipeline.hpp"
 #include "castor/version.hpp"
 
@@ -150,6 +151,16 @@ int run(const std::string& path, const std::string& log_level,
     castor::logger()->info("castor: runs dag '{}' ({} source(s), {} sink(s)) on {}",
                            cfg->dag, cfg->sources.size(), cfg->sinks.size(), bootstrap);
     auto pipeline = castor::spawn_pipeline(sys, *def, cfg->to_pipeline_config(bootstrap));
+    std::unique_ptr<castor::metrics_endpoint> metrics;
+    if (!cfg->metrics_listen.empty()) {
+      auto started = castor::metrics_endpoint::start(sys, pipeline, cfg->metrics_listen);
+      if (!started) {
+        caf::anon_send_exit(pipeline, caf::exit_reason::user_shutdown);
+        castor::wait_for(sys, pipeline);
+        return fail(started.error());
+      }
+      metrics = std::move(*started);
+    }
     std::atomic<bool> done{false};
     auto watcher = signal_watcher(done, [pipeline](int sig) {
       castor::logger()->info("castor: {} received: stopping",

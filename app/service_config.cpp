@@ -196,6 +196,7 @@ caf::expected<service_config> load(const std::string& path) {
       {"errors", "on_deserialize_error"},
       {"errors", "on_node_error"},
       {"log", "level"},
+      {"metrics", "listen"},
   };
   for (auto [table, key] : overridable) {
     std::string name = "CASTOR_" + std::string{table} + "_" + std::string{key};
@@ -229,7 +230,8 @@ caf::expected<service_config> load(const std::string& path) {
   service_config cfg;
   cfg.path = path;
   check.only(doc, "",
-             {"kafka", "engine", "errors", "log", "sources", "sinks", "embedded"});
+             {"kafka", "engine", "errors", "log", "metrics", "sources", "sinks",
+              "embedded"});
   toml::source_region top{};
 
   auto table_of = [&](std::string_view key) -> const toml::table* {
@@ -310,6 +312,25 @@ caf::expected<service_config> load(const std::string& path) {
           check.fail(node->source(), fmt::format("'errors.{}' = 'dead_letter' needs "
                                                  "'errors.dead_letter_topic'",
                                                  key));
+  }
+
+  // [metrics]
+  if (auto* metrics = table_of("metrics")) {
+    check.only(*metrics, "metrics.", {"listen"});
+    if (auto v = check.string(*metrics, "listen", "metrics.")) {
+      // host:port, the port a number (0: any free one).
+      auto colon = v->rfind(':');
+      int port = -1;
+      if (colon != std::string::npos && colon > 0 && colon + 1 < v->size() &&
+          v->find_first_not_of("0123456789", colon + 1) == std::string::npos &&
+          v->size() - colon - 1 <= 5)
+        port = std::stoi(v->substr(colon + 1));
+      if (port < 0 || port > 65535)
+        check.fail(metrics->get("listen")->source(),
+                   fmt::format("'metrics.listen' = '{}' is not host:port", *v));
+      else
+        cfg.metrics_listen = *v;
+    }
   }
 
   // [log]
@@ -450,6 +471,8 @@ std::string to_toml(const service_config& cfg) {
                      quote(p.dead_letter_topic), quote(to_string(p.deserialize_policy())),
                      quote(to_string(p.on_node_error)));
   out += fmt::format("\n[log]\nlevel = {}\n", quote(cfg.log_level));
+  if (!cfg.metrics_listen.empty())
+    out += fmt::format("\n[metrics]\nlisten = {}\n", quote(cfg.metrics_listen));
   for (auto& s : cfg.sources)
     out += fmt::format("\n[[sources]]\nname = {}\ntopic = {}\nstart = {}\n",
                        quote(s.name), quote(s.topic), quote(s.start.to_string()));

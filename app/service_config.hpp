@@ -38,6 +38,8 @@ struct service_config {
   std::vector<dags::source_spec> sources;
   std::vector<dags::sink_spec> sinks;
   std::vector<embedded_topic> embedded_topics;
+  /// "host:port" of the Prometheus endpoint (empty: off).
+  std::string metrics_listen;
 
   bool embedded() const noexcept { return bootstrap_servers == "embedded"; }
 

@@ -429,7 +429,26 @@ consumer(consumer_actor::stateful_pointer<consumer_state> self, consumer_config 
         self->state.stopped_reading = true;
         return ack_atom::value;
       },
-      [self](stats_atom) { return self->state.stats; },
+      [self](stats_atom) {
+        auto& st = self->state;
+        auto stats = st.stats;
+        if (!st.client || !st.table)
+          return stats;
+        // The high watermarks librdkafka last saw in fetch responses (no
+        // broker round trip).
+        for (auto& e : st.table->partitions) {
+          int64_t low = -1;
+          int64_t high = -1;
+          rd_kafka_get_watermark_offsets(st.client.get(), e.topic.c_str(), e.partition, &low,
+                                         &high);
+          partition_progress p;
+          p.topic = e.topic;
+          p.partition = e.partition;
+          p.high_watermark = high;
+          stats.partitions.push_back(std::move(p));
+        }
+        return stats;
+      },
   };
 }
 

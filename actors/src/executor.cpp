@@ -138,6 +138,16 @@ caf::error executor_state::run_cycle(std::span<const consumed_message> messages,
     return {};
   }
   ++stats.cycles;
+  {
+    auto seconds = std::chrono::duration<double>(graph.last_cycle().elapsed).count();
+    if (stats.cycle_buckets.empty())
+      stats.cycle_buckets.assign(cycle_duration_bounds.size() + 1, 0);
+    auto bucket = std::lower_bound(cycle_duration_bounds.begin(),
+                                   cycle_duration_bounds.end(), seconds) -
+                  cycle_duration_bounds.begin();
+    ++stats.cycle_buckets[static_cast<size_t>(bucket)];
+    stats.cycle_seconds += seconds;
+  }
   for (auto& sink : graph.updated_sinks()) {
     auto i = sink_index.find(sink.get());
     if (i == sink_index.end())
@@ -325,7 +335,16 @@ executor(executor_actor::stateful_pointer<executor_state> self,
         st.drained = promise;
         return promise;
       },
-      [self](stats_atom) { return self->state.stats; },
+      [self](stats_atom) {
+        auto& st = self->state;
+        auto stats = st.stats;
+        for (auto& node : st.definition->graph().nodes())
+          stats.nodes.push_back(node_counters{
+              node.name(), node.metrics().runs,
+              std::chrono::duration_cast<std::chrono::nanoseconds>(node.metrics().total_time)
+                  .count()});
+        return stats;
+      },
   };
 }
 

@@ -89,6 +89,52 @@ void orchestrator_state::log_progress(timestamp now) {
                  core->counters().paused_partitions);
 }
 
+pipeline_stats orchestrator_state::stats(
+    orchestrator_actor::stateful_pointer<orchestrator_state> self) const {
+  pipeline_stats stats;
+  stats.held_peak = held_peak;
+  if (!core)
+    return stats;
+  auto& c = core->counters();
+  stats.consumed = c.received;
+  stats.released = c.released;
+  stats.held = c.held;
+  stats.paused_partitions = c.paused_partitions;
+  stats.pauses = c.pauses;
+  stats.resumes = c.resumes;
+  stats.late = c.late;
+  stats.live = core->live();
+  if (core->has_watermark())
+    stats.watermark_ms = to_millis(core->watermark());
+  auto elapsed = std::chrono::duration<double>(now(self) - started).count();
+  stats.rate = elapsed > 0 ? static_cast<double>(c.received) / elapsed : 0.0;
+  int64_t remaining = 0;
+  for (uint32_t pid = 0; pid < table->partitions.size(); ++pid) {
+    auto& e = table->partitions[pid];
+    partition_progress p;
+    p.topic = e.topic;
+    p.partition = e.partition;
+    p.start_offset = e.start_offset;
+    p.end_offset = e.end_offset;
+    p.caught_up = core->caught_up(pid);
+    p.position = p.caught_up ? std::max(core->position(pid), e.end_offset)
+                             : core->position(pid);
+    p.held = core->held(pid);
+    p.paused = core->paused(pid);
+    if (!p.caught_up)
+      remaining += std::max<int64_t>(e.end_offset - p.position, 0);
+    stats.partitions.push_back(std::move(p));
+    auto& t = topic_of(stats, e.topic);
+    t.consumed += received_by_pid[pid];
+    t.released += released_by_pid[pid];
+  }
+  if (core->live())
+    stats.eta_seconds = 0;
+  else if (stats.rate > 0)
+    stats.eta_seconds = static_cast<double>(remaining) / stats.rate;
+  return stats;
+}
+
 void orchestrator_state::pump(
     orchestrator_actor::stateful_pointer<orchestrator_state> self) {
   while (!draining && in_flight < config.releases_in_flight) {
@@ -102,6 +148,8 @@ void orchestrator_state::pump(
     core->release(batch->messages, &times);
     for (size_t i = 0; i < times.size(); ++i)
       batch->messages[i].order_time = times[i];
+    for (auto& m : batch->messages)
+      ++released_by_pid[m.pid()];
     batch->watermark = core->watermark();
     batch->live = core->live();
     last_sent_watermark = batch->watermark;
@@ -144,6 +192,9 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
         st.core = std::make_unique<watermark_core<consumed_message>>(
             std::move(bounds), st.config.watermark, st.now(self));
         st.last_progress = st.now(self);
+        st.started = st.last_progress;
+        st.received_by_pid.assign(table->partitions.size(), 0);
+        st.released_by_pid.assign(table->partitions.size(), 0);
         self->send(st.executor, start_atom::value, table);
         self->delayed_send(self, st.config.tick_period(), tick_atom::value);
         st.after_change(self);
@@ -155,6 +206,7 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
           auto pid = m.pid();
           auto offset = m.offset();
           auto time = m.time();
+          ++st.received_by_pid[pid];
           st.core->push(pid, offset, time, std::move(m), now);
         }
         for (auto pid : batch->end_of_partition)
@@ -187,25 +239,7 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
         st.drained = promise;
         return promise;
       },
-      [self](stats_atom) {
-        auto& st = self->state;
-        pipeline_stats stats;
-        if (st.core) {
-          auto& c = st.core->counters();
-          stats.consumed = c.received;
-          stats.released = c.released;
-          stats.held = c.held;
-          stats.paused_partitions = c.paused_partitions;
-          stats.pauses = c.pauses;
-          stats.resumes = c.resumes;
-          stats.late = c.late;
-          stats.live = st.core->live();
-          if (st.core->has_watermark())
-            stats.watermark_ms = to_millis(st.core->watermark());
-        }
-        stats.held_peak = st.held_peak;
-        return stats;
-      },
+      [self](stats_atom) { return self->state.stats(self); },
   };
 }
 

@@ -29,16 +29,30 @@ producer_state::~producer_state() {
   }
 }
 
+topic_counters& producer_state::counters_for(std::string_view topic) {
+  auto& topics = stats.topics;
+  if (last_topic < topics.size() && topics[last_topic].topic == topic)
+    return topics[last_topic];
+  for (last_topic = 0; last_topic < topics.size(); ++last_topic)
+    if (topics[last_topic].topic == topic)
+      return topics[last_topic];
+  topics.push_back(topic_counters{std::string{topic}});
+  return topics.back();
+}
+
 void producer_state::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg,
                                  void* opaque) {
   auto* st = static_cast<producer_state*>(opaque);
   auto batch = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(msg->_private));
+  auto& topic = st->counters_for(rd_kafka_topic_name(msg->rkt));
   if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     ++st->stats.delivered;
+    ++topic.delivered;
     st->tracker.delivered(batch, true);
     return;
   }
   ++st->stats.delivery_errors;
+  ++topic.delivery_errors;
   // A commit never passes a record that was not delivered.
   st->tracker.delivered(batch, false);
   if (msg->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
@@ -142,6 +156,7 @@ void producer_state::produce_pending(
         return;
       }
       ++stats.produced;
+      ++counters_for(r.topic).produced;
       ++front.next;
     }
     front.promise.deliver(ack_atom::value);

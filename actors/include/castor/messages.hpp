@@ -13,6 +13,8 @@
 #include <caf/atom.hpp>
 #include <caf/meta/type_name.hpp>
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -112,7 +114,82 @@ using record_batch_ptr = std::shared_ptr<record_batch>;
 
 // -- counters -------------------------------------------------------------------
 
-/// Counters of a running pipeline.
+/// Counters of one topic: a source's (consumed, released) or a sink's
+/// (produced, delivered, delivery errors; dead letters count on their topic).
+struct topic_counters {
+  std::string topic;
+  uint64_t consumed = 0;
+  uint64_t released = 0;
+  uint64_t produced = 0;
+  uint64_t delivered = 0;
+  uint64_t delivery_errors = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, topic_counters& x) {
+  return f(caf::meta::type_name("castor.topic_counters"), x.topic, x.consumed, x.released,
+           x.produced, x.delivered, x.delivery_errors);
+}
+
+/// Where a source partition's replay stands.
+struct partition_progress {
+  std::string topic;
+  int32_t partition = 0;
+  /// First offset read.
+  int64_t start_offset = 0;
+  /// Next offset to read.
+  int64_t position = 0;
+  /// The end offset recorded at start-up (where replay ends).
+  int64_t end_offset = 0;
+  /// The broker's latest end offset (high watermark) as the consumer last
+  /// saw it; -1 while unknown.
+  int64_t high_watermark = -1;
+  /// Messages held by the orchestrator.
+  uint64_t held = 0;
+  bool paused = false;
+  bool caught_up = false;
+
+  /// Messages behind the latest end offset (0 while unknown).
+  int64_t lag() const noexcept {
+    auto end = std::max(high_watermark, end_offset);
+    return end > position ? end - position : 0;
+  }
+
+  /// Share of the replay done, 0..1 (1 once caught up).
+  double progress() const noexcept {
+    if (caught_up || end_offset <= start_offset)
+      return 1.0;
+    auto done = std::clamp<int64_t>(position - start_offset, 0, end_offset - start_offset);
+    return static_cast<double>(done) / static_cast<double>(end_offset - start_offset);
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, partition_progress& x) {
+  return f(caf::meta::type_name("castor.partition_progress"), x.topic, x.partition,
+           x.start_offset, x.position, x.end_offset, x.high_watermark, x.held, x.paused,
+           x.caught_up);
+}
+
+/// Runs and time of one DAG node.
+struct node_counters {
+  std::string name;
+  uint64_t runs = 0;
+  /// Time in the node's function (ns).
+  int64_t time_ns = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_counters& x) {
+  return f(caf::meta::type_name("castor.node_counters"), x.name, x.runs, x.time_ns);
+}
+
+/// Upper bounds (seconds) of the cycle duration histogram's buckets (a last
+/// bucket, +Inf, follows).
+inline constexpr std::array<double, 10> cycle_duration_bounds{
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0};
+
+/// Counters of a running pipeline: totals, and per topic, partition and node.
 struct pipeline_stats {
   /// Messages read from Kafka.
   uint64_t consumed = 0;
@@ -148,6 +225,21 @@ struct pipeline_stats {
   int64_t watermark_ms = INT64_MIN;
   /// Whether every partition is caught up.
   bool live = false;
+  /// Messages received per second since the start (replay speed).
+  double rate = 0;
+  /// Estimated seconds until caught up (-1: unknown; 0 when live).
+  double eta_seconds = -1;
+  /// Per source and sink topic, by name.
+  std::vector<topic_counters> topics;
+  /// Per source partition, in (topic, partition) order.
+  std::vector<partition_progress> partitions;
+  /// Per DAG node, in topological order.
+  std::vector<node_counters> nodes;
+  /// Cycles per duration bucket (`cycle_duration_bounds`, then +Inf); empty
+  /// before the executor reports.
+  std::vector<uint64_t> cycle_buckets;
+  /// Total cycle time (seconds).
+  double cycle_seconds = 0;
 };
 
 template <class Inspector>
@@ -155,8 +247,12 @@ typename Inspector::result_type inspect(Inspector& f, pipeline_stats& x) {
   return f(caf::meta::type_name("castor.pipeline_stats"), x.consumed, x.released, x.held,
            x.held_peak, x.paused_partitions, x.pauses, x.resumes, x.late, x.cycles,
            x.produced, x.delivered, x.delivery_errors, x.dead_lettered, x.failed_cycles,
-           x.commits, x.watermark_ms, x.live);
+           x.commits, x.watermark_ms, x.live, x.rate, x.eta_seconds, x.topics,
+           x.partitions, x.nodes, x.cycle_buckets, x.cycle_seconds);
 }
+
+/// The counters of `topic` in `stats` (added if missing).
+topic_counters& topic_of(pipeline_stats& stats, const std::string& topic);
 
 /// Adds `from` to `into`, field by field (each actor fills its own fields).
 void merge_into(pipeline_stats& into, const pipeline_stats& from);

@@ -66,6 +66,14 @@ struct orchestrator_state {
   timestamp last_progress{};
   uint64_t received_at_last_progress = 0;
   std::vector<timestamp> times;
+  /// When the replay started (for its rate).
+  timestamp started{};
+  /// Messages received and released, by pid.
+  std::vector<uint64_t> received_by_pid;
+  std::vector<uint64_t> released_by_pid;
+
+  /// Counters, with per-topic and per-partition figures.
+  pipeline_stats stats(orchestrator_actor::stateful_pointer<orchestrator_state> self) const;
 };
 
 /// The watermark orchestrator: holds what is ahead of the low watermark,

@@ -79,6 +79,11 @@ struct producer_state {
   /// What may be committed: batches up to their records' delivery.
   commit_tracker tracker;
   pipeline_stats stats;
+
+  /// The counters of `topic` in `stats` (the last one found is cached: a
+  /// release's records mostly share a topic).
+  topic_counters& counters_for(std::string_view topic);
+  size_t last_topic = 0;
 };
 
 /// The producer: one librdkafka producer; a full queue delays its answers
