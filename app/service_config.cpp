@@ -229,9 +229,9 @@ caf::expected<service_config> load(const std::string& path) {
   checker check{path};
   service_config cfg;
   cfg.path = path;
-  check.only(doc, "",
-             {"kafka", "engine", "errors", "log", "metrics", "sources", "sinks",
-              "embedded"});
+  check.only(
+      doc, "",
+      {"kafka", "engine", "errors", "log", "metrics", "sources", "sinks", "embedded"});
   toml::source_region top{};
 
   auto table_of = [&](std::string_view key) -> const toml::table* {

@@ -189,8 +189,7 @@ TEST_CASE("the Prometheus endpoint serves what the pipeline counted, per topic, 
   castor::test::stop_and_wait(*fx.sys, pipeline);
 }
 
-TEST_CASE("a metrics address that cannot be bound is an error naming it",
-          "[metrics]") {
+TEST_CASE("a metrics address that cannot be bound is an error naming it", "[metrics]") {
   system_fixture fx;
   castor::pipeline_actor none;
   auto first = castor::metrics_endpoint::start(*fx.sys, none, "127.0.0.1:0");

@@ -439,8 +439,8 @@ consumer(consumer_actor::stateful_pointer<consumer_state> self, consumer_config 
         for (auto& e : st.table->partitions) {
           int64_t low = -1;
           int64_t high = -1;
-          rd_kafka_get_watermark_offsets(st.client.get(), e.topic.c_str(), e.partition, &low,
-                                         &high);
+          rd_kafka_get_watermark_offsets(st.client.get(), e.topic.c_str(), e.partition,
+                                         &low, &high);
           partition_progress p;
           p.topic = e.topic;
           p.partition = e.partition;

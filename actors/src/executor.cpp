@@ -339,10 +339,11 @@ executor(executor_actor::stateful_pointer<executor_state> self,
         auto& st = self->state;
         auto stats = st.stats;
         for (auto& node : st.definition->graph().nodes())
-          stats.nodes.push_back(node_counters{
-              node.name(), node.metrics().runs,
-              std::chrono::duration_cast<std::chrono::nanoseconds>(node.metrics().total_time)
-                  .count()});
+          stats.nodes.push_back(
+              node_counters{node.name(), node.metrics().runs,
+                            std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                node.metrics().total_time)
+                                .count()});
         return stats;
       },
   };

@@ -117,8 +117,8 @@ pipeline_stats orchestrator_state::stats(
     p.start_offset = e.start_offset;
     p.end_offset = e.end_offset;
     p.caught_up = core->caught_up(pid);
-    p.position = p.caught_up ? std::max(core->position(pid), e.end_offset)
-                             : core->position(pid);
+    p.position =
+        p.caught_up ? std::max(core->position(pid), e.end_offset) : core->position(pid);
     p.held = core->held(pid);
     p.paused = core->paused(pid);
     if (!p.caught_up)

@@ -9,6 +9,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/spawn_options.hpp>
@@ -411,9 +412,36 @@ pipeline_actor::behavior_type supervisor(supervisor_pointer self,
 
 } // namespace
 
+namespace {
+
+// Sends `listener` the pipeline's figures every `interval`, while it lives.
+caf::behavior reporter(caf::event_based_actor* self, pipeline_actor pipeline,
+                       caf::actor listener, duration interval) {
+  self->monitor(pipeline);
+  self->set_down_handler([self](caf::down_msg&) { self->quit(); });
+  self->delayed_send(self, interval, tick_atom::value);
+  return {
+      [=](tick_atom) {
+        self->request(pipeline, std::chrono::seconds{5}, stats_atom::value)
+            .then([=](pipeline_stats& s) { self->send(listener, std::move(s)); },
+                  [](caf::error&) {
+                    // The pipeline is stopping: its down message follows.
+                  });
+        self->delayed_send(self, interval, tick_atom::value);
+      },
+  };
+}
+
+} // namespace
+
 pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr definition,
                               pipeline_config config) {
-  return sys.spawn(supervisor, std::move(definition), std::move(config));
+  auto listener = config.listener;
+  auto interval = config.stats_interval;
+  auto pipeline = sys.spawn(supervisor, std::move(definition), std::move(config));
+  if (listener && interval > duration::zero())
+    sys.spawn(reporter, pipeline, listener, interval);
+  return pipeline;
 }
 
 caf::error wait_for(caf::actor_system& sys, const pipeline_actor& pipeline) {

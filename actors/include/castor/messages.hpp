@@ -159,7 +159,8 @@ struct partition_progress {
   double progress() const noexcept {
     if (caught_up || end_offset <= start_offset)
       return 1.0;
-    auto done = std::clamp<int64_t>(position - start_offset, 0, end_offset - start_offset);
+    auto done =
+        std::clamp<int64_t>(position - start_offset, 0, end_offset - start_offset);
     return static_cast<double>(done) / static_cast<double>(end_offset - start_offset);
   }
 };

@@ -73,7 +73,8 @@ struct orchestrator_state {
   std::vector<uint64_t> released_by_pid;
 
   /// Counters, with per-topic and per-partition figures.
-  pipeline_stats stats(orchestrator_actor::stateful_pointer<orchestrator_state> self) const;
+  pipeline_stats
+  stats(orchestrator_actor::stateful_pointer<orchestrator_state> self) const;
 };
 
 /// The watermark orchestrator: holds what is ahead of the low watermark,

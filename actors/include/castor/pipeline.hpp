@@ -167,8 +167,12 @@ struct pipeline_config {
   bool event_driven = true;
   /// Spawn the consumer on its own thread (its start-up queries block).
   bool detached_consumer = true;
-  /// Receives `live_atom` when the pipeline switches to live (optional).
+  /// Receives `live_atom` when the pipeline switches to live, and with
+  /// `stats_interval` the pipeline's figures (`pipeline_stats`) that often
+  /// (optional).
   caf::actor listener;
+  /// How often `listener` gets the figures (zero: never).
+  duration stats_interval{0};
 
   caf::error validate() const;
 

@@ -6,11 +6,11 @@
 
 #include <caf/scoped_actor.hpp>
 #include <fmt/format.h>
-#include <prometheus/exposer.h>
 
 #include <deque>
 #include <limits>
 #include <map>
+#include <prometheus/exposer.h>
 #include <set>
 
 namespace castor {
@@ -69,8 +69,9 @@ std::vector<MetricFamily> to_metric_families(const pipeline_stats& s, timestamp 
                          "Records handed to the producer, by topic", counter);
   auto& delivered = f.add("castor_delivered_records_total",
                           "Records the brokers acknowledged, by topic", counter);
-  auto& errors = f.add("castor_delivery_errors_total",
-                       "Records that failed after librdkafka's retries, by topic", counter);
+  auto& errors =
+      f.add("castor_delivery_errors_total",
+            "Records that failed after librdkafka's retries, by topic", counter);
   for (auto& t : s.topics) {
     std::vector<ClientMetric::Label> labels{{"topic", t.topic}};
     if (sources.count(t.topic) > 0) {
@@ -92,14 +93,16 @@ std::vector<MetricFamily> to_metric_families(const pipeline_stats& s, timestamp 
            double(s.held_peak));
   f.scalar("castor_paused_partitions", "Partitions paused now", gauge,
            double(s.paused_partitions));
-  f.scalar("castor_pauses_total", "Times a partition was paused", counter, double(s.pauses));
+  f.scalar("castor_pauses_total", "Times a partition was paused", counter,
+           double(s.pauses));
   f.scalar("castor_late_messages_total", "Messages that arrived behind the watermark",
            counter, double(s.late));
   if (s.watermark_ms != INT64_MIN) {
     f.scalar("castor_watermark_seconds", "The low watermark (seconds since the epoch)",
              gauge, seconds_of(s.watermark_ms));
-    f.scalar("castor_watermark_lag_seconds", "How far the watermark is behind the wall clock",
-             gauge, seconds_of(to_millis(now) - s.watermark_ms));
+    f.scalar("castor_watermark_lag_seconds",
+             "How far the watermark is behind the wall clock", gauge,
+             seconds_of(to_millis(now) - s.watermark_ms));
   }
 
   auto& lag = f.add("castor_partition_lag_messages",
@@ -117,8 +120,8 @@ std::vector<MetricFamily> to_metric_families(const pipeline_stats& s, timestamp 
   }
 
   f.scalar("castor_cycles_total", "DAG cycles run", counter, double(s.cycles));
-  f.scalar("castor_failed_cycles_total", "Cycles in which a node or a sink threw", counter,
-           double(s.failed_cycles));
+  f.scalar("castor_failed_cycles_total", "Cycles in which a node or a sink threw",
+           counter, double(s.failed_cycles));
   if (!s.cycle_buckets.empty()) {
     auto& hist = f.add("castor_cycle_duration_seconds", "Time a DAG cycle took",
                        MetricType::Histogram);
@@ -139,7 +142,8 @@ std::vector<MetricFamily> to_metric_families(const pipeline_stats& s, timestamp 
   }
 
   auto& runs = f.add("castor_node_runs_total", "Times a DAG node ran", counter);
-  auto& node_time = f.add("castor_node_seconds_total", "Time spent in a DAG node", counter);
+  auto& node_time =
+      f.add("castor_node_seconds_total", "Time spent in a DAG node", counter);
   std::map<std::string, int> seen;
   for (auto& n : s.nodes) {
     // Node names need not be unique: later ones get a #k suffix.
@@ -156,10 +160,10 @@ std::vector<MetricFamily> to_metric_families(const pipeline_stats& s, timestamp 
              gauge, s.eta_seconds);
   f.scalar("castor_replay_rate_messages_per_second",
            "Messages read per second since the start", gauge, s.rate);
-  f.scalar("castor_live", "1 once every partition is caught up (live), 0 in replay", gauge,
-           s.live ? 1.0 : 0.0);
-  f.scalar("castor_dead_lettered_total", "Messages sent to the dead-letter topic", counter,
-           double(s.dead_lettered));
+  f.scalar("castor_live", "1 once every partition is caught up (live), 0 in replay",
+           gauge, s.live ? 1.0 : 0.0);
+  f.scalar("castor_dead_lettered_total", "Messages sent to the dead-letter topic",
+           counter, double(s.dead_lettered));
   f.scalar("castor_commits_total", "Offset commits the brokers accepted", counter,
            double(s.commits));
   return {std::make_move_iterator(f.all.begin()), std::make_move_iterator(f.all.end())};
@@ -218,8 +222,9 @@ metrics_endpoint::start(caf::actor_system& sys, pipeline_actor pipeline,
   try {
     p->exposer = std::make_unique<prometheus::Exposer>(listen, 1);
   } catch (const std::exception& e) {
-    return make_error(ec::invalid_config,
-                      fmt::format("metrics.listen '{}': cannot listen: {}", listen, e.what()));
+    return make_error(
+        ec::invalid_config,
+        fmt::format("metrics.listen '{}': cannot listen: {}", listen, e.what()));
   }
   p->exposer->RegisterCollectable(p->collectable);
   std::unique_ptr<metrics_endpoint> result{new metrics_endpoint(std::move(p))};

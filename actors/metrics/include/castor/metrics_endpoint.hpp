@@ -10,10 +10,10 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/expected.hpp>
-#include <prometheus/collectable.h>
-#include <prometheus/metric_family.h>
 
 #include <memory>
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
 #include <string>
 #include <vector>
 
