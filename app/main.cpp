@@ -29,7 +29,7 @@
 
 namespace {
 
-/// Exit codes (documented in README.md and config/README.md).
+/// Exit codes (documented in README.md and docs/operations.md).
 enum exit_code : int {
   exit_ok = 0,
   exit_unexpected = 1,
