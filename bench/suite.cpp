@@ -376,6 +376,11 @@ castor_result castor_run(const castor::dags::factory& make, const std::string& b
           result.seconds, cpu_seconds() - cpu_before, s.cycles,
           s.cycles ? double(s.released) / s.cycles : 0.0, s.held_peak, s.pauses,
           s.resumes);
+      std::string nodes;
+      for (auto& n : s.nodes)
+        nodes +=
+            fmt::format(" {} {:.3f} s,", n.name, static_cast<double>(n.time_ns) / 1e9);
+      fmt::print("    castor DAG: {:.3f} s in cycles;{}\n", s.cycle_seconds, nodes);
     }
     caf::anon_send(pipeline, castor::stop_atom::value);
     if (auto err = castor::wait_for(sys, pipeline))

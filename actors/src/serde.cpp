@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <array>
+
 namespace castor {
 
 kafka_record kafka_record::copy_of(const message_view& view) {
@@ -68,8 +70,17 @@ deserializer<std::vector<std::string>> strings() {
 
 namespace {
 
+// Whitespace as std::isspace in the C locale, as a table (one load per
+// character instead of six comparisons).
+constexpr auto space_table = [] {
+  std::array<bool, 256> table{};
+  for (unsigned char c : {' ', '\t', '\n', '\r', '\f', '\v'})
+    table[c] = true;
+  return table;
+}();
+
 bool is_space(char c) noexcept {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+  return space_table[static_cast<unsigned char>(c)];
 }
 
 // Calls `f` with each whitespace-separated word of `text`.
@@ -103,6 +114,12 @@ deserializer<std::vector<std::string>> words() {
 deserializer<std::vector<std::string_view>> word_views() {
   return [](std::span<const message_view> messages) {
     std::vector<std::string_view> result;
+    // About one word per 6 bytes of text: one allocation, not a doubling
+    // series.
+    size_t bytes = 0;
+    for (auto& m : messages)
+      bytes += m.value ? m.value->size() : 0;
+    result.reserve(bytes / 6 + messages.size());
     for (size_t i = 0; i < messages.size(); ++i)
       split_words(value_or_reject(messages, i),
                   [&](std::string_view w) { result.push_back(w); });

@@ -5,11 +5,12 @@
 
 #include <fmt/format.h>
 
+#include <absl/container/flat_hash_map.h>
 #include <algorithm>
 #include <map>
 #include <set>
+#include <span>
 #include <tuple>
-#include <unordered_map>
 
 namespace castor::dags {
 
@@ -22,55 +23,66 @@ caf::error wrong_shape(const char* dag, const char* what) {
 // Views into the cycle's messages: a stream value, so it lives one cycle.
 using words = std::vector<std::string_view>;
 using count_updates = std::vector<std::pair<std::string, std::string>>;
+// The cycle's words of every source, as spans of the sources' own vectors
+// (no copy; valid for the cycle, like the sources' values).
+using word_lists = std::vector<std::span<const std::string_view>>;
 using views = std::vector<message_view>;
-
-// Hashes strings and string views alike (lookups without a copy).
-struct string_hash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
-};
 
 // Every word's count, and the words counted in the last update (each once):
 // a cycle's output costs its distinct words, not all the words it saw.
+// Words map to slots of `entries` (abseil's flat map: one probe, no node
+// per word; lookups by string_view need no copy).
 struct word_counts {
   struct entry {
+    std::string word;
     int64_t count = 0;
     uint64_t seen_in = 0;
   };
-  std::unordered_map<std::string, entry, string_hash, std::equal_to<>> counts;
-  /// Keys of `counts` (node-based: they do not move).
-  std::vector<std::string_view> touched;
+  absl::flat_hash_map<std::string, uint32_t> slots;
+  std::vector<entry> entries;
+  /// Slots counted in the last update.
+  std::vector<uint32_t> touched;
   uint64_t update = 0;
 
-  void add(const std::vector<std::string_view>& seen) {
+  void add(const word_lists& seen) {
     ++update;
     touched.clear();
-    for (auto w : seen) {
-      auto i = counts.find(w);
-      if (i == counts.end())
-        i = counts.emplace(std::string{w}, entry{}).first;
-      ++i->second.count;
-      if (i->second.seen_in != update) {
-        i->second.seen_in = update;
-        touched.push_back(i->first);
+    for (auto list : seen)
+      add_words(list);
+  }
+
+  void add_words(std::span<const std::string_view> words) {
+    for (auto w : words) {
+      // Debian's abseil has its own string_view type.
+      auto i = slots.find(absl::string_view{w.data(), w.size()});
+      if (i == slots.end()) {
+        i = slots.emplace(std::string{w}, static_cast<uint32_t>(entries.size())).first;
+        entries.push_back(entry{std::string{w}});
+      }
+      auto& e = entries[i->second];
+      ++e.count;
+      if (e.seen_in != update) {
+        e.seen_in = update;
+        touched.push_back(i->second);
       }
     }
   }
 };
 
 // The latest count of every word seen in this cycle, in word order.
-count_updates changed_counts(const word_counts& counts, const words& seen) {
+count_updates changed_counts(const word_counts& counts, const word_lists& seen) {
   count_updates result;
   if (seen.empty())
     return result;
   auto unique = counts.touched;
-  std::sort(unique.begin(), unique.end());
+  std::sort(unique.begin(), unique.end(), [&](uint32_t a, uint32_t b) {
+    return counts.entries[a].word < counts.entries[b].word;
+  });
   result.reserve(unique.size());
-  for (auto w : unique)
-    result.emplace_back(std::string{w},
-                        std::to_string(counts.counts.find(w)->second.count));
+  for (auto slot : unique) {
+    auto& e = counts.entries[slot];
+    result.emplace_back(e.word, std::to_string(e.count));
+  }
   return result;
 }
 
@@ -133,14 +145,21 @@ caf::expected<pipeline_definition_ptr> wordcount(const std::vector<source_spec>&
   for (auto& s : sources)
     inputs.push_back(graph->source_stream<words>(s.name));
   // The words of every source, in source order.
-  node_ref<words> text = inputs[0];
+  node_ref<word_lists> text = graph
+                                  ->stream([](const words& first) {
+                                    word_lists all;
+                                    if (!first.empty())
+                                      all.emplace_back(first);
+                                    return all;
+                                  })
+                                  .named("all_words")
+                                  .map(inputs[0]);
   for (size_t i = 1; i < inputs.size(); ++i)
     text = graph
-               ->stream([](const words& a, const words& b) {
-                 words all;
-                 all.reserve(a.size() + b.size());
-                 all.insert(all.end(), a.begin(), a.end());
-                 all.insert(all.end(), b.begin(), b.end());
+               ->stream([](const word_lists& before, const words& more) {
+                 auto all = before;
+                 if (!more.empty())
+                   all.emplace_back(more);
                  return all;
                })
                .named("words_" + std::to_string(i))
@@ -148,7 +167,7 @@ caf::expected<pipeline_definition_ptr> wordcount(const std::vector<source_spec>&
   auto counts =
       graph
           ->accumulate(word_counts{},
-                       [](word_counts& all, const words& seen) {
+                       [](word_counts& all, const word_lists& seen) {
                          all.add(seen);
                          return seen.empty() ? change::unchanged : change::updated;
                        })
