@@ -49,6 +49,51 @@ TEST_CASE("strings and words deserializers read values and reject tombstones",
   CHECK_THROWS_AS(castor::serde::word_views()(bad), castor::deserialize_error);
 }
 
+TEST_CASE("words split like a character loop on any whitespace, any length and any "
+          "byte",
+          "[serde]") {
+  // The splitter works 16 bytes at a time: words across chunk edges, runs
+  // of whitespace, every C-locale whitespace, bytes >= 0x80 and NUL.
+  const char alphabet[] = {'a',  'b',    ' ',    '\t', '\n',   '\r',   '\f',
+                           '\v', '\x80', '\xff', '\0', '\x08', '\x0e', 'z'};
+  auto reference = [](std::string_view text) {
+    auto space = [](char c) {
+      return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+    };
+    std::vector<std::string> out;
+    std::string word;
+    for (char c : text) {
+      if (space(c)) {
+        if (!word.empty())
+          out.push_back(std::exchange(word, {}));
+      } else {
+        word += c;
+      }
+    }
+    if (!word.empty())
+      out.push_back(word);
+    return out;
+  };
+  uint32_t seed = 7;
+  auto next = [&seed] {
+    seed = seed * 1664525u + 1013904223u;
+    return seed >> 8;
+  };
+  for (int round = 0; round < 3000; ++round) {
+    std::string text(next() % 70, ' ');
+    // Mostly letters, or mostly whitespace, or even.
+    auto letters = next() % 3;
+    for (auto& c : text)
+      c = (next() % 3 < letters) ? "ab"[next() % 2] : alphabet[next() % sizeof(alphabet)];
+    std::vector<message_view> ms{view(text)};
+    INFO("text of " << text.size() << " bytes, round " << round);
+    auto expected = reference(text);
+    REQUIRE(castor::serde::words()(ms) == expected);
+    auto views = castor::serde::word_views()(ms);
+    REQUIRE(std::vector<std::string>(views.begin(), views.end()) == expected);
+  }
+}
+
 TEST_CASE("records copy every message with its metadata, views copy nothing", "[serde]") {
   std::vector<castor::header> hs{{"h", "v"}, {"n", std::nullopt}};
   auto owned =

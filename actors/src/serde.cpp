@@ -4,6 +4,9 @@
 #include <fmt/format.h>
 
 #include <array>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 namespace castor {
 
@@ -83,20 +86,53 @@ bool is_space(char c) noexcept {
   return space_table[static_cast<unsigned char>(c)];
 }
 
-// Calls `f` with each whitespace-separated word of `text`.
+// Calls `f` with each whitespace-separated word of `text`. 16 bytes at a
+// time: a bit mask of the whitespace, and the words' starts and ends are its
+// changes. Words of a few letters made the character loop mispredict its
+// exit once per word; this costs about one misprediction per 16 bytes.
 template <class F>
 void split_words(std::string_view text, F&& f) {
+  constexpr size_t none = static_cast<size_t>(-1);
   const char* p = text.data();
-  const char* end = p + text.size();
-  while (p < end) {
-    while (p < end && is_space(*p))
-      ++p;
-    const char* start = p;
-    while (p < end && !is_space(*p))
-      ++p;
-    if (p > start)
-      f(std::string_view{start, static_cast<size_t>(p - start)});
+  const size_t n = text.size();
+  size_t start = none; // the current word's first byte (none: between words)
+  size_t i = 0;
+#ifdef __SSE2__
+  const __m128i blank = _mm_set1_epi8(' ');
+  const __m128i tab = _mm_set1_epi8('\t');
+  const __m128i four = _mm_set1_epi8(4);
+  for (; i + 16 <= n; i += 16) {
+    auto chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    // ' ', or '\t' .. '\r' (9 .. 13): c - 9 <= 4 unsigned.
+    auto control = _mm_sub_epi8(chunk, tab);
+    auto is_control = _mm_cmpeq_epi8(_mm_min_epu8(control, four), control);
+    auto spaces = static_cast<uint32_t>(
+        _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(chunk, blank), is_control)));
+    uint32_t before = start == none ? 1u : 0u; // whitespace before this chunk
+    uint32_t changes = (spaces ^ ((spaces << 1) | before)) & 0xFFFFu;
+    while (changes != 0) {
+      auto k = i + static_cast<size_t>(__builtin_ctz(changes));
+      changes &= changes - 1;
+      if (start == none) {
+        start = k;
+      } else {
+        f(std::string_view{p + start, k - start});
+        start = none;
+      }
+    }
   }
+#endif
+  for (; i < n; ++i) {
+    bool space = is_space(p[i]);
+    if (start == none && !space) {
+      start = i;
+    } else if (start != none && space) {
+      f(std::string_view{p + start, i - start});
+      start = none;
+    }
+  }
+  if (start != none)
+    f(std::string_view{p + start, n - start});
 }
 
 } // namespace
