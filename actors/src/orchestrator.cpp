@@ -56,29 +56,46 @@ void orchestrator_state::after_change(
   }
 }
 
+std::vector<partition_progress> orchestrator_state::progress() const {
+  std::vector<partition_progress> result;
+  result.reserve(table->partitions.size());
+  for (uint32_t pid = 0; pid < table->partitions.size(); ++pid) {
+    auto& e = table->partitions[pid];
+    partition_progress p;
+    p.topic = e.topic;
+    p.partition = e.partition;
+    p.start_offset = e.start_offset;
+    p.end_offset = e.end_offset;
+    p.caught_up = core->caught_up(pid);
+    p.position =
+        p.caught_up ? std::max(core->position(pid), e.end_offset) : core->position(pid);
+    p.held = core->held(pid);
+    p.paused = core->paused(pid);
+    result.push_back(std::move(p));
+  }
+  return result;
+}
+
 void orchestrator_state::log_progress(timestamp now) {
   auto elapsed = std::chrono::duration<double>(now - last_progress).count();
   auto received = core->counters().received;
   auto rate = elapsed > 0 ? (received - received_at_last_progress) / elapsed : 0.0;
   last_progress = now;
   received_at_last_progress = received;
-  // Per topic: offsets read out of offsets to read.
+  // Per topic: offsets read out of offsets to read (partitions are in
+  // topic order).
   std::string topics;
   int64_t remaining = 0;
-  for (size_t i = 0; i < table->partitions.size();) {
-    auto& topic = table->partitions[i].topic;
+  auto parts = progress();
+  for (size_t i = 0; i < parts.size();) {
+    auto& topic = parts[i].topic;
     int64_t done = 0;
     int64_t total = 0;
-    for (; i < table->partitions.size() && table->partitions[i].topic == topic; ++i) {
-      auto& e = table->partitions[i];
-      auto pid = static_cast<uint32_t>(i);
-      auto target = std::max(e.end_offset, e.start_offset);
-      auto position =
-          core->caught_up(pid) ? target : std::min(core->position(pid), target);
-      done += position - e.start_offset;
-      total += target - e.start_offset;
-      remaining += target - position;
+    for (; i < parts.size() && parts[i].topic == topic; ++i) {
+      done += parts[i].replay_done();
+      total += parts[i].replay_total();
     }
+    remaining += total - done;
     topics += fmt::format("{}{} {:.1f}%", topics.empty() ? "" : ", ", topic,
                           total > 0 ? 100.0 * static_cast<double>(done) / total : 100.0);
   }
@@ -109,24 +126,13 @@ pipeline_stats orchestrator_state::stats(
   auto elapsed = std::chrono::duration<double>(now(self) - started).count();
   stats.rate = elapsed > 0 ? static_cast<double>(c.received) / elapsed : 0.0;
   int64_t remaining = 0;
-  for (uint32_t pid = 0; pid < table->partitions.size(); ++pid) {
-    auto& e = table->partitions[pid];
-    partition_progress p;
-    p.topic = e.topic;
-    p.partition = e.partition;
-    p.start_offset = e.start_offset;
-    p.end_offset = e.end_offset;
-    p.caught_up = core->caught_up(pid);
-    p.position =
-        p.caught_up ? std::max(core->position(pid), e.end_offset) : core->position(pid);
-    p.held = core->held(pid);
-    p.paused = core->paused(pid);
-    if (!p.caught_up)
-      remaining += std::max<int64_t>(e.end_offset - p.position, 0);
-    stats.partitions.push_back(std::move(p));
-    auto& t = topic_of(stats, e.topic);
-    t.consumed += received_by_pid[pid];
-    t.released += released_by_pid[pid];
+  stats.partitions = progress();
+  for (uint32_t pid = 0; pid < stats.partitions.size(); ++pid) {
+    auto& p = stats.partitions[pid];
+    remaining += p.replay_total() - p.replay_done();
+    auto& t = topic_of(stats, p.topic);
+    t.consumed += core->received(pid);
+    t.released += core->received(pid) - p.held;
   }
   if (core->live())
     stats.eta_seconds = 0;
@@ -148,8 +154,6 @@ void orchestrator_state::pump(
     core->release(batch->messages, &times);
     for (size_t i = 0; i < times.size(); ++i)
       batch->messages[i].order_time = times[i];
-    for (auto& m : batch->messages)
-      ++released_by_pid[m.pid()];
     batch->watermark = core->watermark();
     batch->live = core->live();
     last_sent_watermark = batch->watermark;
@@ -193,8 +197,6 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
             std::move(bounds), st.config.watermark, st.now(self));
         st.last_progress = st.now(self);
         st.started = st.last_progress;
-        st.received_by_pid.assign(table->partitions.size(), 0);
-        st.released_by_pid.assign(table->partitions.size(), 0);
         self->send(st.executor, start_atom::value, table);
         self->delayed_send(self, st.config.tick_period(), tick_atom::value);
         st.after_change(self);
@@ -206,7 +208,6 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
           auto pid = m.pid();
           auto offset = m.offset();
           auto time = m.time();
-          ++st.received_by_pid[pid];
           st.core->push(pid, offset, time, std::move(m), now);
         }
         for (auto pid : batch->end_of_partition)

@@ -71,12 +71,12 @@ void merge_into(pipeline_stats& into, const pipeline_stats& from) {
   into.cycle_seconds += from.cycle_seconds;
 }
 
-topic_counters& topic_of(pipeline_stats& stats, const std::string& topic) {
+topic_counters& topic_of(pipeline_stats& stats, std::string_view topic) {
   auto i = std::find_if(stats.topics.begin(), stats.topics.end(),
                         [&](auto& t) { return t.topic == topic; });
   if (i != stats.topics.end())
     return *i;
-  stats.topics.push_back(topic_counters{topic});
+  stats.topics.push_back(topic_counters{std::string{topic}});
   return stats.topics.back();
 }
 

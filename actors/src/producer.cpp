@@ -33,11 +33,9 @@ topic_counters& producer_state::counters_for(std::string_view topic) {
   auto& topics = stats.topics;
   if (last_topic < topics.size() && topics[last_topic].topic == topic)
     return topics[last_topic];
-  for (last_topic = 0; last_topic < topics.size(); ++last_topic)
-    if (topics[last_topic].topic == topic)
-      return topics[last_topic];
-  topics.push_back(topic_counters{std::string{topic}});
-  return topics.back();
+  auto& found = topic_of(stats, topic);
+  last_topic = static_cast<size_t>(&found - topics.data());
+  return found;
 }
 
 void producer_state::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg,

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace castor {
@@ -155,13 +156,23 @@ struct partition_progress {
     return end > position ? end - position : 0;
   }
 
+  /// Offsets to replay, from the start to the end offset recorded at start-up.
+  int64_t replay_total() const noexcept {
+    return std::max<int64_t>(end_offset - start_offset, 0);
+  }
+
+  /// Offsets of the replay done (all once caught up).
+  int64_t replay_done() const noexcept {
+    if (caught_up)
+      return replay_total();
+    return std::clamp<int64_t>(position - start_offset, 0, replay_total());
+  }
+
   /// Share of the replay done, 0..1 (1 once caught up).
   double progress() const noexcept {
-    if (caught_up || end_offset <= start_offset)
-      return 1.0;
-    auto done =
-        std::clamp<int64_t>(position - start_offset, 0, end_offset - start_offset);
-    return static_cast<double>(done) / static_cast<double>(end_offset - start_offset);
+    auto total = replay_total();
+    return total > 0 ? static_cast<double>(replay_done()) / static_cast<double>(total)
+                     : 1.0;
   }
 };
 
@@ -253,7 +264,7 @@ typename Inspector::result_type inspect(Inspector& f, pipeline_stats& x) {
 }
 
 /// The counters of `topic` in `stats` (added if missing).
-topic_counters& topic_of(pipeline_stats& stats, const std::string& topic);
+topic_counters& topic_of(pipeline_stats& stats, std::string_view topic);
 
 /// Adds `from` to `into`, field by field (each actor fills its own fields).
 void merge_into(pipeline_stats& into, const pipeline_stats& from);

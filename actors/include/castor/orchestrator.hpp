@@ -68,9 +68,9 @@ struct orchestrator_state {
   std::vector<timestamp> times;
   /// When the replay started (for its rate).
   timestamp started{};
-  /// Messages received and released, by pid.
-  std::vector<uint64_t> received_by_pid;
-  std::vector<uint64_t> released_by_pid;
+
+  /// Where each partition's replay stands, in pid order.
+  std::vector<partition_progress> progress() const;
 
   /// Counters, with per-topic and per-partition figures.
   pipeline_stats

@@ -96,6 +96,7 @@ public:
     p.last_activity = now;
     if (p.position >= p.end_offset)
       p.caught_up = true;
+    ++p.received;
     ++counters_.received;
     ++counters_.held;
     dirty_ = true;
@@ -233,6 +234,8 @@ public:
   bool caught_up(uint32_t pid) const { return parts_[pid].caught_up; }
   bool paused(uint32_t pid) const { return parts_[pid].paused; }
   size_t held(uint32_t pid) const { return parts_[pid].fifo.size(); }
+  /// Messages received from partition `pid` (released: received - held).
+  uint64_t received(uint32_t pid) const { return parts_[pid].received; }
   int64_t position(uint32_t pid) const { return parts_[pid].position; }
   int64_t end_offset(uint32_t pid) const { return parts_[pid].end_offset; }
   std::optional<timestamp> latest(uint32_t pid) const { return parts_[pid].latest; }
@@ -253,6 +256,7 @@ private:
     std::optional<timestamp> latest;
     int64_t position = 0;
     int64_t end_offset = 0;
+    uint64_t received = 0;
     timestamp last_activity{};
     bool caught_up = false;
     bool paused = false;
