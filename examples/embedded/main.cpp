@@ -181,28 +181,39 @@ std::vector<trade> sample_trades() {
   return result;
 }
 
-bool produce(const std::string& bootstrap, const std::vector<trade>& input) {
-  char err[512];
-  auto* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), err, sizeof(err));
-  auto* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-  if (rk == nullptr) {
-    std::cerr << "producer: " << err << "\n";
-    return false;
+// A librdkafka client made with castor's helpers (properties checked, RAII,
+// librdkafka's log lines through castor's logger).
+castor::kafka::handle_ptr client(rd_kafka_type_t type, castor::kafka::properties props,
+                                 const std::string& what) {
+  auto conf = castor::kafka::make_conf(props, what);
+  if (!conf) {
+    std::cerr << castor::render(conf.error()) << "\n";
+    return nullptr;
   }
+  auto made = castor::kafka::make_client(type, std::move(*conf));
+  if (!made) {
+    std::cerr << castor::render(made.error()) << "\n";
+    return nullptr;
+  }
+  return std::move(*made);
+}
+
+bool produce(const std::string& bootstrap, const std::vector<trade>& input) {
+  auto rk = client(RD_KAFKA_PRODUCER, {{"bootstrap.servers", bootstrap}}, "trade writer");
+  if (!rk)
+    return false;
   int64_t t0 = 1'767'258'000'000; // 2026-01-01T09:00:00Z
   for (size_t i = 0; i < input.size(); ++i) {
     auto value =
         fmt::format("{} {} {}", input[i].symbol, input[i].price, input[i].quantity);
-    rd_kafka_producev(
-        rk, RD_KAFKA_V_TOPIC("trades"), RD_KAFKA_V_PARTITION(static_cast<int32_t>(i % 2)),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_VALUE(value.data(), value.size()),
-        RD_KAFKA_V_TIMESTAMP(t0 + static_cast<int64_t>(i) * 1000), RD_KAFKA_V_END);
+    rd_kafka_producev(rk.get(), RD_KAFKA_V_TOPIC("trades"),
+                      RD_KAFKA_V_PARTITION(static_cast<int32_t>(i % 2)),
+                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                      RD_KAFKA_V_VALUE(value.data(), value.size()),
+                      RD_KAFKA_V_TIMESTAMP(t0 + static_cast<int64_t>(i) * 1000),
+                      RD_KAFKA_V_END);
   }
-  auto flushed = rd_kafka_flush(rk, 10'000) == RD_KAFKA_RESP_ERR_NO_ERROR;
-  rd_kafka_destroy(rk);
-  return flushed;
+  return rd_kafka_flush(rk.get(), 10'000) == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 // The last VWAP per symbol on `vwap`, and how many records it holds.
@@ -210,36 +221,33 @@ std::pair<std::map<std::string, std::string>, size_t>
 read_vwaps(const std::string& bootstrap) {
   std::map<std::string, std::string> last;
   size_t count = 0;
-  char err[512];
-  auto* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), err, sizeof(err));
-  rd_kafka_conf_set(conf, "group.id", "vwap-check", err, sizeof(err));
-  rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof(err));
-  auto* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-  rd_kafka_poll_set_consumer(rk);
-  auto* list = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(list, "vwap", 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-  rd_kafka_assign(rk, list);
-  rd_kafka_topic_partition_list_destroy(list);
+  auto rk = client(RD_KAFKA_CONSUMER,
+                   {{"bootstrap.servers", bootstrap},
+                    {"group.id", "vwap-check"},
+                    {"enable.partition.eof", "true"}},
+                   "vwap reader");
+  if (!rk)
+    return {last, count};
+  rd_kafka_poll_set_consumer(rk.get());
+  castor::kafka::partition_list_ptr list{rd_kafka_topic_partition_list_new(1)};
+  rd_kafka_topic_partition_list_add(list.get(), "vwap", 0)->offset =
+      RD_KAFKA_OFFSET_BEGINNING;
+  rd_kafka_assign(rk.get(), list.get());
   for (int idle = 0; idle < 50;) {
-    auto* m = rd_kafka_consumer_poll(rk, 100);
-    if (m == nullptr) {
+    castor::kafka::message_ptr m{rd_kafka_consumer_poll(rk.get(), 100)};
+    if (!m) {
       ++idle;
       continue;
     }
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      rd_kafka_message_destroy(m);
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
       break;
-    }
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       ++count;
       last[std::string{static_cast<const char*>(m->key), m->key_len}] =
           std::string{static_cast<const char*>(m->payload), m->len};
     }
-    rd_kafka_message_destroy(m);
   }
-  rd_kafka_consumer_close(rk);
-  rd_kafka_destroy(rk);
+  rd_kafka_consumer_close(rk.get());
   return {last, count};
 }
 
