@@ -28,3 +28,14 @@ start_broker() {
   [ -s "$work/addr" ] || fail "broker did not start"
   bootstrap=$(cat "$work/addr")
 }
+
+# wait_for_log FILE REGEX SECONDS: returns once FILE has a line matching
+# REGEX (extended), or fails (status 1) after SECONDS. Polls every 5 ms, so
+# a test can act on a log line within a few ms of it.
+wait_for_log() {
+  local deadline=$((SECONDS + $3))
+  until grep -qE "$2" "$1" 2> /dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.005
+  done
+}

@@ -47,11 +47,7 @@ for attempt in 1 2 3 4; do
   "$castor" run --config "$work/copy.toml" > "$log" 2>&1 &
   run=$!
   pids+=($run)
-  for _ in $(seq 400); do
-    grep -q 'orchestrator: replay:' "$log" && break
-    grep -q "caught up: live" "$log" && break
-    sleep 0.01
-  done
+  wait_for_log "$log" 'orchestrator: replay:|caught up: live' 4 || true
   if grep -q "caught up: live" "$log"; then
     kill -TERM "$run"
     wait "$run" || true
@@ -72,11 +68,7 @@ log="$work/final.log"
 "$castor" run --config "$work/copy.toml" > "$log" 2>&1 &
 run=$!
 pids+=($run)
-for _ in $(seq 600); do
-  grep -q "caught up: live" "$log" && break
-  sleep 0.1
-done
-grep -q "caught up: live" "$log" || fail "the last run did not catch up"
+wait_for_log "$log" "caught up: live" 60 || fail "the last run did not catch up"
 sleep 1
 kill -TERM "$run"
 wait "$run" || fail "castor run exited $? after SIGTERM"

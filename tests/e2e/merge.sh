@@ -54,10 +54,7 @@ config merged 50 > "$work/merged.toml"
 "$castor" run --config "$work/merged.toml" > "$work/run.log" 2>&1 &
 run=$!
 pids+=($run)
-for _ in $(seq 300); do
-  grep -q "live" "$work/run.log" && break
-  sleep 0.2
-done
+wait_for_log "$work/run.log" "caught up: live" 60 || fail "the replay did not catch up"
 for _ in $(seq 30); do
   [ "$(kcat -C -b "$bootstrap" -t merged -e -q -f '.\n' | wc -l)" -ge $((2 * n)) ] && break
   sleep 0.5
@@ -75,10 +72,7 @@ config stopped 5 > "$work/stopped.toml"
 "$castor" run --config "$work/stopped.toml" > "$work/stopped.log" 2>&1 &
 run=$!
 pids+=($run)
-for _ in $(seq 1000); do
-  grep -q "orchestrator: replay:" "$work/stopped.log" && break
-  sleep 0.005
-done
+wait_for_log "$work/stopped.log" "orchestrator: replay:" 5 || true
 kill -TERM "$run"
 code=0
 wait "$run" || code=$?
