@@ -5,12 +5,13 @@
 
 #include <fmt/format.h>
 
-#include <absl/container/flat_hash_map.h>
 #include <algorithm>
 #include <map>
 #include <set>
 #include <span>
 #include <tuple>
+
+#include "word_ids.hpp"
 
 namespace castor::dags {
 
@@ -30,18 +31,17 @@ using views = std::vector<message_view>;
 
 // Every word's count, and the words counted in the last update (each once):
 // a cycle's output costs its distinct words, not all the words it saw.
-// Words map to slots of `entries` (abseil's flat map: one probe, no node
-// per word; lookups by string_view need no copy).
+// Words map to dense ids (word_ids.hpp: one slot, one integer compare for
+// short words); counts are indexed by id.
 struct word_counts {
   struct entry {
-    std::string word;
     int64_t count = 0;
     uint64_t seen_in = 0;
   };
-  absl::flat_hash_map<std::string, uint32_t> slots;
+  word_ids ids;
   std::vector<entry> entries;
-  /// Slots counted in the last update.
-  std::vector<uint32_t> touched;
+  /// Ids counted in the last update.
+  std::vector<word_ids::id> touched;
   uint64_t update = 0;
 
   void add(const word_lists& seen) {
@@ -53,17 +53,14 @@ struct word_counts {
 
   void add_words(std::span<const std::string_view> words) {
     for (auto w : words) {
-      // Debian's abseil has its own string_view type.
-      auto i = slots.find(absl::string_view{w.data(), w.size()});
-      if (i == slots.end()) {
-        i = slots.emplace(std::string{w}, static_cast<uint32_t>(entries.size())).first;
-        entries.push_back(entry{std::string{w}});
-      }
-      auto& e = entries[i->second];
+      auto i = ids(w);
+      if (i == entries.size())
+        entries.emplace_back();
+      auto& e = entries[i];
       ++e.count;
       if (e.seen_in != update) {
         e.seen_in = update;
-        touched.push_back(i->second);
+        touched.push_back(i);
       }
     }
   }
@@ -75,14 +72,12 @@ count_updates changed_counts(const word_counts& counts, const word_lists& seen) 
   if (seen.empty())
     return result;
   auto unique = counts.touched;
-  std::sort(unique.begin(), unique.end(), [&](uint32_t a, uint32_t b) {
-    return counts.entries[a].word < counts.entries[b].word;
+  std::sort(unique.begin(), unique.end(), [&](word_ids::id a, word_ids::id b) {
+    return counts.ids.word(a) < counts.ids.word(b);
   });
   result.reserve(unique.size());
-  for (auto slot : unique) {
-    auto& e = counts.entries[slot];
-    result.emplace_back(e.word, std::to_string(e.count));
-  }
+  for (auto i : unique)
+    result.emplace_back(counts.ids.word(i), std::to_string(counts.entries[i].count));
   return result;
 }
 
