@@ -358,11 +358,22 @@ castor_result castor_run(const castor::dags::factory& make, const std::string& b
     auto cpu_before = cpu_seconds();
     auto pipeline = castor::spawn_pipeline(sys, def, castor_config(bootstrap, batch));
     caf::scoped_actor self{sys};
+    // A pipeline that delivers nothing for 60 s is stuck: fail, naming where.
+    uint64_t last_delivered = 0;
+    auto last_progress = steady::now();
     while (true) {
       auto s = stats_of(self, pipeline);
       if (done(s)) {
         result.stats = s;
         break;
+      }
+      if (s.delivered != last_delivered) {
+        last_delivered = s.delivered;
+        last_progress = steady::now();
+      } else if (steady::now() - last_progress > std::chrono::seconds{60}) {
+        die(fmt::format("castor into {} stalled: {} released, {} delivered, nothing "
+                        "delivered for 60 s",
+                        out, s.released, s.delivered));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds{10});
     }
@@ -387,6 +398,18 @@ castor_result castor_run(const castor::dags::factory& make, const std::string& b
       die("stop: " + castor::render(err));
   }
   return result;
+}
+
+// Dies unless the topics hold `expected` messages in all.
+void check_holds(rd_kafka_t* rk, const std::vector<std::string>& topics, int partitions,
+                 size_t expected) {
+  int64_t n = 0;
+  for (auto& t : topics)
+    n += holds(rk, t, partitions);
+  if (n != static_cast<int64_t>(expected))
+    die(fmt::format("the broker holds {} of {} messages (the mock drops data past "
+                    "5 MB per partition: fewer messages or smaller values)",
+                    n, expected));
 }
 
 // -- live latency -----------------------------------------------------------------
@@ -620,12 +643,7 @@ int main(int argc, char** argv) {
     fmt::print("filling {} messages of {} B into 2 topics x {} partitions...\n", messages,
                size, partitions);
     fill(bootstrap, topics, partitions, messages, size);
-    if (auto n = holds(probe.get(), topics[0], partitions) +
-                 holds(probe.get(), topics[1], partitions);
-        n != static_cast<int64_t>(messages))
-      die(fmt::format("the broker holds {} of {} messages (the mock drops data past "
-                      "5 MB per partition: fewer messages or smaller values)",
-                      n, messages));
+    check_holds(probe.get(), topics, partitions, messages);
     // Case 2 is the reference: always run.
     double pass_through = best_of(repeat, [&] {
       return raw_loop(bootstrap, topics, partitions, messages,
@@ -697,6 +715,7 @@ int main(int argc, char** argv) {
     broker.create_topic(fmt::format("out-skew-{}", n), 1);
     fmt::print("filling {} messages of 20 B, one topic three hours ahead...\n", n);
     fill(bootstrap, topics, partitions, n, 20, std::chrono::hours{3});
+    check_holds(probe.get(), topics, partitions, n);
     auto r =
         castor_run(castor::dags::copy, bootstrap, topics, fmt::format("out-skew-{}", n),
                    batch, [&](auto& s) { return s.delivered >= n; });
