@@ -719,18 +719,16 @@ int main(int argc, char** argv) {
     // The fastest run's figures, and the highest peak RSS of all runs: a fast
     // run may end before librdkafka's prefetch queues have filled, so one run
     // can understate what a replay of that size needs.
-    castor_result r;
     int64_t rss_growth = 0;
-    for (size_t run = 0; run < repeat; ++run) {
+    auto r = best_of(repeat, [&] {
       auto one =
           castor_run(castor::dags::copy, bootstrap, topics, fmt::format("out-skew-{}", n),
                      batch, [&](auto& s) { return s.delivered >= n; });
       if (one.stats.delivered != n)
         die("skew: wrong count");
       rss_growth = std::max(rss_growth, one.rss_growth);
-      if (run == 0 || one.seconds < r.seconds)
-        r = one;
-    }
+      return one;
+    });
     r.rss_growth = rss_growth;
     growths.push_back(r.rss_growth);
     rows.push_back(
