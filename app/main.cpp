@@ -20,8 +20,11 @@
 #include <atomic>
 #include <csignal>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <mutex>
 #include <pthread.h>
+#include <set>
 #include <thread>
 
 #include "builtin_dags.hpp"
@@ -67,31 +70,76 @@ int exit_code_of(const caf::error& err) {
   return exit_unexpected;
 }
 
-// SIGINT and SIGTERM are blocked in every thread and taken by sigwait in one.
-sigset_t stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  return set;
-}
+// SIGINT and SIGTERM are blocked in every thread (main blocks them before
+// any other thread exists) and taken by one watcher thread, which runs from
+// the first instant: a signal during start-up stops castor too. The first
+// signal asks for an ordered stop; a second one exits at once (nothing is
+// committed past what was delivered, so nothing is lost).
+class signal_watcher {
+public:
+  static sigset_t stop_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    return set;
+  }
 
-// Waits for SIGINT/SIGTERM (calling `on_signal` once) until `done`.
-template <class F>
-std::thread signal_watcher(std::atomic<bool>& done, F on_signal) {
-  return std::thread{[&done, on_signal] {
+  signal_watcher() : thread_([this] { watch(); }) {}
+
+  ~signal_watcher() {
+    done_ = true;
+    // Wakes the watcher at once instead of at its next tick.
+    pthread_kill(thread_.native_handle(), SIGUSR1);
+    thread_.join();
+  }
+
+  signal_watcher(const signal_watcher&) = delete;
+  signal_watcher& operator=(const signal_watcher&) = delete;
+
+  /// Whether a stop signal arrived.
+  bool requested() const noexcept { return requested_; }
+
+  /// Runs `on_stop` on the first signal (at once if one came already);
+  /// replaces the previous callback. Called from main's thread.
+  void on_stop(std::function<void()> on_stop) {
+    std::lock_guard guard{mutex_};
+    on_stop_ = std::move(on_stop);
+    if (requested_ && on_stop_)
+      on_stop_();
+  }
+
+private:
+  void watch() {
     auto set = stop_signals();
-    timespec tick{0, 200'000'000};
-    bool signalled = false;
-    while (!done) {
-      int sig = sigtimedwait(&set, nullptr, &tick);
-      if (sig > 0 && !signalled) {
-        signalled = true;
-        on_signal(sig);
+    sigaddset(&set, SIGUSR1);
+    int seen = 0;
+    while (!done_) {
+      int sig = sigwaitinfo(&set, nullptr);
+      if (sig == SIGUSR1 || sig < 0)
+        continue;
+      auto name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+      if (++seen > 1) {
+        castor::logger()->warn("castor: second {}: exits now, without finishing the "
+                               "stop (nothing was committed past what was delivered)",
+                               name);
+        castor::logger()->flush();
+        std::_Exit(exit_unexpected);
       }
+      castor::logger()->info("castor: {} received: stopping", name);
+      std::lock_guard guard{mutex_};
+      requested_ = true;
+      if (on_stop_)
+        on_stop_();
     }
-  }};
-}
+  }
+
+  std::atomic<bool> done_{false};
+  std::atomic<bool> requested_{false};
+  std::mutex mutex_;
+  std::function<void()> on_stop_;
+  std::thread thread_;
+};
 
 bool write_addr_file(const std::string& path, const std::string& bootstrap) {
   if (path.empty())
@@ -103,7 +151,7 @@ bool write_addr_file(const std::string& path, const std::string& bootstrap) {
 }
 
 caf::expected<std::unique_ptr<castor::kafka::mock_cluster>>
-start_broker(const std::vector<castor::service::embedded_topic>& topics) {
+start_broker(const std::vector<castor::kafka::topic_spec>& topics) {
   auto cluster = castor::kafka::mock_cluster::start();
   if (!cluster)
     return cluster.error();
@@ -118,7 +166,13 @@ int fail(const caf::error& err) {
   return exit_code_of(err);
 }
 
-int run(const std::string& path, const std::string& log_level,
+// A stop signal during start-up: exit 0 without starting anything more.
+int stopped_during_startup() {
+  castor::logger()->info("castor: stopped during start-up");
+  return exit_ok;
+}
+
+int run(signal_watcher& signals, const std::string& path, const std::string& log_level,
         const std::string& addr_file) {
   auto cfg = castor::service::load(path);
   if (!cfg)
@@ -127,6 +181,9 @@ int run(const std::string& path, const std::string& log_level,
       spdlog::level::from_str(log_level.empty() ? cfg->log_level : log_level));
   castor::logger()->set_level(spdlog::get_level());
   std::unique_ptr<castor::kafka::mock_cluster> cluster;
+  // The embedded broker's destructor waits up to a second for its threads:
+  // at exit the process lets the system reclaim it instead.
+  auto leave_cluster = [&] { (void)cluster.release(); };
   std::string bootstrap = cfg->bootstrap_servers;
   if (cfg->embedded()) {
     auto started = start_broker(cfg->embedded_topics);
@@ -140,7 +197,9 @@ int run(const std::string& path, const std::string& log_level,
   if (!write_addr_file(addr_file, bootstrap))
     return fail(castor::make_error(castor::ec::invalid_config,
                                    "cannot write the address file " + addr_file));
-  auto def = castor::dags::builtin().at(cfg->dag)(cfg->sources, cfg->sinks);
+  if (signals.requested())
+    return stopped_during_startup();
+  auto def = castor::dags::make(cfg->dag, cfg->sources, cfg->sinks);
   if (!def)
     return fail(def.error());
   caf::actor_system_config sys_cfg;
@@ -151,26 +210,23 @@ int run(const std::string& path, const std::string& log_level,
     castor::logger()->info("castor: runs dag '{}' ({} source(s), {} sink(s)) on {}",
                            cfg->dag, cfg->sources.size(), cfg->sinks.size(), bootstrap);
     auto pipeline = castor::spawn_pipeline(sys, *def, cfg->to_pipeline_config(bootstrap));
+    signals.on_stop([pipeline] { caf::anon_send(pipeline, castor::stop_atom::value); });
     std::unique_ptr<castor::metrics_endpoint> metrics;
     if (!cfg->metrics_listen.empty()) {
       auto started = castor::metrics_endpoint::start(sys, pipeline, cfg->metrics_listen);
       if (!started) {
-        caf::anon_send_exit(pipeline, caf::exit_reason::user_shutdown);
+        caf::anon_send(pipeline, castor::stop_atom::value);
         castor::wait_for(sys, pipeline);
+        signals.on_stop({});
+        leave_cluster();
         return fail(started.error());
       }
       metrics = std::move(*started);
     }
-    std::atomic<bool> done{false};
-    auto watcher = signal_watcher(done, [pipeline](int sig) {
-      castor::logger()->info("castor: {} received: stopping",
-                             sig == SIGINT ? "SIGINT" : "SIGTERM");
-      caf::anon_send(pipeline, castor::stop_atom::value);
-    });
     result = castor::wait_for(sys, pipeline);
-    done = true;
-    watcher.join();
+    signals.on_stop({});
   }
+  leave_cluster();
   if (result)
     return fail(result);
   return exit_ok;
@@ -219,20 +275,19 @@ void inject_fault(castor::kafka::mock_cluster& cluster, const fault_plan& plan,
   castor::logger()->warn("castor: fault: broker up again");
 }
 
-int broker(const std::vector<std::string>& topics, const std::string& addr_file,
-           const fault_plan& faults) {
-  std::vector<castor::service::embedded_topic> parsed;
+int broker(signal_watcher& signals, const std::vector<std::string>& topics,
+           const std::string& addr_file, const fault_plan& faults) {
+  std::vector<castor::kafka::topic_spec> parsed;
+  std::set<std::string> names;
   for (auto& t : topics) {
-    auto colon = t.rfind(':');
-    int partitions = 0;
-    try {
-      partitions = colon == std::string::npos ? 0 : std::stoi(t.substr(colon + 1));
-    } catch (const std::exception&) {
-    }
-    if (colon == 0 || partitions < 1)
+    auto spec = castor::kafka::parse_topic_spec(t);
+    if (!spec)
       return fail(castor::make_error(castor::ec::invalid_config,
-                                     "--topic '" + t + "' is not NAME:PARTITIONS"));
-    parsed.push_back({t.substr(0, colon), partitions});
+                                     "--topic " + castor::message_of(spec.error())));
+    if (!names.insert(spec->name).second)
+      return fail(castor::make_error(castor::ec::invalid_config,
+                                     "--topic '" + spec->name + "' is given twice"));
+    parsed.push_back(std::move(*spec));
   }
   auto cluster = start_broker(parsed);
   if (!cluster)
@@ -245,9 +300,8 @@ int broker(const std::vector<std::string>& topics, const std::string& addr_file,
   castor::logger()->info("castor: development broker (librdkafka's mock cluster, data in "
                          "memory) at {}; Ctrl-C stops it",
                          bootstrap);
-  std::atomic<bool> done{false};
   std::atomic<bool> stop{false};
-  auto watcher = signal_watcher(done, [&stop](int) { stop = true; });
+  signals.on_stop([&stop] { stop = true; });
   auto next_fault = std::chrono::steady_clock::now() + faults.every;
   while (!stop) {
     std::this_thread::sleep_for(std::chrono::milliseconds{100});
@@ -257,17 +311,18 @@ int broker(const std::vector<std::string>& topics, const std::string& addr_file,
       next_fault = std::chrono::steady_clock::now() + faults.every;
     }
   }
-  done = true;
-  watcher.join();
+  signals.on_stop({});
   castor::logger()->info("castor: broker stopped");
   return exit_ok;
 }
 
 } // namespace
 
-int main(int argc, char** argv) {
-  auto signals = stop_signals();
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+static int run_main(int argc, char** argv) {
+  // Before any thread exists, so that every thread inherits the mask.
+  auto blocked = signal_watcher::stop_signals();
+  sigaddset(&blocked, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
   CLI::App app{"castor: ordered replay and live stream processing for Apache Kafka",
@@ -314,18 +369,19 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
+    signal_watcher signals;
     if (*run_cmd)
-      return run(config_path, log_level, addr_file);
+      return run(signals, config_path, log_level, addr_file);
     if (*check_cmd)
       return check(config_path);
     if (*broker_cmd) {
       fault_plan faults;
       faults.errors = fault_errors;
       auto parse = [](const std::string& text, castor::duration& into) {
-        auto policy = castor::start_policy::parse("relative:" + text);
-        if (!policy)
+        auto parsed = castor::parse_duration(text);
+        if (!parsed)
           return false;
-        into = policy->relative;
+        into = *parsed;
         return true;
       };
       if ((!fault_every.empty() && !parse(fault_every, faults.every)) ||
@@ -333,11 +389,28 @@ int main(int argc, char** argv) {
         return fail(castor::make_error(castor::ec::invalid_config,
                                        "--fault-every/--fault-down take durations such "
                                        "as 30s or 500ms"));
-      return broker(topics, addr_file, faults);
+      if (fault_errors < 0 || fault_errors > 1000)
+        return fail(castor::make_error(
+            castor::ec::invalid_config,
+            fmt::format("--fault-errors {} is not a count from 0 to 1000",
+                        fault_errors)));
+      return broker(signals, topics, addr_file, faults);
     }
   } catch (const std::exception& e) {
     std::cerr << "castor: unexpected error: " << e.what() << '\n';
     return exit_unexpected;
   }
   return exit_unexpected;
+}
+
+int main(int argc, char** argv) {
+  auto code = run_main(argc, argv);
+  // A librdkafka client may still be closing on a thread of its own (its
+  // broker does not answer): exit without waiting for it, and without
+  // running static destructors under it.
+  std::cout.flush();
+  std::cerr.flush();
+  castor::logger()->flush();
+  std::fflush(nullptr);
+  std::_Exit(code);
 }

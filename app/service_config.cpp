@@ -2,24 +2,71 @@
 #include "service_config.hpp"
 
 #include "castor/kafka.hpp"
+#include "castor/logger.hpp"
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <arpa/inet.h>
 #include <cctype>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <set>
 #include <sstream>
+
+extern char** environ;
 
 namespace castor::service {
 
 namespace {
 
-// Collects the first error, with the file and line it is about.
+// The scalar keys the environment may override, as CASTOR_<TABLE>_<KEY> in
+// upper case (e.g. CASTOR_ENGINE_BATCH_SIZE).
+struct overridable_key {
+  std::string_view table;
+  std::string_view key;
+  bool integer = false;
+};
+
+constexpr overridable_key overridable[] = {
+    {"kafka", "bootstrap_servers"},
+    {"kafka", "group_id"},
+    {"engine", "dag"},
+    {"engine", "batch_size", true},
+    {"engine", "idle_timeout"},
+    {"engine", "startup_timeout"},
+    {"engine", "flush_timeout"},
+    {"engine", "progress_interval"},
+    {"engine", "commit_interval"},
+    {"errors", "dead_letter_topic"},
+    {"errors", "on_deserialize_error"},
+    {"errors", "on_node_error"},
+    {"log", "level"},
+    {"metrics", "listen"},
+};
+
+// CASTOR_* variables that are not overrides: read by castor's own scripts.
+constexpr std::string_view script_variables[] = {"CASTOR_BUILD_DIR"};
+
+std::string variable_of(std::string_view table, std::string_view key) {
+  std::string name = fmt::format("CASTOR_{}_{}", table, key);
+  for (auto& c : name)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name;
+}
+
+// Collects the first error, naming where it is: the file and line, or the
+// environment variable the value came from.
 class checker {
 public:
   explicit checker(std::string path) : path_(std::move(path)) {}
+
+  /// The value of `dotted` ("engine.batch_size") came from `variable`.
+  void from_environment(std::string dotted, std::string variable, std::string value) {
+    env_[std::move(dotted)] = {std::move(variable), std::move(value)};
+  }
 
   void fail(const toml::source_region& where, const std::string& what) {
     if (err_)
@@ -31,10 +78,18 @@ public:
                         fmt::format("{}:{}: {}", path_, where.begin.line, what));
   }
 
-  void fail_kafka(const toml::source_region& where, const caf::error& e) {
-    if (!err_)
-      err_ = make_error(code_of(e),
-                        fmt::format("{}:{}: {}", path_, where.begin.line, render(e)));
+  /// A bad value of key `dotted` at `where`.
+  void fail_key(const std::string& dotted, const toml::source_region& where,
+                const std::string& what, ec code = ec::invalid_config) {
+    if (err_)
+      return;
+    if (auto i = env_.find(dotted); i != env_.end())
+      err_ = make_error(code, fmt::format("environment {}='{}': {}", i->second.first,
+                                          i->second.second, what));
+    else if (where.begin.line == 0)
+      err_ = make_error(code, fmt::format("{}: {}", path_, what));
+    else
+      err_ = make_error(code, fmt::format("{}:{}: {}", path_, where.begin.line, what));
   }
 
   // Every key of `table` must be one of `known`.
@@ -56,44 +111,47 @@ public:
       return std::nullopt;
     if (auto* s = node->as_string())
       return s->get();
-    fail(node->source(), fmt::format("'{}{}' must be a string", prefix, key));
+    fail_key(prefix + std::string{key}, node->source(),
+             fmt::format("'{}{}' must be a string", prefix, key));
     return std::nullopt;
   }
 
   std::optional<int64_t> integer(const toml::table& t, std::string_view key,
-                                 const std::string& prefix, int64_t min) {
+                                 const std::string& prefix, int64_t min, int64_t max) {
     auto* node = t.get(key);
     if (node == nullptr)
       return std::nullopt;
+    auto dotted = prefix + std::string{key};
     auto* i = node->as_integer();
     if (i == nullptr) {
-      fail(node->source(), fmt::format("'{}{}' must be an integer", prefix, key));
+      fail_key(dotted, node->source(), fmt::format("'{}' must be an integer", dotted));
       return std::nullopt;
     }
-    if (i->get() < min) {
-      fail(node->source(),
-           fmt::format("'{}{}' must be at least {}, not {}", prefix, key, min, i->get()));
+    if (i->get() < min || i->get() > max) {
+      fail_key(
+          dotted, node->source(),
+          fmt::format("'{}' must be from {} to {}, not {}", dotted, min, max, i->get()));
       return std::nullopt;
     }
     return i->get();
   }
 
-  // "30s", "250ms", "5m".
+  // "30s", "250ms", "5m" (at most castor::max_duration).
   std::optional<duration> period(const toml::table& t, std::string_view key,
                                  const std::string& prefix, bool allow_zero = false) {
     auto text = string(t, key, prefix);
     if (!text)
       return std::nullopt;
-    // Reuse the start policy's duration syntax.
-    auto parsed = start_policy::parse("relative:" + *text);
-    if (!parsed || parsed->relative < duration::zero() ||
-        (!allow_zero && parsed->relative == duration::zero())) {
-      fail(t.get(key)->source(),
-           fmt::format("'{}{}' = '{}' is not a {} duration (e.g. 30s, 250ms, 5m)", prefix,
-                       key, *text, allow_zero ? "non-negative" : "positive"));
+    auto parsed = parse_duration(*text);
+    if (!parsed || (!allow_zero && *parsed == duration::zero())) {
+      fail_key(prefix + std::string{key}, t.get(key)->source(),
+               fmt::format("'{}{}' = '{}' is not a {} duration (<number><ms|s|m|h|d>, "
+                           "e.g. 30s, 250ms, 5m; at most {})",
+                           prefix, key, *text, allow_zero ? "non-negative" : "positive",
+                           format_duration(max_duration)));
       return std::nullopt;
     }
-    return parsed->relative;
+    return parsed;
   }
 
   // "stop" or "dead_letter".
@@ -104,12 +162,26 @@ public:
       return std::nullopt;
     auto parsed = parse_error_policy(*text);
     if (!parsed) {
-      fail(t.get(key)->source(),
-           fmt::format("'{}{}' = '{}' is not one of stop, dead_letter", prefix, key,
-                       *text));
+      fail_key(prefix + std::string{key}, t.get(key)->source(),
+               fmt::format("'{}{}' = '{}' is not one of stop, dead_letter", prefix, key,
+                           *text));
       return std::nullopt;
     }
     return *parsed;
+  }
+
+  // A topic name (`dotted` names the key in messages).
+  std::optional<std::string> topic(const toml::table& t, std::string_view key,
+                                   const std::string& prefix) {
+    auto name = string(t, key, prefix);
+    if (name && !kafka::valid_topic_name(*name)) {
+      fail_key(prefix + std::string{key}, t.get(key)->source(),
+               fmt::format("'{}{}' = '{}' is not a topic name (1-249 of a-z A-Z 0-9 . "
+                           "_ -)",
+                           prefix, key, *name));
+      return std::nullopt;
+    }
+    return name;
   }
 
   // A table of librdkafka properties: values may be strings, integers or
@@ -144,7 +216,7 @@ public:
       // Let librdkafka judge every property now, not at start-up.
       kafka::conf_ptr probe{rd_kafka_conf_new()};
       if (auto e = kafka::set(probe.get(), std::string{k.str()}, value, what))
-        fail_kafka(v.source(), e);
+        fail_key({}, v.source(), message_of(e), code_of(e));
       result[std::string{k.str()}] = value;
     }
     return result;
@@ -155,7 +227,46 @@ public:
 private:
   std::string path_;
   caf::error err_;
+  std::map<std::string, std::pair<std::string, std::string>> env_;
 };
+
+// "host:port": a host name, an IPv4 address or a bracketed IPv6 address, and
+// a port from 0 (any free one) to 65535. Empty when it is fine, else why not.
+std::string check_listen_address(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size())
+    return "is not host:port";
+  auto host = text.substr(0, colon);
+  auto port_text = text.substr(colon + 1);
+  int port = -1;
+  auto [end, err] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (err != std::errc{} || end != port_text.data() + port_text.size() || port < 0 ||
+      port > 65535)
+    return "is not host:port (the port must be a number from 0 to 65535)";
+  if (host.front() == '[') {
+    in6_addr v6{};
+    if (host.back() != ']' ||
+        inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &v6) != 1)
+      return fmt::format("is not host:port ('{}' is not an IPv6 address)", host);
+    return {};
+  }
+  // Only digits and dots: it must be an IPv4 address.
+  if (host.find_first_not_of("0123456789.") == std::string::npos) {
+    in_addr v4{};
+    if (inet_pton(AF_INET, host.c_str(), &v4) != 1)
+      return fmt::format("is not host:port ('{}' is not an IPv4 address)", host);
+    return {};
+  }
+  bool name_ok =
+      host.size() <= 253 && host.front() != '-' && host.front() != '.' &&
+      std::all_of(host.begin(), host.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+      });
+  if (!name_ok)
+    return fmt::format("is not host:port ('{}' is not a host name)", host);
+  return {};
+}
 
 } // namespace
 
@@ -180,28 +291,14 @@ caf::expected<service_config> load(const std::string& path) {
         ec::invalid_config,
         fmt::format("{}:{}: {}", path, e.source().begin.line, e.description()));
   }
-  // Environment overrides: CASTOR_<TABLE>_<KEY> for the scalar keys below
-  // (e.g. CASTOR_KAFKA_BOOTSTRAP_SERVERS, CASTOR_ENGINE_BATCH_SIZE).
-  static constexpr std::pair<std::string_view, std::string_view> overridable[] = {
-      {"kafka", "bootstrap_servers"},
-      {"kafka", "group_id"},
-      {"engine", "dag"},
-      {"engine", "batch_size"},
-      {"engine", "idle_timeout"},
-      {"engine", "startup_timeout"},
-      {"engine", "flush_timeout"},
-      {"engine", "progress_interval"},
-      {"engine", "commit_interval"},
-      {"errors", "dead_letter_topic"},
-      {"errors", "on_deserialize_error"},
-      {"errors", "on_node_error"},
-      {"log", "level"},
-      {"metrics", "listen"},
-  };
-  for (auto [table, key] : overridable) {
-    std::string name = "CASTOR_" + std::string{table} + "_" + std::string{key};
-    for (auto& c : name)
-      c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  checker check{path};
+  // Environment overrides win over the file and are checked like it; errors
+  // name the variable.
+  std::set<std::string> known_variables{std::begin(script_variables),
+                                        std::end(script_variables)};
+  for (auto [table, key, integer] : overridable) {
+    auto name = variable_of(table, key);
+    known_variables.insert(name);
     const char* value = std::getenv(name.c_str());
     if (value == nullptr)
       continue;
@@ -210,23 +307,32 @@ caf::expected<service_config> load(const std::string& path) {
     auto* t = doc.get(table)->as_table();
     if (t == nullptr)
       continue; // reported below as a wrong type
-    if (key == "batch_size") {
-      try {
-        size_t used = 0;
-        auto n = std::stoll(value, &used);
-        if (used != std::strlen(value))
-          throw std::invalid_argument{"trailing characters"};
-        t->insert_or_assign(key, n);
-      } catch (const std::exception&) {
+    auto dotted = fmt::format("{}.{}", table, key);
+    check.from_environment(dotted, name, value);
+    if (integer) {
+      int64_t n = 0;
+      auto [end, err] = std::from_chars(value, value + std::strlen(value), n);
+      if (err != std::errc{} || end != value + std::strlen(value) || *value == '\0')
         return make_error(
             ec::invalid_config,
-            fmt::format("{}='{}' (engine.batch_size) is not an integer", name, value));
-      }
+            fmt::format("{}='{}' ({}) is not an integer", name, value, dotted));
+      t->insert_or_assign(key, n);
     } else {
       t->insert_or_assign(key, std::string{value});
     }
   }
-  checker check{path};
+  // A misspelled override would be ignored without a word: warn.
+  for (char** env = environ; env != nullptr && *env != nullptr; ++env) {
+    std::string_view entry{*env};
+    if (!entry.starts_with("CASTOR_"))
+      continue;
+    auto name = std::string{entry.substr(0, entry.find('='))};
+    if (!known_variables.contains(name))
+      logger()->warn("castor: ignores the environment variable {}: not a configuration "
+                     "override (see docs/configuration.md)",
+                     name);
+  }
+
   service_config cfg;
   cfg.path = path;
   check.only(
@@ -259,6 +365,12 @@ caf::expected<service_config> load(const std::string& path) {
         check.fail(kafka->source(),
                    "set the cluster with 'kafka.bootstrap_servers', not "
                    "bootstrap.servers in kafka.consumer / kafka.producer");
+    if (auto* producer = kafka->get_as<toml::table>("producer"))
+      if (auto* id = producer->get("transactional.id"))
+        check.fail(id->source(),
+                   "'kafka.producer.\"transactional.id\"': castor does not support "
+                   "transactions yet (its producer is idempotent; delivery is "
+                   "at-least-once)");
   }
   if (cfg.bootstrap_servers.empty())
     check.fail(top, "'kafka.bootstrap_servers' is required (\"embedded\" or "
@@ -271,7 +383,8 @@ caf::expected<service_config> load(const std::string& path) {
                 "progress_interval", "commit_interval"});
     if (auto v = check.string(*engine, "dag", "engine."))
       cfg.dag = *v;
-    if (auto v = check.integer(*engine, "batch_size", "engine.", 1))
+    if (auto v = check.integer(*engine, "batch_size", "engine.", 1,
+                               static_cast<int64_t>(max_batch_size)))
       cfg.pipeline.batch_size = static_cast<size_t>(*v);
     if (auto v = check.period(*engine, "idle_timeout", "engine."))
       cfg.pipeline.idle_timeout = *v;
@@ -287,8 +400,8 @@ caf::expected<service_config> load(const std::string& path) {
       std::string names;
       for (auto& [name, _] : dags::builtin())
         names += (names.empty() ? "" : ", ") + name;
-      check.fail(
-          engine->get("dag")->source(),
+      check.fail_key(
+          "engine.dag", engine->get("dag")->source(),
           fmt::format("'engine.dag' = '{}' is not a built-in DAG ({})", cfg.dag, names));
     }
   }
@@ -296,11 +409,14 @@ caf::expected<service_config> load(const std::string& path) {
     check.fail(top, "'engine.dag' is required");
 
   // [errors]
+  const toml::node* dead_letter_node = nullptr;
   if (auto* errors = table_of("errors")) {
     check.only(*errors, "errors.",
                {"dead_letter_topic", "on_deserialize_error", "on_node_error"});
-    if (auto v = check.string(*errors, "dead_letter_topic", "errors."))
+    if (auto v = check.topic(*errors, "dead_letter_topic", "errors.")) {
       cfg.pipeline.dead_letter_topic = *v;
+      dead_letter_node = errors->get("dead_letter_topic");
+    }
     if (auto v = check.policy(*errors, "on_deserialize_error", "errors."))
       cfg.pipeline.on_deserialize_error = *v;
     if (auto v = check.policy(*errors, "on_node_error", "errors."))
@@ -309,25 +425,19 @@ caf::expected<service_config> load(const std::string& path) {
       for (auto key : {"on_deserialize_error", "on_node_error"})
         if (auto* node = errors->get(key);
             node != nullptr && node->value_or(std::string_view{}) == "dead_letter")
-          check.fail(node->source(), fmt::format("'errors.{}' = 'dead_letter' needs "
-                                                 "'errors.dead_letter_topic'",
-                                                 key));
+          check.fail_key(fmt::format("errors.{}", key), node->source(),
+                         fmt::format("'errors.{}' = 'dead_letter' needs "
+                                     "'errors.dead_letter_topic'",
+                                     key));
   }
 
   // [metrics]
   if (auto* metrics = table_of("metrics")) {
     check.only(*metrics, "metrics.", {"listen"});
     if (auto v = check.string(*metrics, "listen", "metrics.")) {
-      // host:port, the port a number (0: any free one).
-      auto colon = v->rfind(':');
-      int port = -1;
-      if (colon != std::string::npos && colon > 0 && colon + 1 < v->size() &&
-          v->find_first_not_of("0123456789", colon + 1) == std::string::npos &&
-          v->size() - colon - 1 <= 5)
-        port = std::stoi(v->substr(colon + 1));
-      if (port < 0 || port > 65535)
-        check.fail(metrics->get("listen")->source(),
-                   fmt::format("'metrics.listen' = '{}' is not host:port", *v));
+      if (auto why = check_listen_address(*v); !why.empty())
+        check.fail_key("metrics.listen", metrics->get("listen")->source(),
+                       fmt::format("'metrics.listen' = '{}' {}", *v, why));
       else
         cfg.metrics_listen = *v;
     }
@@ -342,8 +452,8 @@ caf::expected<service_config> load(const std::string& path) {
       if (levels.contains(*v))
         cfg.log_level = *v;
       else
-        check.fail(
-            log->get("level")->source(),
+        check.fail_key(
+            "log.level", log->get("level")->source(),
             fmt::format("'log.level' = '{}' is not one of trace, debug, info, warn, "
                         "error, critical, off",
                         *v));
@@ -361,78 +471,100 @@ caf::expected<service_config> load(const std::string& path) {
                fmt::format("'{}' must be an array of tables ([[{}]])", key, key));
     return nullptr;
   };
+  // Topics read, with where they are named.
+  std::map<std::string, const toml::table*> source_topics;
   if (auto* sources = array_of("sources")) {
+    std::set<std::string> names;
     for (auto& node : *sources) {
       auto& t = *node.as_table();
       check.only(t, "sources.", {"name", "topic", "start"});
       dags::source_spec spec;
       spec.name = check.string(t, "name", "sources.").value_or("");
-      spec.topic = check.string(t, "topic", "sources.").value_or("");
+      spec.topic = check.topic(t, "topic", "sources.").value_or("");
       if (spec.name.empty() || spec.topic.empty())
         check.fail(t.source(), "each [[sources]] needs a name and a topic");
+      else if (!names.insert(spec.name).second)
+        check.fail(t.get("name")->source(),
+                   fmt::format("source name '{}' is used twice", spec.name));
+      else if (!source_topics.emplace(spec.topic, &t).second)
+        check.fail(t.get("topic")->source(),
+                   fmt::format("topic '{}' feeds two sources", spec.topic));
       auto start = check.string(t, "start", "sources.").value_or("latest");
       if (auto policy = start_policy::parse(start))
         spec.start = *policy;
       else
-        check.fail(t.get("start")->source(), render(policy.error()));
+        check.fail(t.get("start")->source(), message_of(policy.error()));
       cfg.sources.push_back(std::move(spec));
     }
   }
   if (cfg.sources.empty())
     check.fail(top, "at least one [[sources]] is required");
+  // A record written to a topic castor reads comes back as input: an endless
+  // feedback loop.
+  auto feedback = [&](const std::string& topic, std::string_view what) {
+    return fmt::format("{} '{}' is also a source topic: castor would read its own "
+                       "output again, forever",
+                       what, topic);
+  };
   if (auto* sinks = array_of("sinks")) {
+    std::set<std::string> names;
     for (auto& node : *sinks) {
       auto& t = *node.as_table();
       check.only(t, "sinks.", {"name", "topic"});
       dags::sink_spec spec;
       spec.name = check.string(t, "name", "sinks.").value_or("");
-      spec.topic = check.string(t, "topic", "sinks.").value_or("");
+      spec.topic = check.topic(t, "topic", "sinks.").value_or("");
       if (spec.name.empty() || spec.topic.empty())
         check.fail(t.source(), "each [[sinks]] needs a name and a topic");
+      else if (!names.insert(spec.name).second)
+        check.fail(t.get("name")->source(),
+                   fmt::format("sink name '{}' is used twice", spec.name));
+      else if (source_topics.contains(spec.topic))
+        check.fail(t.get("topic")->source(), feedback(spec.topic, "sink topic"));
       cfg.sinks.push_back(std::move(spec));
     }
   }
+  if (dead_letter_node != nullptr &&
+      source_topics.contains(cfg.pipeline.dead_letter_topic))
+    check.fail_key("errors.dead_letter_topic", dead_letter_node->source(),
+                   feedback(cfg.pipeline.dead_letter_topic, "dead_letter_topic") +
+                       " (dead letters of dead letters)");
 
   // [embedded]
   if (auto* embedded = table_of("embedded")) {
     check.only(*embedded, "embedded.", {"topics"});
     if (auto* node = embedded->get("topics")) {
       auto* list = node->as_array();
-      if (list == nullptr)
+      if (list == nullptr) {
         check.fail(node->source(),
                    "'embedded.topics' must be an array of \"name:partitions\"");
-      else
+      } else {
+        std::set<std::string> names;
         for (auto& item : *list) {
           auto* s = item.as_string();
-          auto text = s != nullptr ? s->get() : std::string{};
-          auto colon = text.rfind(':');
-          int partitions = 0;
-          if (colon != std::string::npos)
-            try {
-              partitions = std::stoi(text.substr(colon + 1));
-            } catch (const std::exception&) {
-              partitions = 0;
-            }
-          if (colon == 0 || colon == std::string::npos || partitions < 1 ||
-              partitions > 1000)
+          auto spec = kafka::parse_topic_spec(s != nullptr ? s->get() : std::string{});
+          if (!spec)
+            check.fail(item.source(), fmt::format("'embedded.topics' entry {}",
+                                                  message_of(spec.error())));
+          else if (!names.insert(spec->name).second)
             check.fail(
                 item.source(),
-                fmt::format("'embedded.topics' entry '{}' is not \"name:partitions\"",
-                            text));
+                fmt::format("'embedded.topics' lists topic '{}' twice", spec->name));
           else
-            cfg.embedded_topics.push_back({text.substr(0, colon), partitions});
+            cfg.embedded_topics.push_back(std::move(*spec));
         }
+      }
     }
   }
   if (auto err = check.error())
     return err;
   // The DAG must accept the sources and sinks as configured.
-  auto def = dags::builtin().at(cfg.dag)(cfg.sources, cfg.sinks);
+  auto def = dags::make(cfg.dag, cfg.sources, cfg.sinks);
   if (!def)
     return make_error(ec::invalid_config,
-                      fmt::format("{}: {}", path, render(def.error())));
+                      fmt::format("{}: {}", path, message_of(def.error())));
   if (auto err = (*def)->validate())
-    return make_error(ec::invalid_config, fmt::format("{}: {}", path, render(err)));
+    return make_error(ec::invalid_config, fmt::format("{}: {}", path, message_of(err)));
   return cfg;
 }
 
@@ -448,10 +580,7 @@ std::string to_toml(const service_config& cfg) {
       out += fmt::format("\"{}\" = {}\n", k, quote(kafka::is_secret(k) ? "***" : v));
     return out;
   };
-  auto seconds = [](duration d) {
-    return fmt::format("\"{}ms\"",
-                       std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
-  };
+  auto period = [&](duration d) { return quote(format_duration(d)); };
   std::string out;
   out += fmt::format("[kafka]\nbootstrap_servers = {}\n", quote(cfg.bootstrap_servers));
   if (!cfg.group_id.empty())
@@ -462,9 +591,9 @@ std::string to_toml(const service_config& cfg) {
       "\n[engine]\ndag = {}\nbatch_size = {}\nidle_timeout = {}\n"
       "startup_timeout = {}\nflush_timeout = {}\nprogress_interval = {}\n"
       "commit_interval = {}\n",
-      quote(cfg.dag), cfg.pipeline.batch_size, seconds(cfg.pipeline.idle_timeout),
-      seconds(cfg.pipeline.startup_timeout), seconds(cfg.pipeline.flush_timeout),
-      seconds(cfg.pipeline.progress_interval), seconds(cfg.pipeline.commit_interval));
+      quote(cfg.dag), cfg.pipeline.batch_size, period(cfg.pipeline.idle_timeout),
+      period(cfg.pipeline.startup_timeout), period(cfg.pipeline.flush_timeout),
+      period(cfg.pipeline.progress_interval), period(cfg.pipeline.commit_interval));
   auto& p = cfg.pipeline;
   out += fmt::format("\n[errors]\ndead_letter_topic = {}\non_deserialize_error = {}\n"
                      "on_node_error = {}\n",

@@ -4,6 +4,7 @@
 // The castor service's configuration file (TOML): loading, checking, and
 // printing with secrets masked. Every key is documented in config/.
 
+#include "castor/kafka.hpp"
 #include "castor/pipeline.hpp"
 
 #include <caf/expected.hpp>
@@ -14,12 +15,6 @@
 #include "builtin_dags.hpp"
 
 namespace castor::service {
-
-/// A topic the embedded broker creates: "name:partitions".
-struct embedded_topic {
-  std::string name;
-  int partitions = 1;
-};
 
 /// Everything `castor run` needs.
 struct service_config {
@@ -37,7 +32,8 @@ struct service_config {
   std::string log_level = "info";
   std::vector<dags::source_spec> sources;
   std::vector<dags::sink_spec> sinks;
-  std::vector<embedded_topic> embedded_topics;
+  /// Topics the embedded broker creates.
+  std::vector<kafka::topic_spec> embedded_topics;
   /// "host:port" of the Prometheus endpoint (empty: off).
   std::string metrics_listen;
 

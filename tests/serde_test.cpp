@@ -2,6 +2,7 @@
 // Ready-made deserializers and serializers.
 
 #include "castor/json.hpp"
+#include "castor/kafka.hpp"
 #include "castor/serde.hpp"
 
 #include <catch2/catch.hpp>
@@ -154,4 +155,21 @@ TEST_CASE("serializers make records, and an empty topic means the sink's default
   castor::serde::records_out()({tombstone}, passthrough);
   REQUIRE(passthrough.size() == 1);
   CHECK(passthrough[0] == tombstone);
+}
+
+TEST_CASE("topic specs are NAME:PARTITIONS and nothing else", "[kafka]") {
+  auto ok = castor::kafka::parse_topic_spec("words.v2_x-y:4");
+  REQUIRE(ok);
+  CHECK(ok->name == "words.v2_x-y");
+  CHECK(ok->partitions == 4);
+  // "a:4x" used to be read as 4 partitions and "c:1:2" as topic "c:1".
+  for (auto text : {"a:4x", "c:1:2", ":3", "a:0", "a:-1", "a", "a:", "a b:1", "..:1",
+                    "a:10001", "a:99999999999"}) {
+    auto spec = castor::kafka::parse_topic_spec(text);
+    CHECK_FALSE(spec);
+    if (!spec)
+      CHECK_THAT(castor::render(spec.error()), Catch::Contains(text));
+  }
+  CHECK(castor::kafka::valid_topic_name(std::string(249, 'a')));
+  CHECK_FALSE(castor::kafka::valid_topic_name(std::string(250, 'a')));
 }

@@ -251,3 +251,21 @@ TEST_CASE("start of day resolves to an offset through the time lookup", "[start]
   REQUIRE(r);
   CHECK(r->start_offset == 36); // 2026-03-08T12:00Z
 }
+
+TEST_CASE("durations parse with their unit and never wrap around", "[time]") {
+  using castor::parse_duration;
+  CHECK(parse_duration("250ms") == castor::duration{250ms});
+  CHECK(parse_duration("30s") == castor::duration{30s});
+  CHECK(parse_duration("15m") == castor::duration{15min});
+  CHECK(parse_duration("2h") == castor::duration{2h});
+  CHECK(parse_duration("1d") == castor::duration{24h});
+  CHECK(parse_duration("0s") == castor::duration::zero());
+  CHECK(parse_duration("36500d") == castor::max_duration);
+  // 18446744074 s is 2^64 ns and a bit: it used to wrap around to 290 ms.
+  for (auto text : {"18446744074s", "36501d", "99999999999999999999ms", "-5s", "5", "s",
+                    "5 s", "5sec", "", "1.5s", "+5s"})
+    CHECK_FALSE(parse_duration(text));
+  for (auto d : {castor::duration{90s}, castor::duration{2h}, castor::duration{250ms},
+                 castor::duration{24h}, castor::duration::zero()})
+    CHECK(parse_duration(castor::format_duration(d)) == d);
+}

@@ -72,10 +72,33 @@ consumer_state::~consumer_state() {
     rd_kafka_queue_cb_event_enable(queue.get(), nullptr, nullptr);
     queue.reset();
   }
-  if (client) {
-    rd_kafka_consumer_close(client.get());
-    client.reset();
+  if (client)
+    close_client();
+}
+
+void consumer_state::close_client() {
+  // librdkafka's own close waits for requests in flight (a commit to a
+  // broker that is gone waits for socket.timeout.ms): close through a queue
+  // for at most close_timeout, then destroy without a second close.
+  auto deadline = std::chrono::steady_clock::now() + config.close_timeout;
+  kafka::queue_ptr closing{rd_kafka_queue_new(client.get())};
+  if (auto* error = rd_kafka_consumer_close_queue(client.get(), closing.get())) {
+    logger()->debug("consumer: close: {}", rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+  } else {
+    while (!rd_kafka_consumer_closed(client.get()) &&
+           std::chrono::steady_clock::now() < deadline)
+      if (auto* ev = rd_kafka_queue_poll(closing.get(), 50))
+        rd_kafka_event_destroy(ev);
   }
+  closing.reset();
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  left = std::max(left, std::chrono::milliseconds{100});
+  if (!kafka::destroy_within(std::move(client), left,
+                             RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
+    logger()->warn("consumer: librdkafka still closes its client (requests to a broker "
+                   "that does not answer); castor goes on without it");
 }
 
 caf::error consumer_state::start(consumer_actor::stateful_pointer<consumer_state> self) {
@@ -112,18 +135,26 @@ caf::error consumer_state::start(consumer_actor::stateful_pointer<consumer_state
   // Resolve where every partition starts, in (topic, partition) order.
   auto timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(config.startup_timeout);
-  kafka::broker_queries queries{client.get(), config.properties, timeout};
+  kafka::broker_queries queries{client.get(), config.properties, timeout, config.cancel};
   auto topics = config.topics;
   std::sort(topics.begin(), topics.end(),
             [](const auto& a, const auto& b) { return a.name < b.name; });
   auto result = std::make_shared<partition_table>();
   auto now = wall_clock_now();
+  auto cancelled = [this] { return config.cancel && config.cancel->load(); };
+  auto stopped = [] {
+    return make_error(ec::stopped, "the pipeline stopped during start-up");
+  };
   for (auto& t : topics) {
-    auto count = kafka::partition_count(client.get(), t.name, timeout);
+    if (cancelled())
+      return stopped();
+    auto count = kafka::partition_count(client.get(), t.name, timeout, config.cancel);
     if (!count)
       return count.error();
     first_pid[t.name] = static_cast<uint32_t>(result->partitions.size());
     for (int32_t p = 0; p < *count; ++p) {
+      if (cancelled())
+        return stopped();
       auto start = resolve_start(t.start, {t.name, p}, now, queries);
       if (!start)
         return start.error();
@@ -131,6 +162,16 @@ caf::error consumer_state::start(consumer_actor::stateful_pointer<consumer_state
                                                    start->start_offset, start->end_offset,
                                                    std::move(start->how)});
     }
+  }
+  for (auto& [name, what] : config.output_topics) {
+    if (cancelled())
+      return stopped();
+    auto count = kafka::partition_count(client.get(), name, timeout, config.cancel);
+    if (!count && code_of(count.error()) == ec::unknown_topic)
+      return make_error(ec::unknown_topic,
+                        fmt::format("{} topic '{}' does not exist", what, name));
+    if (!count)
+      return count.error();
   }
   table = result;
   for (auto& e : table->partitions)
@@ -383,7 +424,10 @@ consumer(consumer_actor::stateful_pointer<consumer_state> self, consumer_config 
   self->state.orchestrator = std::move(orchestrator);
   self->state.producer = std::move(producer);
   if (auto err = self->state.start(self)) {
-    logger()->error("consumer: cannot start: {}", render(err));
+    if (code_of(err) == ec::stopped)
+      logger()->info("consumer: start-up given up: the pipeline stops");
+    else
+      logger()->error("consumer: cannot start: {}", render(err));
     self->quit(std::move(err));
   } else {
     self->state.drain(self);

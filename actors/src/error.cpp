@@ -64,6 +64,17 @@ ec code_of(const caf::error& err) noexcept {
   return static_cast<ec>(err.code());
 }
 
+std::string message_of(const caf::error& err) {
+  if (!err)
+    return "no error";
+  if (err.category() != category)
+    return caf::to_string(err);
+  auto& ctx = err.context();
+  if (ctx.match_elements<std::string>())
+    return ctx.get_as<std::string>(0);
+  return to_string(static_cast<ec>(err.code()));
+}
+
 std::string render(const caf::error& err) {
   if (!err)
     return "no error";

@@ -6,7 +6,12 @@
 #include <fmt/format.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
+#include <charconv>
+#include <future>
+#include <thread>
 
 namespace castor::kafka {
 
@@ -37,6 +42,38 @@ bool is_secret(const std::string& key) {
     if (key.find(word) != std::string::npos)
       return true;
   return false;
+}
+
+bool valid_topic_name(std::string_view name) {
+  if (name.empty() || name.size() > 249 || name == "." || name == "..")
+    return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+           c == '-';
+  });
+}
+
+caf::expected<topic_spec> parse_topic_spec(std::string_view text) {
+  auto bad = [&](std::string_view why) {
+    return make_error(ec::invalid_config,
+                      fmt::format("'{}' is not NAME:PARTITIONS: {}", text, why));
+  };
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos)
+    return bad("no ':PARTITIONS'");
+  auto name = text.substr(0, colon);
+  auto count = text.substr(colon + 1);
+  if (!valid_topic_name(name))
+    return bad(
+        fmt::format("'{}' is not a topic name (1-249 of a-z A-Z 0-9 . _ -)", name));
+  int partitions = 0;
+  auto [end, err] =
+      std::from_chars(count.data(), count.data() + count.size(), partitions);
+  if (count.empty() || err != std::errc{} || end != count.data() + count.size() ||
+      partitions < 1 || partitions > max_topic_partitions)
+    return bad(fmt::format("the partition count must be a number from 1 to {}",
+                           max_topic_partitions));
+  return topic_spec{std::string{name}, partitions};
 }
 
 caf::error set(rd_kafka_conf_t* conf, const std::string& key, const std::string& value,
@@ -88,13 +125,66 @@ caf::expected<handle_ptr> make_client(rd_kafka_type_t type, conf_ptr conf) {
   return handle_ptr{rk};
 }
 
+bool destroy_within(handle_ptr client, std::chrono::milliseconds timeout, int flags) {
+  if (!client)
+    return true;
+  auto done = std::make_shared<std::promise<void>>();
+  auto finished = done->get_future();
+  std::thread destroyer{[rk = client.release(), flags, done] {
+    rd_kafka_destroy_flags(rk, flags);
+    done->set_value();
+  }};
+  if (finished.wait_for(timeout) == std::future_status::ready) {
+    destroyer.join();
+    return true;
+  }
+  destroyer.detach();
+  return false;
+}
+
+namespace {
+
+// Calls `query(ms)` in slices of at most 200 ms until it answers something
+// other than "no answer yet", `timeout` passes, or `cancel` is set (then it
+// gives RD_KAFKA_RESP_ERR__DESTROY): a stop during start-up is seen within
+// a slice, not after the whole timeout.
+template <class Query>
+rd_kafka_resp_err_t in_slices(std::chrono::milliseconds timeout,
+                              const cancel_flag& cancel, Query query) {
+  using namespace std::chrono;
+  auto deadline = steady_clock::now() + timeout;
+  while (true) {
+    auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
+    if (left.count() <= 0)
+      return RD_KAFKA_RESP_ERR__TIMED_OUT;
+    auto err = query(static_cast<int>(std::min(left, milliseconds{200}).count()));
+    if (err != RD_KAFKA_RESP_ERR__TIMED_OUT && err != RD_KAFKA_RESP_ERR__TRANSPORT)
+      return err;
+    if (cancel && cancel->load())
+      return RD_KAFKA_RESP_ERR__DESTROY;
+    if (err == RD_KAFKA_RESP_ERR__TRANSPORT)
+      std::this_thread::sleep_for(std::min(left, milliseconds{50}));
+  }
+}
+
+caf::error cancelled(const std::string& what) {
+  return make_error(ec::stopped, fmt::format("the pipeline stopped while {}", what));
+}
+
+} // namespace
+
 caf::expected<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
-                                       std::chrono::milliseconds timeout) {
+                                       std::chrono::milliseconds timeout,
+                                       const cancel_flag& cancel) {
   topic_ptr rkt{rd_kafka_topic_new(rk, topic.c_str(), nullptr)};
   if (!rkt)
     return to_error(rd_kafka_last_error(), fmt::format("topic '{}'", topic));
   const rd_kafka_metadata_t* md = nullptr;
-  auto err = rd_kafka_metadata(rk, 0, rkt.get(), &md, static_cast<int>(timeout.count()));
+  auto err = in_slices(timeout, cancel, [&](int ms) {
+    return rd_kafka_metadata(rk, 0, rkt.get(), &md, ms);
+  });
+  if (err == RD_KAFKA_RESP_ERR__DESTROY)
+    return cancelled(fmt::format("looking up topic '{}'", topic));
   if (err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR__TRANSPORT)
     return make_error(ec::broker_unreachable,
                       fmt::format("no answer from the Kafka cluster within {} ms while "
@@ -122,8 +212,8 @@ caf::expected<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
 // -- broker_queries -------------------------------------------------------------
 
 broker_queries::broker_queries(rd_kafka_t* rk, properties props,
-                               std::chrono::milliseconds timeout)
-    : rk_(rk), props_(std::move(props)), timeout_(timeout) {}
+                               std::chrono::milliseconds timeout, cancel_flag cancel)
+    : rk_(rk), props_(std::move(props)), timeout_(timeout), cancel_(std::move(cancel)) {}
 
 broker_queries::~broker_queries() = default;
 
@@ -131,8 +221,12 @@ caf::expected<std::pair<int64_t, int64_t>>
 broker_queries::watermarks(const topic_partition& tp) {
   int64_t low = 0;
   int64_t high = 0;
-  auto err = rd_kafka_query_watermark_offsets(rk_, tp.topic.c_str(), tp.partition, &low,
-                                              &high, static_cast<int>(timeout_.count()));
+  auto err = in_slices(timeout_, cancel_, [&](int ms) {
+    return rd_kafka_query_watermark_offsets(rk_, tp.topic.c_str(), tp.partition, &low,
+                                            &high, ms);
+  });
+  if (err == RD_KAFKA_RESP_ERR__DESTROY)
+    return cancelled(fmt::format("asking for the offsets of {}", to_string(tp)));
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     return to_error(err, fmt::format("watermark offsets of {}", to_string(tp)));
   return std::pair{low, high};

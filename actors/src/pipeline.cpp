@@ -16,6 +16,7 @@
 #include <caf/system_messages.hpp>
 #include <fmt/format.h>
 
+#include <atomic>
 #include <set>
 
 namespace castor {
@@ -140,8 +141,15 @@ caf::error pipeline_config::validate() const {
                       "the dead_letter error policy needs a dead_letter_topic");
   if (commit_interval < duration::zero())
     return make_error(ec::invalid_config, "commit_interval must not be negative");
-  if (batch_size == 0)
-    return make_error(ec::invalid_config, "batch_size must be at least 1");
+  if (batch_size == 0 || batch_size > max_batch_size)
+    return make_error(ec::invalid_config, fmt::format("batch_size must be from 1 to {}, "
+                                                      "not {}",
+                                                      max_batch_size, batch_size));
+  if (producer.contains("transactional.id"))
+    return make_error(ec::invalid_config,
+                      "producer property transactional.id: castor does not support "
+                      "transactions yet (its producer is idempotent; delivery is "
+                      "at-least-once)");
   if (releases_in_flight == 0)
     return make_error(ec::invalid_config, "releases_in_flight must be at least 1");
   if (idle_timeout <= duration::zero())
@@ -165,6 +173,26 @@ void add_message_types(caf::actor_system_config& cfg) {
 
 namespace {
 
+// A topic castor writes and reads is an endless feedback loop.
+caf::error check_feedback(const pipeline_definition& def, const pipeline_config& cfg) {
+  std::set<std::string> read;
+  for (auto& s : def.sources())
+    read.insert(s.topic);
+  for (auto& s : def.sinks())
+    if (read.contains(s.default_topic))
+      return make_error(ec::invalid_config,
+                        fmt::format("sink '{}' writes to topic '{}', which is also a "
+                                    "source topic: castor would read its own output "
+                                    "again, forever",
+                                    s.sink, s.default_topic));
+  if (read.contains(cfg.dead_letter_topic))
+    return make_error(ec::invalid_config,
+                      fmt::format("the dead-letter topic '{}' is also a source topic "
+                                  "(dead letters of dead letters)",
+                                  cfg.dead_letter_topic));
+  return {};
+}
+
 struct supervisor_state {
   static inline const char* name = "castor.pipeline";
 
@@ -177,6 +205,25 @@ struct supervisor_state {
   consumer_actor consumer;
   pipeline_config config;
   bool stopping = false;
+  /// Tells the consumer's start-up to give up (set when the pipeline stops).
+  std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
+
+  // -- the ordered stop --
+  enum class step : uint8_t {
+    drain_consumer,
+    drain_orchestrator,
+    drain_executor,
+    flush,
+    commit,
+    finish
+  };
+  step next = step::drain_consumer;
+  /// Every step of the stop ends by then, answered or not.
+  caf::actor_clock::time_point deadline;
+  uint64_t undelivered = 0;
+  caf::error commit_error;
+  /// The first error a component exited with during the stop.
+  caf::error component_error;
 };
 
 using supervisor_pointer = pipeline_actor::stateful_pointer<supervisor_state>;
@@ -198,7 +245,9 @@ void collect_stats(supervisor_pointer self, F done) {
       one(nullptr);
       return;
     }
-    self->request(target, std::chrono::seconds{5}, stats_atom::value)
+    // Short while stopping: the summary must not wait for a stuck component.
+    auto timeout = st.stopping ? std::chrono::seconds{1} : std::chrono::seconds{5};
+    self->request(target, timeout, stats_atom::value)
         .then([one](pipeline_stats& s) mutable { one(&s); },
               [one](caf::error&) mutable { one(nullptr); });
   };
@@ -217,100 +266,148 @@ void exit_components(supervisor_pointer self, caf::error reason) {
   self->send_exit(st.producer, reason);
 }
 
-void finish(supervisor_pointer self, uint64_t undelivered, caf::error commit_error);
-
-// A clean stop whose step failed (a component died on the way): exits with
-// the error.
-void fail_stopping(supervisor_pointer self, caf::error err) {
-  logger()->error("pipeline: stop failed: {}", render(err));
-  exit_components(self, caf::exit_reason::user_shutdown);
-  self->quit(std::move(err));
-}
-
-// Commits what was delivered (when the consumer commits), then finishes.
-void final_commit(supervisor_pointer self, caf::timespan timeout, uint64_t undelivered) {
-  auto& st = self->state;
-  self->request(st.consumer, timeout + std::chrono::seconds{1}, commit_atom::value,
-                timeout)
-      .then([self, undelivered](ack_atom) { finish(self, undelivered, {}); },
-            [self, undelivered](caf::error& err) {
-              // No answer in time is a Kafka error too (exit code 4).
-              if (code_of(err) == ec::none)
-                err = make_error(ec::kafka_error, "final commit: " + render(err));
-              logger()->error("pipeline: final commit failed: {} (the next run "
-                              "repeats what came after the last commit)",
-                              render(err));
-              finish(self, undelivered, std::move(err));
-            });
-}
-
 void fail(supervisor_pointer self, caf::error err) {
   auto& st = self->state;
   if (st.stopping)
     return;
   st.stopping = true;
+  st.cancel->store(true);
   logger()->error("pipeline: stops on error: {}", render(err));
   exit_components(self, caf::exit_reason::user_shutdown);
   self->quit(std::move(err));
 }
 
 // The last step of a clean stop: counters, a summary line, then exit.
-void finish(supervisor_pointer self, uint64_t undelivered, caf::error commit_error) {
-  collect_stats(self, [self, undelivered, commit_error](const pipeline_stats& s) {
+void finish(supervisor_pointer self) {
+  collect_stats(self, [self](const pipeline_stats& s) {
+    auto& st = self->state;
     logger()->info("pipeline: stopped: {} consumed, {} released, {} cycles, {} "
                    "produced, {} delivered, {} undelivered, {} delivery errors, {} "
                    "dead-lettered, {} commits",
-                   s.consumed, s.released, s.cycles, s.produced, s.delivered, undelivered,
-                   s.delivery_errors, s.dead_lettered, s.commits);
+                   s.consumed, s.released, s.cycles, s.produced, s.delivered,
+                   st.undelivered, s.delivery_errors, s.dead_lettered, s.commits);
     exit_components(self, caf::exit_reason::user_shutdown);
-    if (undelivered > 0)
-      self->quit(
-          make_error(ec::produce_failed,
-                     fmt::format("{} record(s) not delivered within the flush timeout",
-                                 undelivered)));
-    else if (commit_error)
-      self->quit(commit_error);
+    if (st.component_error)
+      self->quit(st.component_error);
+    else if (st.undelivered > 0)
+      self->quit(make_error(ec::produce_failed,
+                            fmt::format("{} record(s) not delivered within the flush "
+                                        "timeout",
+                                        st.undelivered)));
+    else if (st.commit_error)
+      self->quit(st.commit_error);
     else
       self->quit();
   });
 }
 
-// Ordered shutdown: the consumer stops reading, the orchestrator stops
+// Time left until the stop's deadline (at least a millisecond).
+caf::timespan time_left(supervisor_pointer self) {
+  auto left = self->state.deadline - self->clock().now();
+  return std::max(std::chrono::duration_cast<caf::timespan>(left),
+                  caf::timespan{std::chrono::milliseconds{1}});
+}
+
+void run_stop_step(supervisor_pointer self);
+
+// A step that got no answer goes on to the next one: a stop never hangs on
+// a component that is stuck (a full producer queue with the broker gone).
+// A component that is gone (it exited: its reason is recorded) is skipped.
+void step_failed(supervisor_pointer self, const char* what, const caf::error& err) {
+  if (err == caf::sec::request_receiver_down)
+    logger()->debug("pipeline: stop: the {} is gone", what);
+  else if (err == caf::sec::request_timeout)
+    logger()->warn("pipeline: stop: no answer from the {} in time; goes on", what);
+  else
+    logger()->warn("pipeline: stop: the {} answered {}; goes on", what, render(err));
+  run_stop_step(self);
+}
+
+// Ordered shutdown, one step after the other, all within flush_timeout plus
+// a few seconds: the consumer stops reading, the orchestrator stops
 // releasing, the executor finishes its cycles, the producer delivers what it
 // holds, and the consumer commits what was delivered.
+void run_stop_step(supervisor_pointer self) {
+  auto& st = self->state;
+  using step = supervisor_state::step;
+  auto current = st.next;
+  if (current != step::finish)
+    st.next = static_cast<step>(static_cast<uint8_t>(current) + 1);
+  auto go_on = [self](ack_atom) { run_stop_step(self); };
+  switch (current) {
+  case step::drain_consumer:
+    self->request(st.consumer, time_left(self), drain_atom::value)
+        .then(go_on, [self](caf::error& e) { step_failed(self, "consumer", e); });
+    return;
+  case step::drain_orchestrator:
+    self->request(st.orchestrator, time_left(self), drain_atom::value)
+        .then(go_on, [self](caf::error& e) { step_failed(self, "orchestrator", e); });
+    return;
+  case step::drain_executor:
+    self->request(st.executor, time_left(self), drain_atom::value)
+        .then(go_on, [self](caf::error& e) { step_failed(self, "executor", e); });
+    return;
+  case step::flush: {
+    // The flush may take flush_timeout; the commit after it keeps a second.
+    auto flush =
+        std::min(std::chrono::duration_cast<caf::timespan>(st.config.flush_timeout),
+                 time_left(self) - std::chrono::seconds{1});
+    flush = std::max(flush, caf::timespan{std::chrono::milliseconds{1}});
+    self->request(st.producer, time_left(self), flush_atom::value, flush)
+        .then(
+            [self](uint64_t undelivered) {
+              self->state.undelivered = undelivered;
+              run_stop_step(self);
+            },
+            [self](caf::error& e) {
+              // Whatever was not delivered is not committed either.
+              self->state.undelivered = std::max<uint64_t>(self->state.undelivered, 1);
+              step_failed(self, "producer", e);
+            });
+    return;
+  }
+  case step::commit: {
+    auto left = time_left(self);
+    auto wait = std::max(left - std::chrono::milliseconds{100},
+                         caf::timespan{std::chrono::milliseconds{1}});
+    self->request(st.consumer, left, commit_atom::value, wait)
+        .then(go_on, [self](caf::error& err) {
+          if (err == caf::sec::request_receiver_down) {
+            run_stop_step(self); // no consumer, nothing to commit
+            return;
+          }
+          // No answer in time is a Kafka error too (exit code 4).
+          if (code_of(err) == ec::none)
+            err = make_error(ec::kafka_error,
+                             "final commit: no answer from the brokers in time");
+          logger()->error("pipeline: final commit failed: {} (the next run "
+                          "repeats what came after the last commit)",
+                          render(err));
+          self->state.commit_error = std::move(err);
+          run_stop_step(self);
+        });
+    return;
+  }
+  case step::finish:
+    finish(self);
+    return;
+  }
+}
+
+/// How much longer than flush_timeout a stop may take at most.
+constexpr auto stop_grace = std::chrono::seconds{3};
+
 void stop(supervisor_pointer self) {
   auto& st = self->state;
   if (st.stopping)
     return;
   st.stopping = true;
+  st.cancel->store(true);
+  st.deadline = self->clock().now() +
+                std::chrono::duration_cast<caf::timespan>(st.config.flush_timeout) +
+                stop_grace;
   logger()->info("pipeline: stopping: consumer first");
-  auto timeout = std::chrono::duration_cast<caf::timespan>(st.config.flush_timeout);
-  auto on_error = [self](caf::error& err) { fail_stopping(self, std::move(err)); };
-  self->request(st.consumer, timeout, drain_atom::value)
-      .then(
-          [self, timeout, on_error](ack_atom) {
-            auto& st = self->state;
-            self->request(st.orchestrator, caf::infinite, drain_atom::value)
-                .then(
-                    [self, timeout, on_error](ack_atom) {
-                      auto& st = self->state;
-                      self->request(st.executor, caf::infinite, drain_atom::value)
-                          .then(
-                              [self, timeout, on_error](ack_atom) {
-                                auto& st = self->state;
-                                self->request(st.producer, caf::infinite,
-                                              flush_atom::value, timeout)
-                                    .then(
-                                        [self, timeout](uint64_t undelivered) {
-                                          final_commit(self, timeout, undelivered);
-                                        },
-                                        on_error);
-                              },
-                              on_error);
-                    },
-                    on_error);
-          },
-          on_error);
+  run_stop_step(self);
 }
 
 pipeline_actor::behavior_type supervisor(supervisor_pointer self,
@@ -322,6 +419,8 @@ pipeline_actor::behavior_type supervisor(supervisor_pointer self,
   caf::error invalid = cfg.validate();
   if (!invalid)
     invalid = definition->validate();
+  if (!invalid)
+    invalid = check_feedback(*definition, cfg);
   if (invalid) {
     logger()->error("pipeline: cannot start: {}", render(invalid));
     self->quit(invalid);
@@ -358,6 +457,12 @@ pipeline_actor::behavior_type supervisor(supervisor_pointer self,
   ccfg.startup_timeout = cfg.startup_timeout;
   ccfg.commit_interval = cfg.commit_interval;
   ccfg.event_driven = cfg.event_driven;
+  ccfg.cancel = st.cancel;
+  for (auto& s : definition->sinks())
+    if (!s.default_topic.empty())
+      ccfg.output_topics.emplace_back(s.default_topic, fmt::format("sink '{}'", s.sink));
+  if (!cfg.dead_letter_topic.empty())
+    ccfg.output_topics.emplace_back(cfg.dead_letter_topic, "dead-letter");
   for (size_t i = 0; i < definition->sources().size(); ++i) {
     auto& s = definition->sources()[i];
     ccfg.topics.push_back({s.topic, static_cast<uint32_t>(i), s.start});
@@ -374,8 +479,8 @@ pipeline_actor::behavior_type supervisor(supervisor_pointer self,
   self->link_to(st.consumer);
   self->set_exit_handler([self](caf::exit_msg& em) {
     auto& st = self->state;
-    if (em.source == self->address())
-      return;
+    // (anon_send_exit names the receiver itself as the source: an exit
+    // message from outside may carry the supervisor's own address.)
     bool component = em.source == st.consumer || em.source == st.orchestrator ||
                      em.source == st.executor || em.source == st.producer;
     if (!component) {
@@ -387,8 +492,14 @@ pipeline_actor::behavior_type supervisor(supervisor_pointer self,
         fail(self, std::move(em.reason));
       return;
     }
-    if (st.stopping)
+    if (st.stopping) {
+      // A component that fails during the stop decides the exit reason (a
+      // consumer that gave up its start-up does not).
+      if (em.reason && em.reason != caf::exit_reason::user_shutdown &&
+          code_of(em.reason) != ec::stopped && !st.component_error)
+        st.component_error = std::move(em.reason);
       return;
+    }
     auto which = em.source == st.consumer       ? "consumer"
                  : em.source == st.orchestrator ? "orchestrator"
                  : em.source == st.executor     ? "executor"

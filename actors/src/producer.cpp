@@ -25,7 +25,9 @@ producer_state::~producer_state() {
   if (client) {
     // Whatever is still queued was reported by the flush; do not block here.
     rd_kafka_purge(client.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    client.reset();
+    if (!kafka::destroy_within(std::move(client), std::chrono::seconds{2}))
+      logger()->warn("producer: librdkafka still closes its client (requests to a "
+                     "broker that does not answer); castor goes on without it");
   }
 }
 
@@ -75,6 +77,10 @@ caf::error producer_state::start(producer_actor::stateful_pointer<producer_state
       !props.contains("max.in.flight.requests.per.connection") &&
       !props.contains("max.in.flight"))
     props["enable.idempotence"] = "true";
+  // A missing sink topic is an error naming it (checked at start-up with
+  // the sources), not a topic the broker creates on the first record.
+  if (!props.contains("allow.auto.create.topics"))
+    props["allow.auto.create.topics"] = "false";
   auto conf = kafka::make_conf(props, "producer");
   if (!conf)
     return conf.error();

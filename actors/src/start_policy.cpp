@@ -30,29 +30,6 @@ std::optional<int64_t> parse_int(std::string_view s) {
   return value;
 }
 
-// "15m", "90s", "250ms", "2h", "1d".
-std::optional<duration> parse_duration(std::string_view s) {
-  size_t split = 0;
-  while (split < s.size() && (std::isdigit(static_cast<unsigned char>(s[split])) != 0))
-    ++split;
-  auto number = parse_int(s.substr(0, split));
-  if (!number || *number < 0)
-    return std::nullopt;
-  auto unit = s.substr(split);
-  using namespace std::chrono;
-  if (unit == "ms")
-    return milliseconds{*number};
-  if (unit == "s")
-    return seconds{*number};
-  if (unit == "m")
-    return minutes{*number};
-  if (unit == "h")
-    return hours{*number};
-  if (unit == "d")
-    return hours{24 * *number};
-  return std::nullopt;
-}
-
 // "08:00" or "08:00:30".
 std::optional<duration> parse_time_of_day(std::string_view s) {
   using namespace std::chrono;
@@ -80,20 +57,6 @@ std::optional<timestamp> parse_iso8601(const std::string& s) {
       return std::chrono::time_point_cast<duration>(tp);
   }
   return std::nullopt;
-}
-
-std::string format_duration(duration d) {
-  using namespace std::chrono;
-  auto ms = duration_cast<milliseconds>(d).count();
-  if (ms % (24 * 3600 * 1000) == 0)
-    return fmt::format("{}d", ms / (24 * 3600 * 1000));
-  if (ms % (3600 * 1000) == 0)
-    return fmt::format("{}h", ms / (3600 * 1000));
-  if (ms % 60000 == 0)
-    return fmt::format("{}m", ms / 60000);
-  if (ms % 1000 == 0)
-    return fmt::format("{}s", ms / 1000);
-  return fmt::format("{}ms", ms);
 }
 
 } // namespace

@@ -370,4 +370,17 @@ const std::map<std::string, factory>& builtin() {
   return dags;
 }
 
+caf::expected<pipeline_definition_ptr> make(const std::string& name,
+                                            const std::vector<source_spec>& sources,
+                                            const std::vector<sink_spec>& sinks) {
+  auto i = builtin().find(name);
+  if (i == builtin().end())
+    return make_error(ec::invalid_config, fmt::format("no built-in DAG '{}'", name));
+  try {
+    return i->second(sources, sinks);
+  } catch (const std::exception& e) {
+    return make_error(ec::invalid_config, fmt::format("dag '{}': {}", name, e.what()));
+  }
+}
+
 } // namespace castor::dags

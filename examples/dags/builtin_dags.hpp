@@ -64,4 +64,11 @@ positions_dag(const std::vector<source_spec>& sources,
 /// The built-in DAGs by name.
 const std::map<std::string, factory>& builtin();
 
+/// Builds the built-in DAG `name` for these sources and sinks; a DAG that
+/// rejects them (wrong shape, a name used twice) is `ec::invalid_config`
+/// saying why, never an exception.
+caf::expected<pipeline_definition_ptr> make(const std::string& name,
+                                            const std::vector<source_spec>& sources,
+                                            const std::vector<sink_spec>& sinks);
+
 } // namespace castor::dags

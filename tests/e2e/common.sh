@@ -6,6 +6,7 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -22,6 +23,7 @@ start_broker() {
   shift
   local args=()
   for t in "$@"; do args+=(--topic "$t"); done
+  rm -f "$work/addr"
   "$castor" broker "${args[@]}" --addr-file "$work/addr" > "$work/broker.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do [ -s "$work/addr" ] && break; sleep 0.1; done

@@ -10,6 +10,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,12 +31,23 @@ struct consumer_config {
   /// librdkafka consumer properties (passed through; see pipeline_config).
   kafka::properties properties;
   std::vector<topic> topics;
+  /// Topics the pipeline writes (sinks' default topics, the dead-letter
+  /// topic), as (topic, what it is): checked to exist at start-up, like the
+  /// sources, so a missing one is an error naming it instead of a topic a
+  /// broker creates on the first record (or a record that fails later).
+  std::vector<std::pair<std::string, std::string>> output_topics;
   size_t batch_size = 5000;
   duration startup_timeout = std::chrono::seconds{10};
   /// How often progress is committed (with a `group.id` only; zero: only
   /// at a clean stop).
   duration commit_interval = std::chrono::seconds{5};
   bool event_driven = true;
+  /// Set (by the supervisor) when the pipeline stops: start-up gives up
+  /// between broker queries instead of resolving every partition first.
+  std::shared_ptr<std::atomic<bool>> cancel;
+  /// How long the consumer's close may wait for librdkafka (leaving a group,
+  /// requests in flight) before it destroys the client anyway.
+  duration close_timeout = std::chrono::seconds{1};
 
   /// Whether the consumer commits: the properties name a consumer group.
   bool commits() const { return properties.contains("group.id"); }
@@ -50,6 +62,9 @@ struct consumer_state {
   consumer_state() = default;
 
   ~consumer_state();
+
+  /// Closes and destroys the client within `config.close_timeout`.
+  void close_client();
 
   /// Resolves start offsets, assigns, and enables wake-ups.
   caf::error start(consumer_actor::stateful_pointer<consumer_state> self);

@@ -57,6 +57,11 @@ caf::error make_error(ec code);
 /// The code of a castor error, `ec::none` for other categories.
 ec code_of(const caf::error& err) noexcept;
 
+/// What an error says without its code: the context of a castor error ("topic
+/// 'words' ..."), CAF's rendering for others. For wrapping an error in
+/// another one without repeating the code.
+std::string message_of(const caf::error& err);
+
 /// One line for logs and users: "unknown_topic: topic 'words' ..." for castor
 /// errors, CAF's rendering for others.
 std::string render(const caf::error& err);

@@ -11,11 +11,13 @@
 #include <caf/expected.hpp>
 #include <librdkafka/rdkafka.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 struct rd_kafka_mock_cluster_s;
@@ -63,6 +65,24 @@ caf::error to_error(rd_kafka_resp_err_t err, const std::string& context);
 /// key, token or credentials): messages and printed configurations mask it.
 bool is_secret(const std::string& key);
 
+/// Whether `name` is a legal Kafka topic name: 1 to 249 characters of
+/// a-z, A-Z, 0-9, '.', '_' and '-', and neither "." nor "..".
+bool valid_topic_name(std::string_view name);
+
+/// A topic to create with its partition count.
+struct topic_spec {
+  std::string name;
+  int partitions = 1;
+};
+
+/// The most partitions a topic spec may ask for.
+inline constexpr int max_topic_partitions = 10000;
+
+/// Parses "NAME:PARTITIONS" (a legal topic name, 1 to max_topic_partitions
+/// partitions, nothing else): "words:4". `ec::invalid_config` saying what is
+/// wrong otherwise ("a:4x", "c:1:2", ":3", "a:0").
+caf::expected<topic_spec> parse_topic_spec(std::string_view text);
+
 /// A configuration with every property set, checked: a property librdkafka
 /// rejects gives `ec::kafka_config` naming the property, its value and
 /// librdkafka's reason. `what` names the client in messages ("consumer").
@@ -75,18 +95,30 @@ caf::error set(rd_kafka_conf_t* conf, const std::string& key, const std::string&
 /// A client from a configuration (which it takes over).
 caf::expected<handle_ptr> make_client(rd_kafka_type_t type, conf_ptr conf);
 
+/// Destroys `client` with `rd_kafka_destroy_flags(flags)`, waiting at most
+/// `timeout`: librdkafka may wait much longer for requests in flight to a
+/// broker that is gone (socket.timeout.ms); past the timeout the destruction
+/// finishes on a thread of its own and the caller goes on. Returns whether
+/// it finished in time.
+bool destroy_within(handle_ptr client, std::chrono::milliseconds timeout, int flags = 0);
+
+/// Set when the caller should give up waiting (a stop during start-up).
+using cancel_flag = std::shared_ptr<const std::atomic<bool>>;
+
 /// Number of partitions of `topic`, asking the cluster's metadata. An unknown
 /// topic gives `ec::unknown_topic`; no answer within `timeout` gives
-/// `ec::broker_timeout`.
+/// `ec::broker_unreachable`; `cancel` set while waiting gives `ec::stopped`.
 caf::expected<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
-                                       std::chrono::milliseconds timeout);
+                                       std::chrono::milliseconds timeout,
+                                       const cancel_flag& cancel = {});
 
 /// The broker queries of start-up, through a client. Reads timestamps for
 /// the bisection fallback with a separate consumer it creates on first use
 /// from `props`.
 class broker_queries final : public partition_queries {
 public:
-  broker_queries(rd_kafka_t* rk, properties props, std::chrono::milliseconds timeout);
+  broker_queries(rd_kafka_t* rk, properties props, std::chrono::milliseconds timeout,
+                 cancel_flag cancel = {});
   ~broker_queries() override;
 
   caf::expected<std::pair<int64_t, int64_t>>
@@ -100,6 +132,7 @@ private:
   rd_kafka_t* rk_;
   properties props_;
   std::chrono::milliseconds timeout_;
+  cancel_flag cancel_;
   handle_ptr probe_;
 };
 

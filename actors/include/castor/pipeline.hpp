@@ -124,6 +124,10 @@ private:
 
 using pipeline_definition_ptr = std::shared_ptr<pipeline_definition>;
 
+/// The largest `batch_size`: the hold cap (5x) and every allowance stay far
+/// from overflowing their types.
+inline constexpr size_t max_batch_size = 1'000'000;
+
 /// How a pipeline runs. Defaults in one place; `validate()` before use.
 struct pipeline_config {
   /// librdkafka consumer properties, passed through untouched

@@ -2,7 +2,10 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace castor {
 
@@ -27,6 +30,19 @@ constexpr int64_t to_millis(timestamp t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch())
       .count();
 }
+
+/// The longest duration castor accepts anywhere (100 years): far below where
+/// nanoseconds overflow, so arithmetic on durations and timestamps is safe.
+inline constexpr duration max_duration = std::chrono::hours{24 * 36500};
+
+/// Parses `<number><unit>` with unit ms, s, m, h or d ("250ms", "30s", "15m",
+/// "2h", "1d"). Empty for anything else, for negative numbers and for
+/// durations longer than `max_duration` (no value wraps around).
+std::optional<duration> parse_duration(std::string_view text);
+
+/// The shortest spelling `parse_duration` reads back ("90s", "2h", "250ms";
+/// sub-millisecond parts are dropped).
+std::string format_duration(duration d);
 
 /// ISO 8601 rendering in UTC with millisecond precision, e.g.
 /// `2026-01-01T08:00:00.000Z`.
