@@ -122,6 +122,7 @@ castor::executor_actor::behavior_type mock_executor(castor::executor_actor::poin
           p.deliver(ack_atom::value);
         log->held.clear();
       },
+      [](castor::run_atom) {},
       [](castor::drain_atom) { return ack_atom::value; },
       [](castor::stats_atom) { return castor::pipeline_stats{}; },
   };
@@ -368,7 +369,10 @@ struct executor_fixture : test_system {
   castor::producer_actor prod;
   caf::actor feed;
 
-  explicit executor_fixture(castor::executor_config config = {}) {
+  /// `every_second`: the timer fires every second of cycle time (set again
+  /// from each cycle), instead of once at t0 + 10 s.
+  explicit executor_fixture(castor::executor_config config = {},
+                            bool every_second = false) {
     auto graph = std::make_unique<castor::dag>();
     auto in = graph->source_stream<std::vector<std::string>>("in");
     auto upper = graph
@@ -386,19 +390,22 @@ struct executor_fixture : test_system {
                      .map(in);
     auto tm = graph->timer_manager();
     auto times = cycle_times;
-    auto ticks = graph
-                     ->stream([times](const castor::timer& t, const timestamp& now,
-                                      const std::vector<std::string>& words) {
-                       times->push_back(now);
-                       if (!t.next() && !t.fired())
-                         t.set(t0 + 10s);
-                       std::vector<std::string> out;
-                       if (t.fired())
-                         out.push_back("timer@" + std::to_string(castor::to_millis(now)));
-                       (void)words;
-                       return out;
-                     })
-                     .map(tm, graph->now(), in);
+    auto ticks =
+        graph
+            ->stream([times, every_second](const castor::timer& t, const timestamp& now,
+                                           const std::vector<std::string>& words) {
+              times->push_back(now);
+              if (every_second && !t.next())
+                t.set(now + 1s);
+              else if (!every_second && !t.next() && !t.fired())
+                t.set(t0 + 10s);
+              std::vector<std::string> out;
+              if (t.fired())
+                out.push_back("timer@" + std::to_string(castor::to_millis(now)));
+              (void)words;
+              return out;
+            })
+            .map(tm, graph->now(), in);
     auto out = graph->sink("out", upper);
     auto fired = graph->sink("fired", ticks);
     auto def = std::make_shared<castor::pipeline_definition>(std::move(graph));
@@ -412,8 +419,8 @@ struct executor_fixture : test_system {
     run();
   }
 
-  void release(std::vector<std::pair<int64_t, std::string>> ms, timestamp watermark,
-               bool live = false) {
+  void release(std::vector<std::pair<int64_t, std::optional<std::string>>> ms,
+               timestamp watermark, bool live = false) {
     auto batch = std::make_shared<castor::release_batch>();
     for (auto& [offset, text] : ms) {
       auto ts = t0 + std::chrono::seconds{offset};
@@ -432,12 +439,137 @@ struct executor_fixture : test_system {
     for (auto& b : plog->batches)
       for (auto& r : b->records)
         if (r.topic == topic)
-          result.push_back(*r.value);
+          result.push_back(r.value.value_or("<null>"));
+    return result;
+  }
+
+  /// The records of `topic`, whole.
+  std::vector<castor::producer_record> records(const std::string& topic) const {
+    std::vector<castor::producer_record> result;
+    for (auto& b : plog->batches)
+      for (auto& r : b->records)
+        if (r.topic == topic)
+          result.push_back(r);
     return result;
   }
 };
 
+std::optional<std::string> header_value(const castor::producer_record& r,
+                                        std::string_view name) {
+  for (auto& h : r.headers)
+    if (h.name == name)
+      return h.value;
+  return std::nullopt;
+}
+
 } // namespace
+
+TEST_CASE("executor actor: dead letters leave in offset order, whatever stage rejected "
+          "them",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.dead_letter_topic = "dlq";
+  cfg.on_deserialize_error = castor::error_policy::dead_letter;
+  cfg.on_node_error = castor::error_policy::dead_letter;
+  executor_fixture fx{cfg};
+  // Offset 3 is rejected by the deserializer (a null value); then the node
+  // fails on offset 5, which dead-letters the rest of the cycle (1, 2, 4, 5).
+  fx.release({{1, "a"}, {2, "b"}, {3, std::nullopt}, {4, "c"}, {5, "boom"}}, t0 + 5s);
+  auto dead = fx.records("dlq");
+  REQUIRE(dead.size() == 5);
+  std::vector<std::string> offsets;
+  for (auto& r : dead)
+    offsets.push_back(header_value(r, "castor.dlq.offset").value_or("?"));
+  CHECK(offsets == std::vector<std::string>{"1", "2", "3", "4", "5"});
+  CHECK(header_value(dead[2], "castor.dlq.stage") == "deserialize:in");
+  CHECK(header_value(dead[0], "castor.dlq.stage") == "node:upper");
+}
+
+TEST_CASE("executor actor: a release's records go to the producer in batches, with at "
+          "most two unanswered",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.records_per_batch = 10;
+  executor_fixture fx{cfg, true};
+  fx.plog->hold = true;
+  fx.release({{0, "a"}}, t0);
+  caf::anon_send(fx.prod, castor::retry_atom::value);
+  fx.run();
+  fx.plog->batches.clear();
+  // 100 seconds: 100 timer cycles of one record each.
+  fx.release({{100, "b"}}, t0 + 100s);
+  CHECK(fx.plog->batches.size() == 2);
+  CHECK(fx.plog->batches[0]->records.size() == 10);
+  CHECK(fx.flog->acks == 1); // the first release only
+  for (int round = 0; round < 10 && fx.flog->acks < 2; ++round) {
+    caf::anon_send(fx.prod, castor::retry_atom::value);
+    fx.run();
+  }
+  CHECK(fx.flog->acks == 2);
+  CHECK(fx.produced("timer-topic").size() == 100);
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"B"});
+  // Each batch but the last reports the positions of its cycles only: the
+  // message at offset 100 is in the last one.
+  CHECK(fx.plog->batches.front()->positions.empty());
+  CHECK(fx.plog->batches.back()->positions ==
+        std::vector<castor::partition_position>{{0, 101}});
+}
+
+TEST_CASE("executor actor: timers catching up over a gap without input stop after "
+          "timer_catch_up cycles and fire once at the next input",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.timer_catch_up = 5;
+  executor_fixture fx{cfg, true};
+  fx.release({{0, "a"}}, t0);
+  fx.cycle_times->clear();
+  // A gap of a day: without a bound, 86,400 timer cycles.
+  fx.release({{86400, "b"}}, t0 + 86400s);
+  auto fired = fx.produced("timer-topic");
+  // Seconds 1-5, then one at the next input.
+  REQUIRE(fired.size() == 6);
+  CHECK(fired.back() == "timer@" + std::to_string(castor::to_millis(t0 + 86400s)));
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B"});
+}
+
+TEST_CASE("executor actor: a record too large for the producer stops it naming the sink "
+          "and its sizes",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.max_message_bytes = 100;
+  executor_fixture fx{cfg};
+  fx.release({{1, std::string(200, 'x')}}, t0 + 1s);
+  REQUIRE(fx.flog->errors.size() == 1);
+  CHECK(castor::code_of(fx.flog->errors[0]) == castor::ec::serialize_failed);
+  CHECK_THAT(castor::render(fx.flog->errors[0]),
+             Catch::Contains("sink 'out' made a record of 236 bytes for topic "
+                             "'out-topic'") &&
+                 Catch::Contains("message.max.bytes is 100"));
+}
+
+TEST_CASE("executor actor: with dead_letter, a record too large is dead-lettered cut to "
+          "fit, and so is a dead letter too large",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.max_message_bytes = 600;
+  cfg.dead_letter_topic = "dlq";
+  cfg.on_node_error = castor::error_policy::dead_letter;
+  cfg.on_deserialize_error = castor::error_policy::dead_letter;
+  executor_fixture fx{cfg};
+  fx.release({{1, std::string(1000, 'x')}, {2, "fine"}}, t0 + 2s);
+  CHECK(fx.flog->errors.empty());
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"FINE"});
+  auto dead = fx.records("dlq");
+  REQUIRE(dead.size() == 1);
+  CHECK(castor::kafka::record_wire_size(dead[0]) <= 600);
+  CHECK(header_value(dead[0], "castor.dlq.stage") == "produce:out");
+  CHECK(header_value(dead[0], "castor.dlq.topic") == "out-topic");
+  CHECK(header_value(dead[0], "castor.dlq.truncated").has_value());
+  CHECK_THAT(*header_value(dead[0], "castor.dlq.error"),
+             Catch::Contains("record of 1036 bytes"));
+  CHECK(dead[0].value->find_first_not_of('X') == std::string::npos);
+  CHECK(dead[0].value->size() < 600);
+}
 
 TEST_CASE("executor actor: runs a cycle at the watermark and produces the updated sinks",
           "[actors][executor]") {

@@ -176,7 +176,7 @@ TEST_CASE("a produce that fails after librdkafka's retries stops the pipeline an
 }
 
 TEST_CASE("a record larger than the producer allows stops the pipeline with an error "
-          "naming its topic and size",
+          "naming its sink, topic and sizes",
           "[integration][delivery]") {
   kafka_env env{{{"in", 1}, {"out", 1}}};
   env.produce({{"in", 0, std::nullopt, std::string(5000, 'x'), t0}});
@@ -186,9 +186,40 @@ TEST_CASE("a record larger than the producer allows stops the pipeline with an e
   auto pipeline = fx.run(copy_of("in", "out", start_policy::earliest()), cfg);
   auto err = castor::wait_for(*fx.sys, pipeline);
   REQUIRE(err);
-  CHECK(castor::code_of(err) == castor::ec::produce_failed);
+  CHECK(castor::code_of(err) == castor::ec::serialize_failed);
   CHECK_THAT(castor::render(err),
-             Catch::Contains("5000 of value") && Catch::Contains("to out"));
+             Catch::Contains("sink 'out' made a record of 5036 bytes for topic 'out'") &&
+                 Catch::Contains("message.max.bytes is 2000"));
+}
+
+TEST_CASE("merge: a record that castor's provenance headers push over the limit is "
+          "dead-lettered cut to fit, and the replay goes on",
+          "[integration][delivery]") {
+  kafka_env env{{{"in", 1}, {"out", 1}, {"dlq", 1}}};
+  // Fits the broker and librdkafka's default 1,000,000 bytes by itself; the
+  // four castor.* headers of merge push it over.
+  env.produce({{"in", 0, "big", std::string(999'900, 'x'), t0},
+               {"in", 0, "small", std::string("y"), t0 + 1}});
+  system_fixture fx;
+  auto cfg = env.config();
+  cfg.dead_letter_topic = "dlq";
+  cfg.on_node_error = castor::error_policy::dead_letter;
+  auto def =
+      castor::dags::merge({{"in", "in", start_policy::earliest()}}, {{"out", "out"}});
+  REQUIRE(def);
+  auto pipeline = fx.run(*def, cfg);
+  auto out = env.read("out", 1);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].key == "small");
+  auto dead = env.read("dlq", 1);
+  REQUIRE(dead.size() == 1);
+  CHECK(dead[0].key == "big");
+  CHECK(header_of(dead[0], "castor.dlq.stage") == "produce:out");
+  CHECK_THAT(*header_of(dead[0], "castor.dlq.error"),
+             Catch::Contains("without castor's headers") &&
+                 Catch::Contains("message.max.bytes is 1000000"));
+  CHECK(dead[0].value->size() < 999'900);
+  stop_and_wait(*fx.sys, pipeline);
 }
 
 TEST_CASE("a broker down for seconds mid-replay is waited out: every message at least "
@@ -395,6 +426,27 @@ TEST_CASE("null keys, empty values, null header values and large messages pass t
   CHECK(out[5].value == large);
   for (int i = 0; i < 6; ++i)
     CHECK(out[i].time_ms == t0 + i);
+  stop_and_wait(*fx.sys, pipeline);
+}
+
+TEST_CASE("timestamps before 1970 are times like any other: merge keeps them and names "
+          "them in castor.timestamp",
+          "[integration][delivery]") {
+  kafka_env env{{{"in", 1}, {"out", 1}}};
+  // -1 is Kafka's "no timestamp"; -86,400,000 is 1969-12-31T00:00:00Z.
+  env.produce({{"in", 0, "past", "a", -86'400'000}, {"in", 0, "later", "b", -5000}});
+  system_fixture fx;
+  auto def =
+      castor::dags::merge({{"in", "in", start_policy::earliest()}}, {{"out", "out"}});
+  REQUIRE(def);
+  auto pipeline = fx.run(*def, env.config());
+  auto out = env.read("out", 2);
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].key == "past");
+  CHECK(out[0].time_ms == -86'400'000);
+  CHECK(header_of(out[0], "castor.timestamp") == "-86400000");
+  CHECK(out[1].time_ms == -5000);
+  CHECK(header_of(out[1], "castor.timestamp") == "-5000");
   stop_and_wait(*fx.sys, pipeline);
 }
 

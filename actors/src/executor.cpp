@@ -9,9 +9,65 @@
 
 namespace castor {
 
-void executor_state::dead_letter(const message_view& m, const std::string& stage,
-                                 const std::string& error,
-                                 std::vector<producer_record>& out) {
+namespace {
+
+// Dead letters say what went wrong; an error text may not take the record's
+// room.
+constexpr size_t max_error_text = 1000;
+
+std::string clip(std::string text) {
+  if (text.size() > max_error_text) {
+    text.resize(max_error_text);
+    text += "...";
+  }
+  return text;
+}
+
+bool is_castor_header(const header& h) {
+  return h.name.starts_with("castor.");
+}
+
+// Cuts `r` until it fits `limit` (as librdkafka counts): the value first,
+// then the record's own headers (not castor.dlq.*), then the key; says so
+// in a header.
+void fit(producer_record& r, size_t limit) {
+  auto size = kafka::record_wire_size(r);
+  if (size <= limit)
+    return;
+  auto value_size = r.value ? r.value->size() : 0;
+  auto key_size = r.key ? r.key->size() : 0;
+  r.headers.push_back(
+      {"castor.dlq.truncated",
+       fmt::format("{} bytes cut to fit message.max.bytes {} (value {} bytes, key {})",
+                   size, limit, value_size, key_size)});
+  size = kafka::record_wire_size(r);
+  auto cut = [&](std::optional<std::string>& field) {
+    if (!field || size <= limit)
+      return;
+    auto over = size - limit;
+    field->resize(field->size() > over ? field->size() - over : 0);
+    size = kafka::record_wire_size(r);
+  };
+  cut(r.value);
+  if (size > limit) {
+    std::erase_if(r.headers,
+                  [](const header& h) { return !h.name.starts_with("castor.dlq."); });
+    size = kafka::record_wire_size(r);
+  }
+  cut(r.key);
+  // Last, the error text itself (a tiny message.max.bytes).
+  for (auto& h : r.headers)
+    if (h.name == "castor.dlq.error" && h.value && size > limit) {
+      auto over = size - limit;
+      h.value->resize(h.value->size() > over ? h.value->size() - over : 0);
+      size = kafka::record_wire_size(r);
+    }
+}
+
+} // namespace
+
+void executor_state::dead_letter(size_t index, const message_view& m,
+                                 const std::string& stage, const std::string& error) {
   // The original message as it was, plus where it came from and why.
   auto original = kafka_record::copy_of(m);
   producer_record r;
@@ -27,17 +83,18 @@ void executor_state::dead_letter(const message_view& m, const std::string& stage
       {"castor.dlq.timestamp",
        m.time ? std::optional<std::string>{std::to_string(to_millis(*m.time))}
               : std::nullopt});
-  r.headers.push_back({"castor.dlq.error", error});
+  r.headers.push_back({"castor.dlq.error", clip(error)});
   r.headers.push_back({"castor.dlq.stage", stage});
   r.time = original.time;
+  fit(r, config.max_message_bytes);
   logger()->warn("executor: dead-letters {}[{}] offset {} to {} ({}): {}", m.topic,
                  m.partition, m.offset, config.dead_letter_topic, stage, error);
   ++stats.dead_lettered;
-  out.push_back(std::move(r));
+  dead.emplace_back(index, std::move(r));
 }
 
-void executor_state::dead_letter_cycle(const std::string& stage, const std::string& error,
-                                       std::vector<producer_record>& out) {
+void executor_state::dead_letter_cycle(const std::string& stage,
+                                       const std::string& error) {
   size_t inputs = 0;
   for (auto s : touched)
     inputs += per_source[s].size();
@@ -45,13 +102,14 @@ void executor_state::dead_letter_cycle(const std::string& stage, const std::stri
                  "and goes on",
                  stage, error, inputs);
   for (auto s : touched)
-    for (auto& v : per_source[s])
-      dead_letter(v, stage, error, out);
+    for (size_t i = 0; i < per_source[s].size(); ++i)
+      dead_letter(per_source_index[s][i], per_source[s][i], stage, error);
 }
 
-caf::error executor_state::feed_source(uint32_t s, std::vector<producer_record>& out) {
+caf::error executor_state::feed_source(uint32_t s) {
   auto& graph = definition->graph();
   auto& views = per_source[s];
+  auto& indices = per_source_index[s];
   auto& binding = definition->sources()[s];
   auto stage = "deserialize:" + binding.source;
   while (!views.empty()) {
@@ -103,82 +161,156 @@ caf::error executor_state::feed_source(uint32_t s, std::vector<producer_record>&
     }
     size_t kept = 0;
     for (size_t i = 0; i < views.size(); ++i) {
-      if (rejected[i])
-        dead_letter(views[i], stage, *rejected[i], out);
-      else
-        views[kept++] = views[i];
+      if (rejected[i]) {
+        dead_letter(indices[i], views[i], stage, *rejected[i]);
+      } else {
+        views[kept] = views[i];
+        indices[kept] = indices[i];
+        ++kept;
+      }
     }
     views.resize(kept);
+    indices.resize(kept);
   }
   return {};
 }
 
+caf::error executor_state::check_sizes(size_t first, const std::string& sink) {
+  auto limit = config.max_message_bytes;
+  size_t kept = first;
+  for (size_t i = first; i < out.size(); ++i) {
+    auto& r = out[i];
+    auto size = kafka::record_wire_size(r);
+    if (size <= limit) {
+      if (kept != i)
+        out[kept] = std::move(r);
+      ++kept;
+      continue;
+    }
+    ++stats.oversized;
+    auto without_castor = r;
+    std::erase_if(without_castor.headers, is_castor_header);
+    auto bare = r;
+    bare.headers.clear();
+    auto text = fmt::format("sink '{}' made a record of {} bytes for topic '{}' ({} "
+                            "without castor's headers, {} without any headers); the "
+                            "producer's message.max.bytes is {}",
+                            sink, size, r.topic, kafka::record_wire_size(without_castor),
+                            kafka::record_wire_size(bare), limit);
+    if (config.on_node_error == error_policy::stop)
+      return make_error(ec::serialize_failed, std::move(text));
+    logger()->warn("executor: {}; dead-letters a copy cut to fit", text);
+    auto letter = std::move(r);
+    letter.headers.push_back({"castor.dlq.topic", letter.topic});
+    letter.headers.push_back({"castor.dlq.partition", std::nullopt});
+    letter.headers.push_back({"castor.dlq.offset", std::nullopt});
+    letter.headers.push_back(
+        {"castor.dlq.timestamp",
+         letter.time ? std::optional<std::string>{std::to_string(to_millis(*letter.time))}
+                     : std::nullopt});
+    letter.headers.push_back({"castor.dlq.error", clip(text)});
+    letter.headers.push_back({"castor.dlq.stage", "produce:" + sink});
+    letter.topic = config.dead_letter_topic;
+    letter.partition.reset();
+    fit(letter, limit);
+    ++stats.dead_lettered;
+    // Output dead letters follow the input ones of the cycle.
+    dead.emplace_back(SIZE_MAX, std::move(letter));
+  }
+  out.resize(kept);
+  return {};
+}
+
 caf::error executor_state::run_cycle(std::span<const consumed_message> messages,
-                                     timestamp t, std::vector<producer_record>& out) {
+                                     timestamp t) {
   auto& graph = definition->graph();
-  for (auto s : touched)
+  for (auto s : touched) {
     per_source[s].clear();
+    per_source_index[s].clear();
+  }
   touched.clear();
-  for (auto& m : messages) {
+  dead.clear();
+  for (size_t i = 0; i < messages.size(); ++i) {
+    auto& m = messages[i];
     auto& e = table->partitions[m.pid()];
     auto& views = per_source[e.source];
     if (views.empty())
       touched.push_back(e.source);
     views.push_back(m.view(e.topic, e.partition));
+    per_source_index[e.source].push_back(i);
   }
-  for (auto s : touched)
-    if (auto err = feed_source(s, out))
-      return err;
+  // Dead letters leave in the order of their messages, whatever stage
+  // rejected them, after the cycle's records.
+  auto flush_dead = [this] {
+    std::stable_sort(dead.begin(), dead.end(),
+                     [](auto& a, auto& b) { return a.first < b.first; });
+    for (auto& [index, r] : dead)
+      out.push_back(std::move(r));
+    dead.clear();
+  };
   auto outputs = out.size();
-  if (auto failure = graph.execute(t)) {
-    ++stats.failed_cycles;
-    if (config.on_node_error == error_policy::stop)
-      return make_error(ec::node_failed, failure->message());
-    dead_letter_cycle("node:" + failure->node, failure->message(), out);
-    return {};
-  }
-  ++stats.cycles;
-  {
-    auto seconds = std::chrono::duration<double>(graph.last_cycle().elapsed).count();
-    if (stats.cycle_buckets.empty())
-      stats.cycle_buckets.assign(cycle_duration_bounds.size() + 1, 0);
-    auto bucket = std::lower_bound(cycle_duration_bounds.begin(),
-                                   cycle_duration_bounds.end(), seconds) -
-                  cycle_duration_bounds.begin();
-    ++stats.cycle_buckets[static_cast<size_t>(bucket)];
-    stats.cycle_seconds += seconds;
-  }
-  for (auto& sink : graph.updated_sinks()) {
-    auto i = sink_index.find(sink.get());
-    if (i == sink_index.end())
-      continue;
-    auto& binding = definition->sinks()[i->second];
-    auto first = out.size();
-    try {
-      binding.serialize(sink, out);
-    } catch (const std::exception& e) {
-      auto text = fmt::format("sink '{}' in cycle {}: {}", binding.sink, graph.cycle_id(),
-                              e.what());
+  auto result = [&]() -> caf::error {
+    for (auto s : touched)
+      if (auto err = feed_source(s))
+        return err;
+    if (auto failure = graph.execute(t)) {
       ++stats.failed_cycles;
       if (config.on_node_error == error_policy::stop)
-        return make_error(ec::serialize_failed, std::move(text));
-      // No half cycle leaves: drop the records its other sinks made.
-      out.resize(outputs);
-      dead_letter_cycle("serialize:" + binding.sink, text, out);
+        return make_error(ec::node_failed, failure->message());
+      dead_letter_cycle("node:" + failure->node, failure->message());
       return {};
     }
-    for (auto r = first; r < out.size(); ++r) {
-      if (!out[r].topic.empty())
-        continue;
-      if (binding.default_topic.empty())
-        return make_error(
-            ec::serialize_failed,
-            fmt::format("sink '{}' made a record without a topic and has no "
-                        "default topic",
-                        binding.sink));
-      out[r].topic = binding.default_topic;
+    ++stats.cycles;
+    {
+      auto seconds = std::chrono::duration<double>(graph.last_cycle().elapsed).count();
+      if (stats.cycle_buckets.empty())
+        stats.cycle_buckets.assign(cycle_duration_bounds.size() + 1, 0);
+      auto bucket = std::lower_bound(cycle_duration_bounds.begin(),
+                                     cycle_duration_bounds.end(), seconds) -
+                    cycle_duration_bounds.begin();
+      ++stats.cycle_buckets[static_cast<size_t>(bucket)];
+      stats.cycle_seconds += seconds;
     }
-  }
+    for (auto& sink : graph.updated_sinks()) {
+      auto i = sink_index.find(sink.get());
+      if (i == sink_index.end())
+        continue;
+      auto& binding = definition->sinks()[i->second];
+      auto first = out.size();
+      try {
+        binding.serialize(sink, out);
+      } catch (const std::exception& e) {
+        auto text = fmt::format("sink '{}' in cycle {}: {}", binding.sink,
+                                graph.cycle_id(), e.what());
+        ++stats.failed_cycles;
+        if (config.on_node_error == error_policy::stop)
+          return make_error(ec::serialize_failed, std::move(text));
+        // No half cycle leaves: drop the records its other sinks made.
+        out.resize(outputs);
+        dead.erase(std::remove_if(dead.begin(), dead.end(),
+                                  [](auto& d) { return d.first == SIZE_MAX; }),
+                   dead.end());
+        dead_letter_cycle("serialize:" + binding.sink, text);
+        return {};
+      }
+      for (auto r = first; r < out.size(); ++r) {
+        if (!out[r].topic.empty())
+          continue;
+        if (binding.default_topic.empty())
+          return make_error(ec::serialize_failed,
+                            fmt::format("sink '{}' made a record without a topic and has "
+                                        "no default topic",
+                                        binding.sink));
+        out[r].topic = binding.default_topic;
+      }
+      if (auto err = check_sizes(first, binding.sink))
+        return err;
+    }
+    return {};
+  }();
+  if (result)
+    return result;
+  flush_dead();
   return {};
 }
 
@@ -200,70 +332,144 @@ executor_state::positions_of(std::span<const consumed_message> messages) {
   return result;
 }
 
-caf::error executor_state::run_release(release_batch& batch,
-                                       std::vector<producer_record>& out) {
+caf::error executor_state::step(job& j, size_t& budget) {
   auto& graph = definition->graph();
-  std::span<const consumed_message> messages{batch.messages};
-  // The cycle time: the watermark in replay, the wall clock when live.
-  auto until = batch.watermark;
-  if (batch.live) {
-    live = true;
-    until = std::max(wall_clock_now(), graph.time());
+  std::span<const consumed_message> messages{j.batch->messages};
+  if (!j.started) {
+    j.started = true;
+    // The cycle time: the watermark in replay, the wall clock when live.
+    j.until = j.batch->watermark;
+    if (j.batch->live) {
+      live = true;
+      j.until = std::max(wall_clock_now(), graph.time());
+    }
+    // The DAG's initialisation cycle runs, with no input, at the time of the
+    // first message: timers its nodes set count from the data's time.
+    if (graph.cycle_id() == 0 && !messages.empty())
+      if (auto err = run_cycle({}, std::min(messages.front().order_time, j.until)))
+        return err;
   }
-  // The DAG's initialisation cycle runs, with no input, at the time of the
-  // first message: timers its nodes set count from the data's time.
-  if (graph.cycle_id() == 0 && !messages.empty())
-    if (auto err = run_cycle({}, std::min(messages.front().order_time, until), out))
-      return err;
   // Timers fire at their own time, each in a cycle with the messages up to
   // it: in replay, and when live too, so history released after the switch
   // to live (or a burst) gives the same results as in replay.
-  size_t start = 0;
-  while (true) {
+  while (!j.done && budget > 0 && out.size() < config.records_per_batch) {
     auto due = graph.next_timer();
-    if (!due || *due > until)
-      break;
-    auto end = start;
-    while (end < messages.size() && messages[end].order_time <= *due)
-      ++end;
-    auto before = graph.cycle_id();
-    if (auto err = run_cycle(messages.subspan(start, end - start), *due, out))
-      return err;
-    start = end;
-    // A timer set again for a time already reached fires in the next cycle.
-    if (graph.next_timer() && *graph.next_timer() <= graph.time() &&
-        graph.cycle_id() > before)
-      break;
+    if (!j.timers_done && due && *due <= j.until) {
+      auto end = j.next;
+      while (end < messages.size() && messages[end].order_time <= *due)
+        ++end;
+      timer_streak = end == j.next ? timer_streak + 1 : 0;
+      if (config.timer_catch_up > 0 && timer_streak > config.timer_catch_up) {
+        // A gap without input: skip the periods it misses.
+        auto to = j.next < messages.size() ? messages[j.next].order_time : j.until;
+        if (to > *due) {
+          ++stats.timer_skips;
+          logger()->warn("executor: timers fired {} times in a row without input up to "
+                         "{}; skips the periods missed until {} (engine.timer_catch_up)",
+                         config.timer_catch_up, to_string(graph.time()), to_string(to));
+          timer_streak = 0;
+          due = to;
+          while (end < messages.size() && messages[end].order_time <= *due)
+            ++end;
+        }
+      }
+      auto before = graph.cycle_id();
+      if (auto err = run_cycle(messages.subspan(j.next, end - j.next), *due))
+        return err;
+      j.next = end;
+      --budget;
+      // A timer set again for a time already reached fires in the next cycle.
+      if (graph.next_timer() && *graph.next_timer() <= graph.time() &&
+          graph.cycle_id() > before)
+        j.timers_done = true;
+      continue;
+    }
+    if (j.next < messages.size()) {
+      timer_streak = 0;
+      if (auto err = run_cycle(messages.subspan(j.next), j.until))
+        return err;
+      j.next = messages.size();
+      --budget;
+    }
+    j.done = true;
   }
-  if (start < messages.size())
-    return run_cycle(messages.subspan(start), until, out);
   return {};
 }
 
-template <class F>
-void executor_state::produce(executor_actor::stateful_pointer<executor_state> self,
-                             std::vector<producer_record>&& records,
-                             std::vector<partition_position>&& positions, F done) {
+void executor_state::send(pointer self, job& j) {
+  std::span<const consumed_message> messages{j.batch->messages};
+  // The producer learns the positions even of cycles that made no record:
+  // they become committable in order with everything before.
+  auto positions = positions_of(messages.subspan(j.reported, j.next - j.reported));
+  j.reported = j.next;
+  if (out.empty() && positions.empty())
+    return;
   auto batch = std::make_shared<record_batch>();
-  batch->records = std::move(records);
+  batch->records = std::exchange(out, {});
   batch->positions = std::move(positions);
   batch->cycle_id = definition->graph().cycle_id();
   ++batches_in_flight;
+  ++j.outstanding;
   self->request(producer, caf::infinite, std::move(batch))
       .then(
-          [self, done](ack_atom) mutable {
+          [self, id = j.id](ack_atom) {
             auto& st = self->state;
             --st.batches_in_flight;
-            done();
-            if (st.batches_in_flight == 0 && st.drained) {
-              st.drained->deliver(ack_atom::value);
-              st.drained.reset();
-            }
+            auto i = std::find_if(st.jobs.begin(), st.jobs.end(),
+                                  [id](const job& x) { return x.id == id; });
+            if (i != st.jobs.end())
+              --i->outstanding;
+            st.work(self);
           },
-          [self](caf::error& err) { self->quit(std::move(err)); });
+          [self](caf::error& err) { self->state.fail(self, err); });
 }
 
-void executor_state::arm_timer(executor_actor::stateful_pointer<executor_state> self) {
+void executor_state::work(pointer self) {
+  size_t budget = config.cycles_per_turn;
+  for (auto& j : jobs) {
+    while (!j.done && budget > 0 && batches_in_flight < config.batches_in_flight) {
+      if (auto err = step(j, budget)) {
+        logger()->error("executor: stops: {}", render(err));
+        fail(self, err);
+        return;
+      }
+      if (j.done || out.size() >= config.records_per_batch)
+        send(self, j);
+    }
+    if (!j.done)
+      break; // releases run in order
+  }
+  // Answer the releases that are finished, in order.
+  while (!jobs.empty() && jobs.front().done && jobs.front().outstanding == 0) {
+    if (jobs.front().promise)
+      jobs.front().promise->deliver(ack_atom::value);
+    jobs.pop_front();
+  }
+  if (jobs.empty()) {
+    arm_timer(self);
+    if (batches_in_flight == 0 && drained) {
+      drained->deliver(ack_atom::value);
+      drained.reset();
+    }
+    return;
+  }
+  // Out of budget with work left (and room at the producer): go on after
+  // whatever else is in the mailbox.
+  if (budget == 0 && batches_in_flight < config.batches_in_flight && !resuming) {
+    resuming = true;
+    self->send(self, run_atom::value);
+  }
+}
+
+void executor_state::fail(pointer self, const caf::error& err) {
+  for (auto& j : jobs)
+    if (j.promise)
+      j.promise->deliver(err);
+  jobs.clear();
+  self->quit(err);
+}
+
+void executor_state::arm_timer(pointer self) {
   auto due = definition->graph().next_timer();
   if (!live || !due || (armed && *armed == *due))
     return;
@@ -272,16 +478,16 @@ void executor_state::arm_timer(executor_actor::stateful_pointer<executor_state> 
   self->delayed_send(self, wait, timer_atom::value);
 }
 
-executor_actor::behavior_type
-executor(executor_actor::stateful_pointer<executor_state> self,
-         pipeline_definition_ptr definition, producer_actor producer,
-         executor_config config) {
+executor_actor::behavior_type executor(executor_state::pointer self,
+                                       pipeline_definition_ptr definition,
+                                       producer_actor producer, executor_config config) {
   auto& st = self->state;
   st.config = std::move(config);
   st.definition = std::move(definition);
   st.producer = std::move(producer);
   auto& graph = st.definition->graph();
   st.per_source.resize(st.definition->sources().size());
+  st.per_source_index.resize(st.definition->sources().size());
   for (size_t i = 0; i < st.definition->sinks().size(); ++i) {
     auto handle = graph.find_sink(st.definition->sinks()[i].sink);
     if (handle)
@@ -293,43 +499,49 @@ executor(executor_actor::stateful_pointer<executor_state> self,
       },
       [self](release_batch_ptr& batch) -> caf::result<ack_atom> {
         auto& st = self->state;
-        std::vector<producer_record> records;
-        if (auto err = st.run_release(*batch, records)) {
-          logger()->error("executor: stops: {}", render(err));
-          self->quit(err);
-          return err;
-        }
-        st.arm_timer(self);
-        // The producer learns the positions even of a release that made no
-        // record: they become committable in order with everything before.
-        auto positions = st.positions_of(batch->messages);
-        if (records.empty() && positions.empty())
-          return ack_atom::value;
         auto promise = self->make_response_promise<ack_atom>();
-        st.produce(self, std::move(records), std::move(positions),
-                   [promise]() mutable { promise.deliver(ack_atom::value); });
+        executor_state::job j;
+        j.id = st.next_job_id++;
+        j.batch = std::move(batch);
+        j.promise = promise;
+        st.jobs.push_back(std::move(j));
+        st.work(self);
         return promise;
+      },
+      [self](run_atom) {
+        self->state.resuming = false;
+        self->state.work(self);
       },
       [self](timer_atom) {
         auto& st = self->state;
         st.armed.reset();
+        if (!st.jobs.empty())
+          return; // the releases run the due timers; the timer is armed after
         auto& graph = st.definition->graph();
         auto now = std::max(wall_clock_now(), graph.time());
         if (auto due = graph.next_timer(); st.live && due && *due <= now) {
-          std::vector<producer_record> records;
-          if (auto err = st.run_cycle({}, now, records)) {
+          if (auto err = st.run_cycle({}, now)) {
             logger()->error("executor: stops: {}", render(err));
-            self->quit(err);
+            st.fail(self, err);
             return;
           }
-          if (!records.empty())
-            st.produce(self, std::move(records), {}, [] {});
+          if (!st.out.empty()) {
+            // A job of its own, with no messages, so that its records are
+            // sent in order with the releases'.
+            executor_state::job j;
+            j.id = st.next_job_id++;
+            j.batch = std::make_shared<release_batch>();
+            j.started = true;
+            j.done = true;
+            st.jobs.push_back(std::move(j));
+            st.send(self, st.jobs.back());
+          }
         }
         st.arm_timer(self);
       },
       [self](drain_atom) -> caf::result<ack_atom> {
         auto& st = self->state;
-        if (st.batches_in_flight == 0)
+        if (st.jobs.empty() && st.batches_in_flight == 0)
           return ack_atom::value;
         auto promise = self->make_response_promise<ack_atom>();
         st.drained = promise;

@@ -125,6 +125,45 @@ caf::expected<handle_ptr> make_client(rd_kafka_type_t type, conf_ptr conf) {
   return handle_ptr{rk};
 }
 
+namespace {
+
+// Bytes of a zig-zag varint (as librdkafka encodes lengths in v2 records).
+size_t varint_size(int64_t n) {
+  auto z = static_cast<uint64_t>((n << 1) ^ (n >> 63));
+  size_t bytes = 1;
+  while (z >= 0x80) {
+    z >>= 7;
+    ++bytes;
+  }
+  return bytes;
+}
+
+} // namespace
+
+size_t record_wire_size(const producer_record& r) {
+  // librdkafka's RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD: length, attributes,
+  // timestamp and offset deltas, key and value lengths, header count.
+  constexpr size_t overhead = 5 + 1 + 10 + 5 + 5 + 5 + 5;
+  size_t size = overhead + (r.key ? r.key->size() : 0) + (r.value ? r.value->size() : 0);
+  for (auto& h : r.headers) {
+    auto value = h.value ? h.value->size() : 0;
+    size += h.name.size() + value + varint_size(static_cast<int64_t>(h.name.size())) +
+            varint_size(static_cast<int64_t>(value));
+  }
+  return size;
+}
+
+size_t max_message_bytes(const properties& props) {
+  if (auto i = props.find("message.max.bytes"); i != props.end()) {
+    size_t value = 0;
+    auto [end, err] =
+        std::from_chars(i->second.data(), i->second.data() + i->second.size(), value);
+    if (err == std::errc{} && end == i->second.data() + i->second.size())
+      return value;
+  }
+  return 1'000'000;
+}
+
 bool destroy_within(handle_ptr client, std::chrono::milliseconds timeout, int flags) {
   if (!client)
     return true;
@@ -313,7 +352,7 @@ broker_queries::timestamp_at(const topic_partition& tp, int64_t offset) {
     }
     rd_kafka_timestamp_type_t type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
     auto ms = rd_kafka_message_timestamp(msg.get(), &type);
-    if (type != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ms >= 0)
+    if (type != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ms != -1)
       result = from_millis(ms);
     break;
   }

@@ -122,7 +122,9 @@ void consumed_message::release() noexcept {
 }
 
 std::optional<castor::timestamp> consumed_message::time() const noexcept {
-  if (time_ms_ < 0)
+  // -1 is Kafka's "no timestamp"; every other value is a time, those before
+  // 1970 included.
+  if (time_type_ == timestamp_type::none || time_ms_ == -1)
     return std::nullopt;
   return from_millis(time_ms_);
 }

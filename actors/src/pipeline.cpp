@@ -37,6 +37,8 @@ void merge_into(pipeline_stats& into, const pipeline_stats& from) {
   into.dead_lettered += from.dead_lettered;
   into.failed_cycles += from.failed_cycles;
   into.commits += from.commits;
+  into.timer_skips += from.timer_skips;
+  into.oversized += from.oversized;
   into.watermark_ms = std::max(into.watermark_ms, from.watermark_ms);
   into.live = into.live || from.live;
   into.rate = std::max(into.rate, from.rate);
@@ -443,6 +445,8 @@ pipeline_actor::behavior_type supervisor(supervisor_pointer self,
   ecfg.dead_letter_topic = cfg.dead_letter_topic;
   ecfg.on_deserialize_error = cfg.deserialize_policy();
   ecfg.on_node_error = cfg.on_node_error;
+  ecfg.max_message_bytes = kafka::max_message_bytes(cfg.producer);
+  ecfg.timer_catch_up = cfg.timer_catch_up;
   st.executor = sys.spawn(executor, definition, st.producer, ecfg);
   orchestrator_config ocfg;
   ocfg.watermark.batch_size = cfg.batch_size;

@@ -52,6 +52,8 @@ using executor_actor = caf::typed_actor<
     caf::replies_to<release_batch_ptr>::with<ack_atom>,
     // A DAG timer may be due (live mode, wall clock).
     caf::reacts_to<timer_atom>,
+    // Goes on with releases left from its last turn (sent to itself).
+    caf::reacts_to<run_atom>,
     // Answers once no record batch is in flight to the producer.
     caf::replies_to<drain_atom>::with<ack_atom>,
     // Counters (cycles).

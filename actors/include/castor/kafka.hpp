@@ -6,6 +6,7 @@
 // and librdkafka's mock cluster for tests and local development.
 
 #include "castor/error.hpp"
+#include "castor/message.hpp"
 #include "castor/start_policy.hpp"
 
 #include <caf/expected.hpp>
@@ -104,6 +105,14 @@ bool destroy_within(handle_ptr client, std::chrono::milliseconds timeout, int fl
 
 /// Set when the caller should give up waiting (a stop during start-up).
 using cancel_flag = std::shared_ptr<const std::atomic<bool>>;
+
+/// The size librdkafka counts a record at against `message.max.bytes`:
+/// key, value and headers plus the record's largest framing.
+size_t record_wire_size(const producer_record& r);
+
+/// The producer's `message.max.bytes` in `props` (librdkafka's default,
+/// 1000000, when unset).
+size_t max_message_bytes(const properties& props);
 
 /// Number of partitions of `topic`, asking the cluster's metadata. An unknown
 /// topic gives `ec::unknown_topic`; no answer within `timeout` gives

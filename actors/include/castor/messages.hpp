@@ -54,6 +54,8 @@ using ack_atom = caf::atom_constant<caf::atom("ack")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 /// Commits offsets (at-least-once progress).
 using commit_atom = caf::atom_constant<caf::atom("commit")>;
+/// Goes on with work left from the last turn (the executor's own message).
+using run_atom = caf::atom_constant<caf::atom("run")>;
 
 // -- start-up -------------------------------------------------------------------
 
@@ -233,6 +235,10 @@ struct pipeline_stats {
   uint64_t failed_cycles = 0;
   /// Offset commits the brokers accepted.
   uint64_t commits = 0;
+  /// Gaps across which timers stopped catching up (engine.timer_catch_up).
+  uint64_t timer_skips = 0;
+  /// Records too large for the producer (dead-lettered or stopping).
+  uint64_t oversized = 0;
   /// The low watermark (ms since the epoch; INT64_MIN before the first).
   int64_t watermark_ms = INT64_MIN;
   /// Whether every partition is caught up.
@@ -259,8 +265,9 @@ typename Inspector::result_type inspect(Inspector& f, pipeline_stats& x) {
   return f(caf::meta::type_name("castor.pipeline_stats"), x.consumed, x.released, x.held,
            x.held_peak, x.paused_partitions, x.pauses, x.resumes, x.late, x.cycles,
            x.produced, x.delivered, x.delivery_errors, x.dead_lettered, x.failed_cycles,
-           x.commits, x.watermark_ms, x.live, x.rate, x.eta_seconds, x.topics,
-           x.partitions, x.nodes, x.cycle_buckets, x.cycle_seconds);
+           x.commits, x.timer_skips, x.oversized, x.watermark_ms, x.live, x.rate,
+           x.eta_seconds, x.topics, x.partitions, x.nodes, x.cycle_buckets,
+           x.cycle_seconds);
 }
 
 /// The counters of `topic` in `stats` (added if missing).

@@ -166,6 +166,12 @@ struct pipeline_config {
   /// failed cycle's input messages and go on (state nodes that ran in the
   /// failed cycle keep their new values: see docs/dag.md).
   error_policy on_node_error = error_policy::stop;
+  /// Timer cycles without input that run in a row across a gap in the data
+  /// before the periods it misses are skipped: the DAG's time then jumps to
+  /// the next input, where due timers fire once (0: never skip). A minute
+  /// timer over a weekend without data fires 2880 times; one far-future
+  /// timestamp would otherwise fire it for every minute up to it.
+  uint64_t timer_catch_up = 10'000;
   /// Event-driven wake-ups from librdkafka (off only in deterministic tests,
   /// which send wake-ups themselves).
   bool event_driven = true;
