@@ -190,6 +190,7 @@ int run(signal_watcher& signals, const std::string& path, const std::string& log
     if (!started)
       return fail(started.error());
     cluster = std::move(*started);
+    cluster->watch_retention(cfg->embedded_topics);
     bootstrap = cluster->bootstrap_servers();
     castor::logger()->info("castor: embedded broker (in memory, for development) at {}",
                            bootstrap);
@@ -248,6 +249,8 @@ struct fault_plan {
   castor::duration every{0};
   castor::duration down{0};
   int errors = 0;
+  /// Every request takes this much longer (a slow link; 0: none).
+  castor::duration rtt{0};
 };
 
 void inject_fault(castor::kafka::mock_cluster& cluster, const fault_plan& plan,
@@ -292,6 +295,12 @@ int broker(signal_watcher& signals, const std::vector<std::string>& topics,
   auto cluster = start_broker(parsed);
   if (!cluster)
     return fail(cluster.error());
+  if (faults.rtt > castor::duration::zero())
+    rd_kafka_mock_broker_set_rtt(
+        (*cluster)->get(), 1,
+        static_cast<int>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(faults.rtt).count()));
+  (*cluster)->watch_retention(parsed);
   auto& bootstrap = (*cluster)->bootstrap_servers();
   if (!write_addr_file(addr_file, bootstrap))
     return fail(castor::make_error(castor::ec::invalid_config,
@@ -353,7 +362,9 @@ static int run_main(int argc, char** argv) {
   std::vector<std::string> topics;
   auto* broker_cmd = app.add_subcommand(
       "broker", "run a development broker (librdkafka's mock cluster, in memory) until "
-                "SIGINT/SIGTERM");
+                "SIGINT/SIGTERM. It keeps at most 5 MB (or 100,000 message sets) per "
+                "partition and drops older data (logged): size test data to fit, "
+                "lz4 helps");
   broker_cmd->add_option("--topic", topics, "NAME:PARTITIONS, repeatable");
   broker_cmd->add_option("--addr-file", addr_file, "write the bootstrap address here");
   std::string fault_every;
@@ -363,6 +374,10 @@ static int run_main(int argc, char** argv) {
                          "inject a fault this often (e.g. 30s): for soak tests");
   broker_cmd->add_option("--fault-down", fault_down,
                          "each fault takes the broker down this long (default 5s)");
+  std::string rtt;
+  broker_cmd->add_option("--rtt", rtt,
+                         "every request takes this much longer, e.g. 20ms (a slow "
+                         "link, for tests and demos)");
   broker_cmd->add_option("--fault-errors", fault_errors,
                          "each fault also pushes this many retriable errors on fetch "
                          "and produce requests");
@@ -389,6 +404,10 @@ static int run_main(int argc, char** argv) {
         return fail(castor::make_error(castor::ec::invalid_config,
                                        "--fault-every/--fault-down take durations such "
                                        "as 30s or 500ms"));
+      if (!rtt.empty() &&
+          (!parse(rtt, faults.rtt) || faults.rtt > std::chrono::minutes{1}))
+        return fail(castor::make_error(castor::ec::invalid_config,
+                                       "--rtt takes a duration up to 1m, e.g. 20ms"));
       if (fault_errors < 0 || fault_errors > 1000)
         return fail(castor::make_error(
             castor::ec::invalid_config,

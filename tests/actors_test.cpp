@@ -70,6 +70,20 @@ struct test_system {
   std::vector<caf::actor> spawned;
 };
 
+// Captures what castor logs while it lives.
+struct log_capture {
+  std::ostringstream out;
+  std::shared_ptr<spdlog::logger> previous = castor::logger();
+
+  log_capture() {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+    castor::set_logger(std::make_shared<spdlog::logger>("castor", sink));
+  }
+  ~log_capture() { castor::set_logger(previous); }
+
+  std::string text() const { return out.str(); }
+};
+
 // What a mocked consumer saw.
 struct consumer_log {
   std::vector<std::vector<uint32_t>> pauses;
@@ -269,18 +283,38 @@ TEST_CASE("orchestrator actor: withholds the consumer's credit at the cap until 
 }
 
 TEST_CASE("orchestrator actor: a silent partition stops holding the watermark back after "
-          "the idle timeout (virtual time)",
+          "the idle timeout while the broker answers (virtual time)",
+          "[actors][orchestrator]") {
+  log_capture logs;
+  orchestrator_fixture fx{100, {{"a", 100}, {"b", 100}}};
+  // Partition 0 keeps delivering (the broker answers), partition 1 is silent.
+  for (int64_t s = 0; s < 10; ++s) {
+    fx.send(batch_of({{0, s, t0 + std::chrono::seconds{s + 1}}}));
+    fx.sched->advance_time(1s);
+    fx.run();
+  }
+  CHECK(fx.elog->releases.empty());
+  fx.send(batch_of({{0, 10, t0 + 11s}}));
+  REQUIRE(fx.elog->releases.size() == 1);
+  CHECK(values_of(*fx.elog->releases[0]).front() == "0:0");
+  CHECK_THAT(logs.text(), Catch::Contains("b[0] delivered nothing for 10s"));
+}
+
+TEST_CASE("orchestrator actor: a frozen broker (no answers at all for longer than the "
+          "idle timeout) does not relax replay order",
           "[actors][orchestrator]") {
   orchestrator_fixture fx{100, {{"a", 100}, {"b", 100}}};
   fx.send(batch_of({{0, 0, t0 + 1s}}));
+  // 35 s without any answer from the broker (idle timeout 10 s).
+  for (int i = 0; i < 35; ++i) {
+    fx.sched->advance_time(1s);
+    fx.run();
+  }
   CHECK(fx.elog->releases.empty());
-  fx.sched->advance_time(9s);
-  fx.run();
-  CHECK(fx.elog->releases.empty());
-  fx.sched->advance_time(1s);
-  fx.run();
+  // The broker is back: both partitions deliver, in order.
+  fx.send(batch_of({{1, 0, t0 + 2s}, {0, 1, t0 + 3s}}));
   REQUIRE(fx.elog->releases.size() == 1);
-  CHECK(values_of(*fx.elog->releases[0]) == std::vector<std::string>{"0:0"});
+  CHECK(values_of(*fx.elog->releases[0]) == std::vector<std::string>{"0:0", "1:0"});
 }
 
 TEST_CASE(

@@ -97,20 +97,81 @@ TEST_CASE("a partition that has delivered nothing holds the watermark back",
 TEST_CASE("a partition that never delivers does not stall the others forever",
           "[watermark]") {
   core c{{{0, 100}, {0, 100}}, small(), t0};
-  push(c, 0, 0, t0 + 1s, t0);
-  push(c, 0, 1, t0 + 2s, t0 + 9s);
+  // Partition 0 delivers every second (the broker answers), 1 is silent.
+  for (int64_t i = 0; i <= 9; ++i)
+    push(c, 0, i, t0 + std::chrono::seconds{i + 1}, t0 + std::chrono::seconds{i});
   c.update(t0 + 9s);
   CHECK_FALSE(c.releasable());
   // Partition 1 has been silent for the idle timeout: it no longer counts.
+  push(c, 0, 10, t0 + 11s, t0 + 10s);
   c.update(t0 + 10s);
-  CHECK(c.watermark() == t0 + 2s);
-  CHECK(release_all(c) == std::vector<msg>{"0:0", "0:1"});
+  CHECK(c.idle(1));
+  CHECK(c.watermark() == t0 + 11s);
+  CHECK(release_all(c).size() == 11);
   // When it delivers again, it counts again.
-  push(c, 1, 0, t0 + 3s, t0 + 11s);
-  push(c, 0, 2, t0 + 5s, t0 + 11s);
+  push(c, 1, 0, t0 + 12s, t0 + 11s);
+  push(c, 0, 11, t0 + 14s, t0 + 11s);
   c.update(t0 + 11s);
-  CHECK(c.watermark() == t0 + 3s);
+  CHECK_FALSE(c.idle(1));
+  CHECK(c.watermark() == t0 + 12s);
   CHECK(release_all(c) == std::vector<msg>{"1:0"});
+}
+
+TEST_CASE("time without any answer from the broker is not idleness: a freeze longer than "
+          "the idle timeout keeps replay order",
+          "[watermark]") {
+  core c{{{0, 100}, {0, 100}}, small(), t0};
+  push(c, 0, 0, t0 + 1s, t0);
+  // The broker freezes for 35 s (idle timeout 10 s): nothing arrives.
+  for (int s = 1; s <= 35; ++s)
+    c.update(t0 + std::chrono::seconds{s});
+  CHECK_FALSE(c.releasable());
+  CHECK_FALSE(c.idle(1));
+  CHECK(c.counters().idled == 0);
+  CHECK(c.take_idled().empty());
+  // Back: partition 1's older message still comes first.
+  push(c, 1, 0, t0 + 500ms, t0 + 36s);
+  push(c, 1, 1, t0 + 2s, t0 + 36s);
+  c.update(t0 + 36s);
+  CHECK(release_all(c) == std::vector<msg>{"1:0", "0:0"});
+  CHECK(c.counters().late == 0);
+}
+
+TEST_CASE("a broker error stops the idle clock until the next answer", "[watermark]") {
+  core c{{{0, 100}, {0, 100}}, small(), t0};
+  push(c, 0, 0, t0 + 1s, t0);
+  c.update(t0 + 1s); // 1 s of silence for partition 1, the broker answering
+  c.broker_trouble();
+  for (int s = 2; s <= 20; ++s)
+    c.update(t0 + std::chrono::seconds{s});
+  CHECK_FALSE(c.idle(1));
+  // Answers again: partition 0 delivers every second, partition 1 stays silent.
+  for (int s = 21; s <= 31; ++s) {
+    push(c, 0, s, t0 + std::chrono::seconds{s}, t0 + std::chrono::seconds{s});
+    c.update(t0 + std::chrono::seconds{s});
+  }
+  CHECK(c.idle(1));
+  CHECK(c.take_idled() == std::vector<uint32_t>{1});
+  CHECK(c.counters().idled == 1);
+  CHECK(c.releasable());
+}
+
+TEST_CASE("a paused partition does not go idle", "[watermark]") {
+  core c{{{0, 100}, {0, 100}}, small(1), t0}; // cap 5
+  for (int64_t i = 0; i < 6; ++i)
+    push(c, 0, i, t0 + std::chrono::hours{1} + std::chrono::seconds{i}, t0);
+  push(c, 1, 0, t0 + 1s, t0);
+  c.update(t0);
+  REQUIRE(c.paused(0));
+  // Partition 1 delivers every second; paused partition 0 is silent.
+  for (int s = 1; s <= 30; ++s) {
+    push(c, 1, s, t0 + std::chrono::seconds{s + 1}, t0 + std::chrono::seconds{s});
+    c.update(t0 + std::chrono::seconds{s});
+    std::vector<msg> out;
+    c.release(out);
+  }
+  CHECK_FALSE(c.idle(0));
+  CHECK(c.counters().idled == 0);
 }
 
 TEST_CASE("an empty partition is caught up at once and holds nothing back",

@@ -356,6 +356,7 @@ void consumer_state::drain(consumer_actor::stateful_pointer<consumer_state> self
         fatal = kafka::to_error(m->err, text);
     } else {
       logger()->warn("consumer: {} ({}); retrying", text, rd_kafka_err2name(m->err));
+      ++batch->broker_errors;
     }
   };
   // Errors that concern no partition arrive on the consumer queue.
@@ -398,7 +399,8 @@ void consumer_state::drain(consumer_actor::stateful_pointer<consumer_state> self
     self->quit(fatal);
     return;
   }
-  if (batch->messages.empty() && batch->end_of_partition.empty())
+  if (batch->messages.empty() && batch->end_of_partition.empty() &&
+      batch->broker_errors == 0)
     return; // the queues' callbacks wake the consumer when data arrives
   in_flight = true;
   self->request(orchestrator, caf::infinite, std::move(batch))

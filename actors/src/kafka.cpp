@@ -10,7 +10,10 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <condition_variable>
 #include <future>
+#include <map>
+#include <mutex>
 #include <thread>
 
 namespace castor::kafka {
@@ -384,7 +387,62 @@ caf::expected<std::unique_ptr<mock_cluster>> mock_cluster::start(int brokers) {
   return result;
 }
 
+struct mock_cluster::watcher {
+  std::mutex mutex;
+  std::condition_variable wake;
+  bool stop = false;
+  std::thread thread;
+
+  ~watcher() {
+    {
+      std::lock_guard guard{mutex};
+      stop = true;
+    }
+    wake.notify_all();
+    if (thread.joinable())
+      thread.join();
+  }
+};
+
+void mock_cluster::watch_retention(std::vector<topic_spec> topics) {
+  if (watcher_ || topics.empty())
+    return;
+  auto conf = make_conf({{"bootstrap.servers", bootstrap_}, {"log_level", "3"}},
+                        "retention watcher");
+  if (!conf)
+    return;
+  auto client = make_client(RD_KAFKA_CONSUMER, std::move(*conf));
+  if (!client)
+    return;
+  watcher_ = std::make_unique<watcher>();
+  auto* w = watcher_.get();
+  w->thread = std::thread{[w, rk = std::move(*client), topics = std::move(topics)] {
+    std::map<std::pair<std::string, int>, int64_t> low;
+    std::unique_lock lock{w->mutex};
+    while (!w->wake.wait_for(lock, std::chrono::seconds{2}, [w] { return w->stop; })) {
+      lock.unlock();
+      for (auto& t : topics)
+        for (int p = 0; p < t.partitions; ++p) {
+          int64_t lo = 0;
+          int64_t hi = 0;
+          if (rd_kafka_query_watermark_offsets(rk.get(), t.name.c_str(), p, &lo, &hi,
+                                               1000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            continue;
+          auto& seen = low[{t.name, p}];
+          if (lo > seen)
+            logger()->warn("broker: {}[{}] dropped offsets [{}, {}): the development "
+                           "broker keeps at most 5 MB per partition (its data now "
+                           "starts at {}, ends at {})",
+                           t.name, p, seen, lo, lo, hi);
+          seen = std::max(seen, lo);
+        }
+      lock.lock();
+    }
+  }};
+}
+
 mock_cluster::~mock_cluster() {
+  watcher_.reset();
   // The cluster first: its owning client must outlive it.
   if (cluster_ != nullptr)
     rd_kafka_mock_cluster_destroy(cluster_);

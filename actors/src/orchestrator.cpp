@@ -42,9 +42,21 @@ void orchestrator_state::after_change(
   }
   if (auto resumes = core->take_resumes(); !resumes.empty())
     self->send(consumer, resume_atom::value, std::move(resumes));
+  for (auto pid : core->take_idled()) {
+    auto& e = table->partitions[pid];
+    logger()->warn("orchestrator: {}[{}] delivered nothing for {} while the broker "
+                   "answered for other partitions: it no longer holds the watermark "
+                   "back, so replay order is relaxed for it (its later messages may be "
+                   "late; engine.idle_timeout)",
+                   e.topic, e.partition, format_duration(config.watermark.idle_timeout));
+  }
   if (core->take_went_live()) {
-    logger()->info("orchestrator: every partition is caught up: live (watermark {})",
-                   to_string(core->watermark()));
+    if (core->has_watermark())
+      logger()->info("orchestrator: every partition is caught up: live (watermark {})",
+                     to_string(core->watermark()));
+    else
+      logger()->info("orchestrator: every partition is caught up: live (nothing was "
+                     "replayed before)");
     if (config.listener)
       caf::anon_send(config.listener, live_atom::value);
   }
@@ -120,9 +132,19 @@ pipeline_stats orchestrator_state::stats(
   stats.pauses = c.pauses;
   stats.resumes = c.resumes;
   stats.late = c.late;
+  stats.idled = c.idled;
   stats.live = core->live();
   if (core->has_watermark())
     stats.watermark_ms = to_millis(core->watermark());
+  auto wall = wall_clock_now();
+  if (core->live()) {
+    auto oldest = core->oldest_held();
+    stats.lag_seconds =
+        oldest ? std::max(0.0, std::chrono::duration<double>(wall - *oldest).count())
+               : 0.0;
+  } else if (core->has_watermark()) {
+    stats.lag_seconds = std::chrono::duration<double>(wall - core->watermark()).count();
+  }
   auto elapsed = std::chrono::duration<double>(now(self) - started).count();
   stats.rate = elapsed > 0 ? static_cast<double>(c.received) / elapsed : 0.0;
   int64_t remaining = 0;
@@ -212,6 +234,8 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
         }
         for (auto pid : batch->end_of_partition)
           st.core->end_of_partition(pid, now);
+        if (batch->broker_errors > 0)
+          st.core->broker_trouble();
         st.core->update(now);
         auto promise = self->make_response_promise<uint32_t>();
         st.credit = promise;

@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <cmath>
 #include <set>
 
 namespace castor {
@@ -30,6 +31,7 @@ void merge_into(pipeline_stats& into, const pipeline_stats& from) {
   into.pauses += from.pauses;
   into.resumes += from.resumes;
   into.late += from.late;
+  into.idled += from.idled;
   into.cycles += from.cycles;
   into.produced += from.produced;
   into.delivered += from.delivered;
@@ -41,6 +43,8 @@ void merge_into(pipeline_stats& into, const pipeline_stats& from) {
   into.oversized += from.oversized;
   into.watermark_ms = std::max(into.watermark_ms, from.watermark_ms);
   into.live = into.live || from.live;
+  if (!std::isnan(from.lag_seconds))
+    into.lag_seconds = from.lag_seconds;
   into.rate = std::max(into.rate, from.rate);
   into.eta_seconds = std::max(into.eta_seconds, from.eta_seconds);
   for (auto& t : from.topics) {

@@ -7,7 +7,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 fail() {
@@ -17,11 +17,11 @@ fail() {
 }
 
 # start_broker CASTOR TOPIC... : runs `castor broker` with the topics
-# (NAME:PARTITIONS) and sets $bootstrap.
+# (NAME:PARTITIONS) and sets $bootstrap. $BROKER_ARGS adds options.
 start_broker() {
   local castor=$1
   shift
-  local args=()
+  local args=(${BROKER_ARGS:-})
   for t in "$@"; do args+=(--topic "$t"); done
   rm -f "$work/addr"
   "$castor" broker "${args[@]}" --addr-file "$work/addr" > "$work/broker.log" 2>&1 &

@@ -168,6 +168,12 @@ public:
   /// Creates a topic with `partitions` partitions.
   caf::error create_topic(const std::string& name, int partitions);
 
+  /// Logs a warning whenever the cluster drops the oldest data of one of
+  /// these topics' partitions (the mock keeps at most 5 MB per partition),
+  /// so that nobody mistakes it for a consumer losing data. Checks every
+  /// few seconds on a thread of its own, until the cluster is destroyed.
+  void watch_retention(std::vector<topic_spec> topics);
+
   /// The underlying cluster, for fault injection.
   ::rd_kafka_mock_cluster_s* get() const noexcept { return cluster_; }
 
@@ -176,6 +182,8 @@ private:
   handle_ptr owner_;
   ::rd_kafka_mock_cluster_s* cluster_ = nullptr;
   std::string bootstrap_;
+  struct watcher;
+  std::unique_ptr<watcher> watcher_;
 };
 
 } // namespace castor::kafka

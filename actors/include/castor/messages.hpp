@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -87,6 +88,9 @@ using partition_table_ptr = std::shared_ptr<const partition_table>;
 struct consumed_batch {
   std::vector<consumed_message> messages;
   std::vector<uint32_t> end_of_partition;
+  /// Transient broker errors met (connections lost): the broker does not
+  /// count as answering until the next message (see watermark_config).
+  uint32_t broker_errors = 0;
 };
 
 using consumed_batch_ptr = std::shared_ptr<consumed_batch>;
@@ -221,6 +225,9 @@ struct pipeline_stats {
   uint64_t resumes = 0;
   /// Messages that arrived behind the watermark.
   uint64_t late = 0;
+  /// Times a partition went idle (silent for idle_timeout while the broker
+  /// answered) and stopped holding the watermark back.
+  uint64_t idled = 0;
   /// DAG cycles run.
   uint64_t cycles = 0;
   /// Records handed to the producer.
@@ -243,6 +250,11 @@ struct pipeline_stats {
   int64_t watermark_ms = INT64_MIN;
   /// Whether every partition is caught up.
   bool live = false;
+  /// How far castor is behind its input (seconds): in replay, the wall
+  /// clock minus the watermark; when live, the age of the oldest message
+  /// held (0 when nothing is held: a quiet input is not lag). NaN before
+  /// the first watermark.
+  double lag_seconds = std::numeric_limits<double>::quiet_NaN();
   /// Messages received per second since the start (replay speed).
   double rate = 0;
   /// Estimated seconds until caught up (-1: unknown; 0 when live).
@@ -263,11 +275,11 @@ struct pipeline_stats {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pipeline_stats& x) {
   return f(caf::meta::type_name("castor.pipeline_stats"), x.consumed, x.released, x.held,
-           x.held_peak, x.paused_partitions, x.pauses, x.resumes, x.late, x.cycles,
-           x.produced, x.delivered, x.delivery_errors, x.dead_lettered, x.failed_cycles,
-           x.commits, x.timer_skips, x.oversized, x.watermark_ms, x.live, x.rate,
-           x.eta_seconds, x.topics, x.partitions, x.nodes, x.cycle_buckets,
-           x.cycle_seconds);
+           x.held_peak, x.paused_partitions, x.pauses, x.resumes, x.late, x.idled,
+           x.cycles, x.produced, x.delivered, x.delivery_errors, x.dead_lettered,
+           x.failed_cycles, x.commits, x.timer_skips, x.oversized, x.watermark_ms, x.live,
+           x.lag_seconds, x.rate, x.eta_seconds, x.topics, x.partitions, x.nodes,
+           x.cycle_buckets, x.cycle_seconds);
 }
 
 /// The counters of `topic` in `stats` (added if missing).

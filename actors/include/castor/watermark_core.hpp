@@ -22,9 +22,16 @@ namespace castor {
 struct watermark_config {
   /// Most messages released per cycle; the hold cap is `batch_size * 5`.
   size_t batch_size = 5000;
-  /// A partition that is not caught up and delivered nothing for this long
-  /// no longer holds the watermark back (until it delivers again).
+  /// A partition that is not caught up and delivered nothing for this long,
+  /// counted only while the broker answers (see `answer_window`) and the
+  /// partition is read (not paused), no longer holds the watermark back
+  /// (until it delivers again).
   duration idle_timeout = std::chrono::seconds{30};
+  /// Silence counts only between two answers of the broker (a message or an
+  /// end of partition, from any partition) at most this far apart. A broker
+  /// that is down or frozen answers nothing: that time is not idleness, and
+  /// replay order holds.
+  duration answer_window = std::chrono::seconds{2};
 
   size_t hold_cap() const noexcept { return batch_size * 5; }
 };
@@ -48,6 +55,8 @@ struct watermark_counters {
   /// Messages that arrived with a timestamp already behind the watermark
   /// (possible only after an idle timeout or with timestamps going backwards).
   uint64_t late = 0;
+  /// Times a partition went idle and stopped holding the watermark back.
+  uint64_t idled = 0;
   uint64_t pauses = 0;
   uint64_t resumes = 0;
 };
@@ -64,7 +73,6 @@ public:
       auto& p = parts_[i];
       p.end_offset = partitions[i].end_offset;
       p.position = partitions[i].start_offset;
-      p.last_activity = now;
       // Nothing to replay: caught up at once.
       p.caught_up = p.position >= p.end_offset;
     }
@@ -93,7 +101,7 @@ public:
       ++counters_.late;
     p.fifo.push_back(entry{effective, offset, std::move(msg)});
     p.position = offset + 1;
-    p.last_activity = now;
+    heard_from(p, now);
     if (p.position >= p.end_offset)
       p.caught_up = true;
     ++p.received;
@@ -106,9 +114,13 @@ public:
   void end_of_partition(uint32_t pid, timestamp now) {
     auto& p = parts_[pid];
     p.caught_up = true;
-    p.last_activity = now;
+    heard_from(p, now);
     dirty_ = true;
   }
+
+  /// The consumer met a broker error (a connection lost): until the next
+  /// message or end of partition, the broker does not count as answering.
+  void broker_trouble() noexcept { last_answer_.reset(); }
 
   /// Re-evaluates idle partitions, the watermark and pauses at `now`.
   /// Called after pushes and on a timer.
@@ -223,6 +235,22 @@ public:
   /// True once, right after the switch to live.
   bool take_went_live() noexcept { return std::exchange(went_live_, false); }
 
+  /// Partitions that went idle since the last call, each reported once in
+  /// the core's life (the orchestrator logs them).
+  std::vector<uint32_t> take_idled() { return std::exchange(idled_, {}); }
+
+  /// The timestamp of the oldest message held, if any.
+  std::optional<timestamp> oldest_held() const {
+    std::optional<timestamp> result;
+    for (auto& p : parts_)
+      if (!p.fifo.empty() && (!result || p.fifo.front().ts < *result))
+        result = p.fifo.front().ts;
+    return result;
+  }
+
+  /// Whether partition `pid` is idle now.
+  bool idle(uint32_t pid) const { return is_idle(parts_[pid]); }
+
   /// The low watermark (`timestamp::min()` until every replaying partition
   /// delivered something).
   timestamp watermark() const noexcept { return watermark_; }
@@ -257,26 +285,60 @@ private:
     int64_t position = 0;
     int64_t end_offset = 0;
     uint64_t received = 0;
-    timestamp last_activity{};
+    /// Time without a message while the broker answered and the partition
+    /// was read.
+    duration silent{0};
     bool caught_up = false;
+    /// Reported by take_idled (once).
+    bool reported_idle = false;
     bool paused = false;
     // Delivered messages without timestamps only: does not hold the
     // watermark back.
     bool untimed = false;
   };
 
-  bool idle(const part& p, timestamp now) const {
-    return now - p.last_activity >= config_.idle_timeout;
+  void heard_from(part& p, timestamp now) {
+    count_silence(now);
+    p.silent = duration::zero();
   }
 
-  void advance_watermark(timestamp now) {
+  bool is_idle(const part& p) const { return p.silent >= config_.idle_timeout; }
+
+  // The broker answered at `now`: partitions read and silent since its last
+  // answer, if that was at most answer_window ago, were silent while it
+  // answered. A longer gap (the broker down, frozen, unreachable, or a
+  // broker error in between) counts for nobody.
+  void count_silence(timestamp now) {
+    auto previous =
+        std::exchange(last_answer_, std::max(last_answer_.value_or(now), now));
+    if (!previous || now <= *previous || live_)
+      return;
+    auto elapsed = now - *previous;
+    if (elapsed > config_.answer_window)
+      return;
+    for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
+      auto& p = parts_[pid];
+      if (p.caught_up || p.paused || is_idle(p))
+        continue;
+      p.silent += elapsed;
+      if (is_idle(p)) {
+        ++counters_.idled;
+        if (!p.reported_idle) {
+          p.reported_idle = true;
+          idled_.push_back(pid);
+        }
+      }
+    }
+  }
+
+  void advance_watermark(timestamp) {
     // The minimum, over partitions still replaying and not idle, of the
     // latest timestamp seen; one that saw nothing yet holds everything back.
     std::optional<timestamp> candidate;
     bool any_active = false;
     bool blocked = false;
     for (auto& p : parts_) {
-      if (p.caught_up || idle(p, now))
+      if (p.caught_up || is_idle(p))
         continue;
       if (!p.latest) {
         if (p.untimed)
@@ -328,6 +390,9 @@ private:
   bool dirty_ = false;
   std::vector<uint32_t> to_pause_;
   std::vector<uint32_t> to_resume_;
+  std::vector<uint32_t> idled_;
+  /// When the broker last answered (a message or an end of partition).
+  std::optional<timestamp> last_answer_;
   watermark_counters counters_;
 };
 

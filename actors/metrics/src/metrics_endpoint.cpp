@@ -7,6 +7,7 @@
 #include <caf/scoped_actor.hpp>
 #include <fmt/format.h>
 
+#include <cmath>
 #include <deque>
 #include <limits>
 #include <map>
@@ -100,10 +101,13 @@ std::vector<MetricFamily> to_metric_families(const pipeline_stats& s, timestamp 
   if (s.watermark_ms != INT64_MIN) {
     f.scalar("castor_watermark_seconds", "The low watermark (seconds since the epoch)",
              gauge, seconds_of(s.watermark_ms));
-    f.scalar("castor_watermark_lag_seconds",
-             "How far the watermark is behind the wall clock", gauge,
-             seconds_of(to_millis(now) - s.watermark_ms));
   }
+  (void)now;
+  if (!std::isnan(s.lag_seconds))
+    f.scalar("castor_watermark_lag_seconds",
+             "How far castor is behind its input: in replay the wall clock minus the "
+             "watermark, when live the age of the oldest message held (0 when none)",
+             gauge, s.lag_seconds);
 
   auto& lag = f.add("castor_partition_lag_messages",
                     "Messages between a partition's position and its end offset", gauge);
