@@ -59,6 +59,7 @@ int exit_code_of(const caf::error& err) {
   case ec::kafka_error:
   case ec::fatal_kafka_error:
   case ec::produce_failed:
+  case ec::offset_out_of_range:
     return exit_kafka;
   case ec::deserialize_failed:
   case ec::node_failed:

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <atomic>
 #include <charconv>
 #include <map>
 #include <set>
@@ -427,6 +428,121 @@ TEST_CASE("null keys, empty values, null header values and large messages pass t
   for (int i = 0; i < 6; ++i)
     CHECK(out[i].time_ms == t0 + i);
   stop_and_wait(*fx.sys, pipeline);
+}
+
+namespace {
+
+// `count` messages of 10 KB each on in[0], numbered from `first`.
+std::vector<record> big_messages(int first, int count) {
+  std::vector<record> result;
+  for (int i = first; i < first + count; ++i)
+    result.push_back({"in", 0, "k" + std::to_string(i),
+                      std::to_string(i) + std::string(10 * 1024, '.'), t0 + i});
+  return result;
+}
+
+// The number at the start of a big message's value.
+int number_of(const record& r) {
+  return std::stoi(r.value->substr(0, r.value->find('.')));
+}
+
+} // namespace
+
+TEST_CASE("a position that retention removed mid-replay resumes at the oldest offset "
+          "the broker holds, and the skipped range is logged and counted",
+          "[integration][delivery]") {
+  kafka_env env{{{"in", 1}, {"out", 1}}};
+  env.produce(big_messages(0, 50));
+  // The DAG waits at a gate: the replay stops with castor's position early
+  // in the partition.
+  auto gate = std::make_shared<std::atomic<bool>>(false);
+  auto graph = std::make_unique<castor::dag>();
+  auto in = graph->source_stream<std::vector<castor::message_view>>("in");
+  auto out = graph
+                 ->stream([gate](const std::vector<castor::message_view>& ms) {
+                   auto deadline = std::chrono::steady_clock::now() + 30s;
+                   while (!*gate && std::chrono::steady_clock::now() < deadline)
+                     std::this_thread::sleep_for(5ms);
+                   std::vector<castor::producer_record> records;
+                   for (auto& m : ms) {
+                     castor::producer_record r;
+                     r.key = std::string{*m.key};
+                     r.value = std::string{*m.value};
+                     records.push_back(std::move(r));
+                   }
+                   return records;
+                 })
+                 .map(in);
+  auto sink = graph->sink("out", out);
+  auto def = std::make_shared<castor::pipeline_definition>(std::move(graph));
+  def->source(in, "in", castor::serde::views(), start_policy::earliest());
+  def->sink(sink, castor::serde::records_out(), "out");
+  system_fixture fx;
+  auto cfg = env.config();
+  cfg.batch_size = 2;
+  // Little prefetch: librdkafka's position stays close to castor's.
+  cfg.consumer["queued.min.messages"] = "1";
+  cfg.consumer["queued.max.messages.kbytes"] = "1";
+  cfg.consumer["fetch.max.bytes"] = "30000";
+  cfg.consumer["message.max.bytes"] = "30000";
+  // The output must fit the development broker's 5 MB per partition.
+  cfg.producer["compression.type"] = "lz4";
+  cfg.consumer["max.partition.fetch.bytes"] = "30000";
+  auto pipeline = fx.run(def, cfg);
+  wait_until(*fx.sys, pipeline, [](auto& s) { return s.consumed > 0; });
+  // 6 MB more: the development broker keeps 5 MB per partition and drops
+  // the oldest messages, castor's position among them.
+  env.produce(big_messages(50, 600));
+  *gate = true;
+  auto s = wait_until(
+      *fx.sys, pipeline,
+      [](auto& s) {
+        return s.offset_resets > 0 && s.consumed + s.skipped_offsets == 650;
+      },
+      60s);
+  CHECK(s.offset_resets == 1);
+  REQUIRE(s.skipped_offsets > 0);
+  REQUIRE(s.partitions.size() == 1);
+  CHECK(s.partitions[0].skipped == static_cast<int64_t>(s.skipped_offsets));
+  // The position is where the data ends, not where the reset started.
+  CHECK(s.partitions[0].position == 650);
+  auto consumed = s.consumed;
+  s = wait_until(*fx.sys, pipeline, [&](auto& s) { return s.delivered == consumed; });
+  // Every message the broker still held after the reset came out, once, in
+  // order; the skipped ones are exactly the gap.
+  auto outs = env.read("out", consumed);
+  REQUIRE(outs.size() == consumed);
+  std::vector<int> numbers;
+  for (auto& r : outs)
+    numbers.push_back(number_of(r));
+  CHECK(std::is_sorted(numbers.begin(), numbers.end()));
+  CHECK(numbers.back() == 649);
+  CHECK(consumed + s.skipped_offsets == 650);
+  stop_and_wait(*fx.sys, pipeline);
+}
+
+TEST_CASE("an explicit start offset the broker no longer holds starts at the oldest one, "
+          "logged and counted, and auto.offset.reset = error stops instead",
+          "[integration][delivery]") {
+  kafka_env env{{{"in", 1}, {"out", 1}}};
+  env.produce(big_messages(0, 600)); // 6 MB: the oldest ones are dropped
+  system_fixture fx;
+  auto pipeline = fx.run(copy_of("in", "out", start_policy::explicit_offsets({{0, 0}})),
+                         env.config());
+  auto s = wait_until(*fx.sys, pipeline, [](auto& s) { return s.live; });
+  CHECK(s.offset_resets == 1);
+  CHECK(s.skipped_offsets > 0);
+  CHECK(s.consumed + s.skipped_offsets == 600);
+  stop_and_wait(*fx.sys, pipeline);
+
+  auto cfg = env.config();
+  cfg.consumer["auto.offset.reset"] = "error";
+  auto strict =
+      fx.run(copy_of("in", "out", start_policy::explicit_offsets({{0, 0}})), cfg);
+  auto err = castor::wait_for(*fx.sys, strict);
+  REQUIRE(err);
+  CHECK(castor::code_of(err) == castor::ec::offset_out_of_range);
+  CHECK_THAT(castor::render(err), Catch::Contains("in[0]: explicit offset 0 is below"));
 }
 
 TEST_CASE("timestamps before 1970 are times like any other: merge keeps them and names "

@@ -180,7 +180,8 @@ TEST_CASE("committed resumes at the committed offset, else uses its fallback",
   CHECK(some->start_offset == 4);
 }
 
-TEST_CASE("explicit offsets are per partition, clamped, with an optional fallback",
+TEST_CASE("explicit offsets are per partition, reset when out of range, with an "
+          "optional fallback",
           "[start]") {
   auto q = hourly(utc("2026-01-01T00:00:00Z"), 10, 2);
   q.parts[{"words", 1}] = q.parts[words];
@@ -196,9 +197,61 @@ TEST_CASE("explicit offsets are per partition, clamped, with an optional fallbac
   auto clamped = castor::resolve_start(with_fallback, words, now, q);
   REQUIRE(clamped);
   CHECK(clamped->start_offset == 2);
+  CHECK(clamped->skipped == 2);
+  CHECK_FALSE(clamped->out_of_range.empty());
   auto fallback = castor::resolve_start(with_fallback, {"words", 1}, now, q);
   REQUIRE(fallback);
   CHECK(fallback->start_offset == 2);
+}
+
+TEST_CASE("a committed offset below what the broker holds starts at the oldest offset "
+          "and says what it skipped, never silently",
+          "[start]") {
+  auto q = hourly(utc("2026-01-01T00:00:00Z"), 10, 100); // offsets [100, 110)
+  auto now = utc("2026-01-02T00:00:00Z");
+  q.parts[words].committed = 40; // retention removed [40, 100)
+  auto r = castor::resolve_start(start_policy::committed(), words, now, q);
+  REQUIRE(r);
+  CHECK(r->start_offset == 100);
+  CHECK(r->skipped == 60);
+  CHECK_THAT(r->out_of_range, Catch::Contains("committed offset 40 is below the oldest "
+                                              "offset the broker holds, 100"));
+  // latest skips what the broker still holds, too.
+  auto latest = castor::resolve_start(start_policy::committed(), words, now, q,
+                                      castor::offset_reset::latest);
+  REQUIRE(latest);
+  CHECK(latest->start_offset == 110);
+  CHECK(latest->skipped == 70);
+  // error stops.
+  auto error = castor::resolve_start(start_policy::committed(), words, now, q,
+                                     castor::offset_reset::error);
+  REQUIRE_FALSE(error);
+  CHECK(castor::code_of(error.error()) == castor::ec::offset_out_of_range);
+  CHECK_THAT(castor::render(error.error()),
+             Catch::Contains("words[0]: committed offset 40"));
+  // Past the end (a topic recreated): back to the oldest, nothing skipped.
+  q.parts[words].committed = 500;
+  auto past = castor::resolve_start(start_policy::committed(), words, now, q);
+  REQUIRE(past);
+  CHECK(past->start_offset == 100);
+  CHECK(past->skipped == 0);
+  CHECK_THAT(past->out_of_range, Catch::Contains("past the end, 110"));
+  // In range: nothing to say.
+  q.parts[words].committed = 105;
+  auto fine = castor::resolve_start(start_policy::committed(), words, now, q);
+  REQUIRE(fine);
+  CHECK(fine->out_of_range.empty());
+  CHECK(fine->skipped == 0);
+}
+
+TEST_CASE("auto.offset.reset reads librdkafka's spellings", "[start]") {
+  using castor::offset_reset;
+  for (auto text : {"smallest", "earliest", "beginning"})
+    CHECK(castor::parse_offset_reset(text) == offset_reset::earliest);
+  for (auto text : {"largest", "latest", "end"})
+    CHECK(castor::parse_offset_reset(text) == offset_reset::latest);
+  CHECK(castor::parse_offset_reset("error") == offset_reset::error);
+  CHECK_FALSE(castor::parse_offset_reset("oldest"));
 }
 
 TEST_CASE("start of day is the most recent local start strictly before now", "[start]") {

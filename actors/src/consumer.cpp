@@ -105,6 +105,18 @@ caf::error consumer_state::start(consumer_actor::stateful_pointer<consumer_state
   if (auto err = config.validate())
     return err;
   auto props = config.properties;
+  // A position out of range (retention removed it, or a topic was
+  // truncated): librdkafka's default is to jump to the end, skipping what
+  // the broker still holds. castor goes back to the oldest offset instead,
+  // unless told otherwise, and reports what was skipped either way.
+  if (auto i = props.find("auto.offset.reset"); i != props.end()) {
+    auto parsed = parse_offset_reset(i->second);
+    if (!parsed)
+      return parsed.error();
+    reset = *parsed;
+  } else {
+    props["auto.offset.reset"] = "earliest";
+  }
   props["enable.partition.eof"] = "true";
   props["enable.auto.commit"] = "false";
   props["enable.auto.offset.store"] = "false";
@@ -155,9 +167,16 @@ caf::error consumer_state::start(consumer_actor::stateful_pointer<consumer_state
     for (int32_t p = 0; p < *count; ++p) {
       if (cancelled())
         return stopped();
-      auto start = resolve_start(t.start, {t.name, p}, now, queries);
+      auto start = resolve_start(t.start, {t.name, p}, now, queries, reset);
       if (!start)
         return start.error();
+      if (!start->out_of_range.empty()) {
+        logger()->error("consumer: {}[{}]: {}", t.name, p, start->out_of_range);
+        ++stats.offset_resets;
+        stats.skipped_offsets += static_cast<uint64_t>(start->skipped);
+        skips.emplace_back(static_cast<uint32_t>(result->partitions.size()),
+                           start->skipped);
+      }
       result->partitions.push_back(partition_entry{t.name, p, t.source,
                                                    start->start_offset, start->end_offset,
                                                    std::move(start->how)});
@@ -174,8 +193,10 @@ caf::error consumer_state::start(consumer_actor::stateful_pointer<consumer_state
       return count.error();
   }
   table = result;
-  for (auto& e : table->partitions)
+  for (auto& e : table->partitions) {
     committed.push_back(e.start_offset);
+    next_offset.push_back(e.start_offset);
+  }
 
   // Each partition keeps its own queue (set up before the assignment, which
   // would otherwise forward them all into the consumer queue).
@@ -351,7 +372,16 @@ void consumer_state::drain(consumer_actor::stateful_pointer<consumer_state> self
                      : std::string{"the cluster"};
     auto text =
         fmt::format("consumer error on {}: {}", where, rd_kafka_message_errstr(m));
-    if (is_fatal(m->err)) {
+    if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+      // auto.offset.reset = error: the position is out of range.
+      if (!fatal)
+        fatal =
+            make_error(ec::offset_out_of_range,
+                       fmt::format("{}: offset {} is out of range on the broker and "
+                                   "auto.offset.reset is error ({}); with earliest, "
+                                   "castor would go on from the oldest offset it holds",
+                                   where, m->offset, rd_kafka_message_errstr(m)));
+    } else if (is_fatal(m->err)) {
       if (!fatal)
         fatal = kafka::to_error(m->err, text);
     } else {
@@ -381,6 +411,10 @@ void consumer_state::drain(consumer_actor::stateful_pointer<consumer_state> self
     for (ssize_t i = 0; i < got; ++i) {
       auto* m = buffer[static_cast<size_t>(i)];
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && !fatal) {
+        auto& expected = next_offset[pid];
+        if (m->offset != expected)
+          note_gap(pid, expected, m->offset);
+        expected = m->offset + 1;
         batch->messages.emplace_back(m, pid); // takes ownership
         --budget;
         continue;
@@ -411,6 +445,35 @@ void consumer_state::drain(consumer_actor::stateful_pointer<consumer_state> self
             self->state.drain(self);
           },
           [self](caf::error& err) { self->quit(std::move(err)); });
+}
+
+void consumer_state::note_gap(uint32_t pid, int64_t expected, int64_t got) {
+  auto& e = table->partitions[pid];
+  int64_t low = -1;
+  int64_t high = -1;
+  // The offsets librdkafka saw in the last fetch response (no round trip).
+  rd_kafka_get_watermark_offsets(client.get(), e.topic.c_str(), e.partition, &low, &high);
+  if (got > expected && low > expected) {
+    auto skipped = got - expected;
+    auto still_held = got > low
+                          ? fmt::format(", {} of them still on the broker", got - low)
+                          : std::string{};
+    logger()->error("consumer: {}[{}]: offsets [{}, {}) were removed from the broker "
+                    "(retention) before castor read them; librdkafka reset the position "
+                    "(auto.offset.reset = {}) and castor goes on at offset {}: {} "
+                    "offset(s) skipped{}",
+                    e.topic, e.partition, expected, low, to_string(reset), got, skipped,
+                    still_held);
+    ++stats.offset_resets;
+    stats.skipped_offsets += static_cast<uint64_t>(skipped);
+    skips.emplace_back(pid, skipped);
+  } else if (got < expected) {
+    logger()->warn("consumer: {}[{}]: the position went back from offset {} to {} (the "
+                   "topic was truncated or recreated?): castor reads these offsets again",
+                   e.topic, e.partition, expected, got);
+    ++stats.offset_resets;
+  }
+  // A gap within what the broker holds is compaction or transaction markers.
 }
 
 void consumer_state::apply(bool pause, const std::vector<uint32_t>& pids) {
@@ -492,6 +555,12 @@ consumer(consumer_actor::stateful_pointer<consumer_state> self, consumer_config 
           p.partition = e.partition;
           p.high_watermark = high;
           stats.partitions.push_back(std::move(p));
+        }
+        for (auto [pid, skipped] : st.skips) {
+          auto& e = st.table->partitions[pid];
+          for (auto& p : stats.partitions)
+            if (p.topic == e.topic && p.partition == e.partition)
+              p.skipped += skipped;
         }
         return stats;
       },

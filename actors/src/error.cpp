@@ -45,6 +45,8 @@ const char* to_string(ec code) noexcept {
     return "invalid_time_zone";
   case ec::stopped:
     return "stopped";
+  case ec::offset_out_of_range:
+    return "offset_out_of_range";
   }
   return "unknown";
 }

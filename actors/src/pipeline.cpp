@@ -40,6 +40,8 @@ void merge_into(pipeline_stats& into, const pipeline_stats& from) {
   into.failed_cycles += from.failed_cycles;
   into.commits += from.commits;
   into.timer_skips += from.timer_skips;
+  into.offset_resets += from.offset_resets;
+  into.skipped_offsets += from.skipped_offsets;
   into.oversized += from.oversized;
   into.watermark_ms = std::max(into.watermark_ms, from.watermark_ms);
   into.live = into.live || from.live;
@@ -69,6 +71,7 @@ void merge_into(pipeline_stats& into, const pipeline_stats& from) {
     i->end_offset = std::max(i->end_offset, p.end_offset);
     i->high_watermark = std::max(i->high_watermark, p.high_watermark);
     i->held += p.held;
+    i->skipped += p.skipped;
     i->paused = i->paused || p.paused;
     i->caught_up = i->caught_up || p.caught_up;
   }

@@ -18,6 +18,14 @@ std::string to_string(const topic_partition& tp) {
 
 namespace {
 
+partition_start started(int64_t start, int64_t end, std::string how) {
+  partition_start result;
+  result.start_offset = start;
+  result.end_offset = end;
+  result.how = std::move(how);
+  return result;
+}
+
 caf::error bad_policy(std::string_view text, std::string_view why) {
   return make_error(ec::invalid_config, fmt::format("start policy '{}': {}", text, why));
 }
@@ -211,8 +219,8 @@ caf::expected<partition_start> by_time(timestamp t, const std::string& label,
     return found.error();
   if (*found >= 0) {
     auto start = std::clamp(*found, low, high);
-    return partition_start{start, high,
-                           fmt::format("{} {}: offset {}", label, to_string(t), start)};
+    return started(start, high,
+                   fmt::format("{} {}: offset {}", label, to_string(t), start));
   }
   // -1: no message at or after t, unless the last message says otherwise.
   if (high > low) {
@@ -233,21 +241,83 @@ caf::expected<partition_start> by_time(timestamp t, const std::string& label,
         else
           lo = mid + 1;
       }
-      return partition_start{
+      return started(
           lo, high,
-          fmt::format("{} {}: offset {} (found by bisection)", label, to_string(t), lo)};
+          fmt::format("{} {}: offset {} (found by bisection)", label, to_string(t), lo));
     }
   }
-  return partition_start{high, high,
-                         fmt::format("{} {}: no message at or after it, end offset {}",
-                                     label, to_string(t), high)};
+  return started(high, high,
+                 fmt::format("{} {}: no message at or after it, end offset {}", label,
+                             to_string(t), high));
+}
+
+} // namespace
+
+const char* to_string(offset_reset reset) noexcept {
+  switch (reset) {
+  case offset_reset::earliest:
+    return "earliest";
+  case offset_reset::latest:
+    return "latest";
+  case offset_reset::error:
+    return "error";
+  }
+  return "earliest";
+}
+
+caf::expected<offset_reset> parse_offset_reset(std::string_view text) {
+  if (text == "smallest" || text == "earliest" || text == "beginning")
+    return offset_reset::earliest;
+  if (text == "largest" || text == "latest" || text == "end")
+    return offset_reset::latest;
+  if (text == "error")
+    return offset_reset::error;
+  return make_error(ec::invalid_config,
+                    fmt::format("auto.offset.reset '{}': expected earliest, latest or "
+                                "error (or librdkafka's other spellings)",
+                                text));
+}
+
+namespace {
+
+// An asked offset (committed or explicit) checked against [low, high]:
+// inside, it is the start; outside, `reset` decides and says so.
+caf::expected<partition_start> asked_offset(int64_t asked, const char* what,
+                                            const topic_partition& tp, int64_t low,
+                                            int64_t high, offset_reset reset) {
+  if (asked >= low && asked <= high)
+    return started(asked, high, fmt::format("{}: offset {}", what, asked));
+  auto where = asked < low ? fmt::format("below the oldest offset the broker holds, {} "
+                                         "(retention removed [{}, {}))",
+                                         low, asked, low)
+                           : fmt::format("past the end, {} (the topic was truncated "
+                                         "or recreated?)",
+                                         high);
+  if (reset == offset_reset::error)
+    return make_error(ec::offset_out_of_range,
+                      fmt::format("{}: {} offset {} is {}; auto.offset.reset is error",
+                                  to_string(tp), what, asked, where));
+  partition_start result;
+  result.end_offset = high;
+  result.start_offset = reset == offset_reset::earliest ? low : high;
+  // Skipped: what lay between the asked offset and the start (nothing when
+  // going back to re-read).
+  result.skipped = std::max<int64_t>(result.start_offset - asked, 0);
+  result.how = fmt::format("{}: offset {} out of range, auto.offset.reset {}: offset {}",
+                           what, asked, to_string(reset), result.start_offset);
+  result.out_of_range = fmt::format(
+      "{} offset {} is {}: starts at {} (auto.offset.reset = {}), skipping {} "
+      "offset(s)",
+      what, asked, where, result.start_offset, to_string(reset), result.skipped);
+  return result;
 }
 
 } // namespace
 
 caf::expected<partition_start> resolve_start(const start_policy& policy,
                                              const topic_partition& tp, timestamp now,
-                                             partition_queries& queries) {
+                                             partition_queries& queries,
+                                             offset_reset reset) {
   auto marks = queries.watermarks(tp);
   if (!marks)
     return marks.error();
@@ -255,9 +325,9 @@ caf::expected<partition_start> resolve_start(const start_policy& policy,
   using kind = start_policy::kind;
   switch (policy.what) {
   case kind::latest:
-    return partition_start{high, high, fmt::format("latest: offset {}", high)};
+    return started(high, high, fmt::format("latest: offset {}", high));
   case kind::earliest:
-    return partition_start{low, high, fmt::format("earliest: offset {}", low)};
+    return started(low, high, fmt::format("earliest: offset {}", low));
   case kind::relative:
     return by_time(now - policy.relative, "relative", tp, low, high, queries);
   case kind::absolute:
@@ -272,30 +342,22 @@ caf::expected<partition_start> resolve_start(const start_policy& policy,
     auto committed = queries.committed(tp);
     if (!committed)
       return committed.error();
-    if (*committed && **committed >= 0) {
-      auto start = std::clamp(**committed, low, high);
-      return partition_start{start, high, fmt::format("committed: offset {}", start)};
-    }
+    if (*committed && **committed >= 0)
+      return asked_offset(**committed, "committed", tp, low, high, reset);
     auto fallback = policy.fallback ? *policy.fallback : start_policy::earliest();
-    auto result = resolve_start(fallback, tp, now, queries);
+    auto result = resolve_start(fallback, tp, now, queries, reset);
     if (result)
       result->how = "no committed offset, fallback " + result->how;
     return result;
   }
   case kind::offsets: {
-    if (auto i = policy.offsets.find(tp.partition); i != policy.offsets.end()) {
-      auto start = std::clamp(i->second, low, high);
-      auto how = start == i->second
-                     ? fmt::format("explicit: offset {}", start)
-                     : fmt::format("explicit: offset {} (asked {}, outside [{}, {}])",
-                                   start, i->second, low, high);
-      return partition_start{start, high, std::move(how)};
-    }
+    if (auto i = policy.offsets.find(tp.partition); i != policy.offsets.end())
+      return asked_offset(i->second, "explicit", tp, low, high, reset);
     if (!policy.fallback)
       return make_error(ec::invalid_config,
                         fmt::format("start policy '{}' gives no offset for {}",
                                     policy.to_string(), to_string(tp)));
-    return resolve_start(*policy.fallback, tp, now, queries);
+    return resolve_start(*policy.fallback, tp, now, queries, reset);
   }
   }
   return make_error(ec::invalid_config, "unknown start policy");

@@ -74,6 +74,11 @@ struct consumer_state {
 
   void apply(bool pause, const std::vector<uint32_t>& pids);
 
+  /// Partition `pid` delivered offset `got` where `expected` was next: says
+  /// and counts what an offset reset skipped (gaps below what the broker
+  /// still holds are compaction or transaction markers, and normal).
+  void note_gap(uint32_t pid, int64_t expected, int64_t got);
+
   /// Commits the positions beyond what was committed (asynchronously);
   /// `done` (if any) is answered with the result.
   void commit(const std::vector<int64_t>& positions,
@@ -118,6 +123,13 @@ struct consumer_state {
   bool in_flight = false;
   /// Messages the orchestrator accepts in the next batch.
   size_t allowance = 0;
+  /// The next offset each partition should deliver (a jump is a gap: an
+  /// offset reset, compaction or transaction markers).
+  std::vector<int64_t> next_offset;
+  /// What librdkafka does when a position is out of range.
+  offset_reset reset = offset_reset::earliest;
+  /// Offsets skipped per partition (pid) by resets, one entry per reset.
+  std::vector<std::pair<uint32_t, int64_t>> skips;
   /// A clean stop began: read nothing more.
   bool stopped_reading = false;
 

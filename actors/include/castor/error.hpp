@@ -42,6 +42,9 @@ enum class ec : uint8_t {
   invalid_time_zone,
   /// The pipeline was stopped before it finished what was asked.
   stopped,
+  /// A partition's position is outside what the broker holds and
+  /// `auto.offset.reset` is `error`.
+  offset_out_of_range,
 };
 
 /// The name of an error code, e.g. "unknown_topic".

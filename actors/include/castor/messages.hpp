@@ -155,6 +155,9 @@ struct partition_progress {
   uint64_t held = 0;
   bool paused = false;
   bool caught_up = false;
+  /// Offsets skipped by offset resets (retention removed them before castor
+  /// read them, or auto.offset.reset = latest jumped past them).
+  int64_t skipped = 0;
 
   /// Messages behind the latest end offset (0 while unknown).
   int64_t lag() const noexcept {
@@ -186,7 +189,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, partition_progress& x) {
   return f(caf::meta::type_name("castor.partition_progress"), x.topic, x.partition,
            x.start_offset, x.position, x.end_offset, x.high_watermark, x.held, x.paused,
-           x.caught_up);
+           x.caught_up, x.skipped);
 }
 
 /// Runs and time of one DAG node.
@@ -242,6 +245,10 @@ struct pipeline_stats {
   uint64_t failed_cycles = 0;
   /// Offset commits the brokers accepted.
   uint64_t commits = 0;
+  /// Partitions whose position was out of range (at start-up or later) and
+  /// was reset (auto.offset.reset), and the offsets that skipped.
+  uint64_t offset_resets = 0;
+  uint64_t skipped_offsets = 0;
   /// Gaps across which timers stopped catching up (engine.timer_catch_up).
   uint64_t timer_skips = 0;
   /// Records too large for the producer (dead-lettered or stopping).

@@ -135,6 +135,27 @@ public:
                                                                int64_t offset) = 0;
 };
 
+/// What happens when a partition's position is outside what the broker
+/// holds (retention removed it, or the topic was truncated): librdkafka's
+/// `auto.offset.reset`, which castor sets to `earliest` unless told
+/// otherwise, and reports either way.
+enum class offset_reset : uint8_t {
+  /// Go on from the oldest offset the broker holds (castor's default: skips
+  /// only what is gone).
+  earliest,
+  /// Go on from the end (skips what the broker still holds, too).
+  latest,
+  /// Stop with an error.
+  error,
+};
+
+/// "earliest", "latest" or "error".
+const char* to_string(offset_reset reset) noexcept;
+
+/// librdkafka's spellings of `auto.offset.reset`: smallest, earliest,
+/// beginning; largest, latest, end; error.
+caf::expected<offset_reset> parse_offset_reset(std::string_view text);
+
 /// Where a partition's replay starts and ends.
 struct partition_start {
   /// First offset to read.
@@ -144,6 +165,11 @@ struct partition_start {
   int64_t end_offset = 0;
   /// How the start was found, for the start-up log line.
   std::string how;
+  /// Offsets skipped because a committed or explicit offset was below what
+  /// the broker holds (or reset to the end); `out_of_range` says why.
+  int64_t skipped = 0;
+  /// Set when the asked offset was outside [low, high]: what happened.
+  std::string out_of_range;
 };
 
 /// The most recent instant, strictly before `now`, at which the local time in
@@ -157,8 +183,14 @@ caf::expected<timestamp> last_start_of_day(timestamp now, duration time_of_day,
 /// time lookup with -1 although the partition's last message is at or after
 /// the time (librdkafka's mock cluster does), the first such offset is found
 /// by bisecting over offsets with `timestamp_at`.
+///
+/// A committed or explicit offset outside what the broker holds is resolved
+/// with `reset` (never silently): `earliest` starts at the oldest offset,
+/// `latest` at the end, `error` fails with `ec::offset_out_of_range`; the
+/// result's `out_of_range` and `skipped` say what was done.
 caf::expected<partition_start> resolve_start(const start_policy& policy,
                                              const topic_partition& tp, timestamp now,
-                                             partition_queries& queries);
+                                             partition_queries& queries,
+                                             offset_reset reset = offset_reset::earliest);
 
 } // namespace castor

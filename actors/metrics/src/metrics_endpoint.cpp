@@ -115,13 +115,33 @@ std::vector<MetricFamily> to_metric_families(const pipeline_stats& s, timestamp 
                          "Share of a partition's replay done (0..1)", gauge);
   auto& position = f.add("castor_partition_position",
                          "Next offset to read of a source partition", gauge);
+  auto& skipped = f.add("castor_partition_skipped_offsets_total",
+                        "Offsets of a partition skipped by offset resets (removed by "
+                        "retention before castor read them)",
+                        counter);
   for (auto& p : s.partitions) {
     std::vector<ClientMetric::Label> labels{{"topic", p.topic},
                                             {"partition", std::to_string(p.partition)}};
     lag.metric.push_back(families::sample(gauge, double(p.lag()), labels));
     progress.metric.push_back(families::sample(gauge, p.progress(), labels));
     position.metric.push_back(families::sample(gauge, double(p.position), labels));
+    skipped.metric.push_back(families::sample(counter, double(p.skipped), labels));
   }
+  f.scalar("castor_offset_resets_total",
+           "Partition positions found out of range and reset (auto.offset.reset)",
+           counter, double(s.offset_resets));
+  f.scalar("castor_skipped_offsets_total", "Offsets skipped by offset resets", counter,
+           double(s.skipped_offsets));
+  f.scalar("castor_idle_partitions_total",
+           "Times a partition went idle (silent while the broker answered) and stopped "
+           "holding the watermark back",
+           counter, double(s.idled));
+  f.scalar("castor_timer_skips_total",
+           "Gaps across which timers stopped catching up (engine.timer_catch_up)",
+           counter, double(s.timer_skips));
+  f.scalar("castor_oversized_records_total",
+           "Records larger than the producer's message.max.bytes", counter,
+           double(s.oversized));
 
   f.scalar("castor_cycles_total", "DAG cycles run", counter, double(s.cycles));
   f.scalar("castor_failed_cycles_total", "Cycles in which a node or a sink threw",
