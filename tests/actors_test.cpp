@@ -321,9 +321,12 @@ TEST_CASE(
     "orchestrator actor: reports the switch to live once, then releases as messages "
     "arrive",
     "[actors][orchestrator]") {
+  log_capture logs;
   orchestrator_fixture fx{100, {{"a", 1}, {"b", 1}}};
   fx.send(batch_of({{0, 0, t0 + 2s}, {1, 0, t0 + 1s}}));
   CHECK(*fx.live_reports == 1);
+  // Not "watermark -inf".
+  CHECK_THAT(logs.text(), Catch::Contains("live (all at once, before any watermark)"));
   REQUIRE(fx.elog->releases.size() == 1);
   CHECK(fx.elog->releases[0]->live);
   CHECK(values_of(*fx.elog->releases[0]) == std::vector<std::string>{"1:0", "0:0"});

@@ -55,8 +55,8 @@ void orchestrator_state::after_change(
       logger()->info("orchestrator: every partition is caught up: live (watermark {})",
                      to_string(core->watermark()));
     else
-      logger()->info("orchestrator: every partition is caught up: live (nothing was "
-                     "replayed before)");
+      logger()->info("orchestrator: every partition is caught up: live (all at once, "
+                     "before any watermark)");
     if (config.listener)
       caf::anon_send(config.listener, live_atom::value);
   }
