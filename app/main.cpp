@@ -3,17 +3,18 @@
 // configuration, sets up logging, runs a pipeline (or a development broker)
 // until SIGINT/SIGTERM, and maps errors to exit codes.
 
-#include "castor/kafka.hpp"
+#include "castor/dags/builtin.hpp"
+#include "castor/kafka/config.hpp"
 #include "castor/logger.hpp"
 #include "castor/metrics_endpoint.hpp"
 #include "castor/pipeline.hpp"
+#include "castor/testing/mock_cluster.hpp"
 #include "castor/version.hpp"
 
 #include <CLI/CLI.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/send.hpp>
-#include <librdkafka/rdkafka_mock.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -27,7 +28,6 @@
 #include <set>
 #include <thread>
 
-#include "builtin_dags.hpp"
 #include "service_config.hpp"
 
 namespace {
@@ -151,15 +151,15 @@ bool write_addr_file(const std::string& path, const std::string& bootstrap) {
   return out && std::rename((path + ".tmp").c_str(), path.c_str()) == 0;
 }
 
-caf::expected<std::unique_ptr<castor::kafka::mock_cluster>>
+caf::expected<std::unique_ptr<castor::testing::mock_cluster>>
 start_broker(const std::vector<castor::kafka::topic_spec>& topics) {
-  auto cluster = castor::kafka::mock_cluster::start();
+  auto cluster = castor::testing::mock_cluster::start();
   if (!cluster)
-    return cluster.error();
+    return castor::to_error(cluster.error());
   for (auto& t : topics)
     if (auto err = (*cluster)->create_topic(t.name, t.partitions))
-      return err;
-  return cluster;
+      return castor::to_error(err);
+  return std::move(*cluster);
 }
 
 int fail(const caf::error& err) {
@@ -181,7 +181,7 @@ int run(signal_watcher& signals, const std::string& path, const std::string& log
   spdlog::set_level(
       spdlog::level::from_str(log_level.empty() ? cfg->log_level : log_level));
   castor::logger()->set_level(spdlog::get_level());
-  std::unique_ptr<castor::kafka::mock_cluster> cluster;
+  std::unique_ptr<castor::testing::mock_cluster> cluster;
   // The embedded broker's destructor waits up to a second for its threads:
   // at exit the process lets the system reclaim it instead.
   auto leave_cluster = [&] { (void)cluster.release(); };
@@ -254,28 +254,20 @@ struct fault_plan {
   castor::duration rtt{0};
 };
 
-void inject_fault(castor::kafka::mock_cluster& cluster, const fault_plan& plan,
+void inject_fault(castor::testing::mock_cluster& cluster, const fault_plan& plan,
                   const std::atomic<bool>& stop) {
-  auto* mc = cluster.get();
-  if (plan.errors > 0) {
-    std::vector<rd_kafka_resp_err_t> errs(static_cast<size_t>(plan.errors),
-                                          RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
-    rd_kafka_mock_push_request_errors_array(mc, castor::kafka::api_fetch, errs.size(),
-                                            errs.data());
-    std::fill(errs.begin(), errs.end(), RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
-    rd_kafka_mock_push_request_errors_array(mc, castor::kafka::api_produce, errs.size(),
-                                            errs.data());
-  }
+  if (plan.errors > 0)
+    cluster.push_retriable_errors(plan.errors);
   if (plan.down <= castor::duration::zero())
     return;
   castor::logger()->warn(
       "castor: fault: broker down for {} ms",
       std::chrono::duration_cast<std::chrono::milliseconds>(plan.down).count());
-  rd_kafka_mock_broker_set_down(mc, 1);
+  (void)cluster.set_down(true);
   auto until = std::chrono::steady_clock::now() + plan.down;
   while (!stop && std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(std::chrono::milliseconds{20});
-  rd_kafka_mock_broker_set_up(mc, 1);
+  (void)cluster.set_down(false);
   castor::logger()->warn("castor: fault: broker up again");
 }
 
@@ -297,10 +289,8 @@ int broker(signal_watcher& signals, const std::vector<std::string>& topics,
   if (!cluster)
     return fail(cluster.error());
   if (faults.rtt > castor::duration::zero())
-    rd_kafka_mock_broker_set_rtt(
-        (*cluster)->get(), 1,
-        static_cast<int>(
-            std::chrono::duration_cast<std::chrono::milliseconds>(faults.rtt).count()));
+    (void)(*cluster)->set_rtt(
+        std::chrono::duration_cast<std::chrono::milliseconds>(faults.rtt));
   (*cluster)->watch_retention(parsed);
   auto& bootstrap = (*cluster)->bootstrap_servers();
   if (!write_addr_file(addr_file, bootstrap))

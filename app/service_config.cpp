@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "service_config.hpp"
 
-#include "castor/kafka.hpp"
+#include "castor/kafka/config.hpp"
 #include "castor/logger.hpp"
 
 #include <fmt/format.h>
@@ -215,8 +215,7 @@ public:
         continue;
       }
       // Let librdkafka judge every property now, not at start-up.
-      kafka::conf_ptr probe{rd_kafka_conf_new()};
-      if (auto e = kafka::set(probe.get(), std::string{k.str()}, value, what))
+      if (auto e = kafka::check_property(std::string{k.str()}, value, what))
         fail_key({}, v.source(), message_of(e), code_of(e));
       result[std::string{k.str()}] = value;
     }
@@ -369,9 +368,7 @@ caf::expected<service_config> load(const std::string& path) {
     if (auto* producer = kafka->get_as<toml::table>("producer"))
       if (auto* id = producer->get("transactional.id"))
         check.fail(id->source(),
-                   "'kafka.producer.\"transactional.id\"': castor does not support "
-                   "transactions yet (its producer is idempotent; delivery is "
-                   "at-least-once)");
+                   "'kafka.producer.\"transactional.id\"': " + transactions_message());
   }
   if (cfg.bootstrap_servers.empty())
     check.fail(top, "'kafka.bootstrap_servers' is required (\"embedded\" or "
@@ -385,7 +382,7 @@ caf::expected<service_config> load(const std::string& path) {
     if (auto v = check.string(*engine, "dag", "engine."))
       cfg.dag = *v;
     if (auto v = check.integer(*engine, "batch_size", "engine.", 1,
-                               static_cast<int64_t>(max_batch_size)))
+                               static_cast<int64_t>(defaults::max_batch_size)))
       cfg.pipeline.batch_size = static_cast<size_t>(*v);
     if (auto v = check.period(*engine, "idle_timeout", "engine."))
       cfg.pipeline.idle_timeout = *v;
@@ -504,10 +501,8 @@ caf::expected<service_config> load(const std::string& path) {
     check.fail(top, "at least one [[sources]] is required");
   // A record written to a topic castor reads comes back as input: an endless
   // feedback loop.
-  auto feedback = [&](const std::string& topic, std::string_view what) {
-    return fmt::format("{} '{}' is also a source topic: castor would read its own "
-                       "output again, forever",
-                       what, topic);
+  auto feedback = [](const std::string& topic, std::string_view what) {
+    return feedback_message(what, topic);
   };
   if (auto* sinks = array_of("sinks")) {
     std::set<std::string> names;

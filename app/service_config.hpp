@@ -4,15 +4,14 @@
 // The castor service's configuration file (TOML): loading, checking, and
 // printing with secrets masked. Every key is documented in config/.
 
-#include "castor/kafka.hpp"
+#include "castor/dags/builtin.hpp"
+#include "castor/kafka/config.hpp"
 #include "castor/pipeline.hpp"
 
 #include <caf/expected.hpp>
 
 #include <string>
 #include <vector>
-
-#include "builtin_dags.hpp"
 
 namespace castor::service {
 

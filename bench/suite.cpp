@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// castor's benchmark suite (issue 6): every case in one run, against one
+// castor's benchmark suite: every case in one run, against one
 // broker (librdkafka's mock cluster in a child process, reached over TCP)
 // and the same data, so the ratios are fair on a noisy machine.
 //
@@ -14,9 +14,12 @@
 //
 // Prints a table and writes JSON. Usage: castor_bench --help
 
-#include "castor/kafka.hpp"
+#include "castor/dags/builtin.hpp"
+#include "castor/kafka/handles.hpp"
 #include "castor/logger.hpp"
 #include "castor/pipeline.hpp"
+#include "castor/testing/io.hpp"
+#include "castor/testing/mock_cluster.hpp"
 
 #include <CLI/CLI.hpp>
 #include <caf/actor_system.hpp>
@@ -40,8 +43,6 @@
 #include <unistd.h>
 #include <vector>
 
-#include "builtin_dags.hpp"
-
 namespace {
 
 using steady = std::chrono::steady_clock;
@@ -52,8 +53,9 @@ using castor::kafka::properties;
   std::exit(1);
 }
 
-template <class T>
-T need(caf::expected<T> x, const char* what) {
+// The value of a castor::result or caf::expected, or death naming `what`.
+template <class Expected>
+auto need(Expected x, const char* what) {
   if (!x)
     die(fmt::format("{}: {}", what, castor::render(x.error())));
   return std::move(*x);
@@ -90,7 +92,7 @@ struct broker_process {
     if (pid == 0) {
       close(up[0]);
       close(down[1]);
-      auto cluster = castor::kafka::mock_cluster::start();
+      auto cluster = castor::testing::mock_cluster::start();
       if (!cluster)
         _exit(1);
       auto address = (*cluster)->bootstrap_servers() + "\n";
@@ -164,53 +166,38 @@ std::string words_value(size_t i, size_t size) {
 void fill(const std::string& bootstrap, const std::vector<std::string>& topics,
           int partitions, size_t count, size_t value_size,
           std::chrono::milliseconds ahead = {}) {
-  auto rk = client(RD_KAFKA_PRODUCER,
-                   {{"bootstrap.servers", bootstrap},
-                    {"linger.ms", "50"},
-                    {"compression.type", "lz4"},
-                    {"batch.num.messages", "10000"},
-                    {"queue.buffering.max.messages", "500000"}},
-                   "filler");
+  auto writer = need(castor::testing::writer::make(
+                         bootstrap, {{"linger.ms", "50"},
+                                     {"compression.type", "lz4"},
+                                     {"batch.num.messages", "10000"},
+                                     {"queue.buffering.max.messages", "500000"}}),
+                     "filler");
   std::vector<std::string> values;
   for (size_t i = 0; i < 64; ++i)
     values.push_back(words_value(i, value_size));
   int64_t t0 = 1'767'225'600'000;
+  castor::testing::record r;
   for (size_t i = 0; i < count; ++i) {
     auto t = i % topics.size();
-    auto& topic = topics[t];
-    auto partition = static_cast<int32_t>((i / topics.size()) % partitions);
-    int64_t ts = t0 + static_cast<int64_t>(i) + (t == 0 ? ahead.count() : 0);
-    auto& value = values[i % values.size()];
-    while (true) {
-      auto err = rd_kafka_producev(
-          rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-          RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END);
-      if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-        break;
-      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-        die(rd_kafka_err2str(err));
-      rd_kafka_poll(rk.get(), 5);
-    }
+    r.topic = topics[t];
+    r.partition = static_cast<int32_t>((i / topics.size()) % partitions);
+    r.time_ms = t0 + static_cast<int64_t>(i) + (t == 0 ? ahead.count() : 0);
+    r.value = values[i % values.size()];
+    if (auto err = writer->write(r))
+      die(castor::render(err));
   }
-  if (rd_kafka_flush(rk.get(), 300'000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-    die("flush of the input timed out");
-  rk.reset();
+  if (auto err = writer->flush(std::chrono::minutes{5}))
+    die("flush of the input: " + castor::render(err));
+  writer.reset();
   malloc_trim(0);
 }
 
 // The end offsets of a topic's partitions, summed: what it holds.
-int64_t holds(rd_kafka_t* rk, const std::string& topic, int partitions) {
+int64_t holds(const std::string& bootstrap, const std::string& topic, int partitions) {
   int64_t total = 0;
-  for (int p = 0; p < partitions; ++p) {
-    int64_t low = 0;
-    int64_t high = 0;
-    if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &high, 10'000) !=
-        RD_KAFKA_RESP_ERR_NO_ERROR)
-      die("watermarks of " + topic);
+  for (auto [low, high] :
+       need(castor::testing::watermarks(bootstrap, topic, partitions), "watermarks"))
     total += high - low;
-  }
   return total;
 }
 
@@ -401,11 +388,11 @@ castor_result castor_run(const castor::dags::factory& make, const std::string& b
 }
 
 // Dies unless the topics hold `expected` messages in all.
-void check_holds(rd_kafka_t* rk, const std::vector<std::string>& topics, int partitions,
-                 size_t expected) {
+void check_holds(const std::string& bootstrap, const std::vector<std::string>& topics,
+                 int partitions, size_t expected) {
   int64_t n = 0;
   for (auto& t : topics)
-    n += holds(rk, t, partitions);
+    n += holds(bootstrap, t, partitions);
   if (n != static_cast<int64_t>(expected))
     die(fmt::format("the broker holds {} of {} messages (the mock drops data past "
                     "5 MB per partition: fewer messages or smaller values)",
@@ -618,7 +605,6 @@ int main(int argc, char** argv) {
   auto broker = broker_process::start();
   castor::logger()->set_level(spdlog::level::warn);
   auto& bootstrap = broker.bootstrap;
-  auto probe = client(RD_KAFKA_CONSUMER, {{"bootstrap.servers", bootstrap}}, "probe");
   const int partitions = 4;
   nlohmann::json report;
   report["broker"] = "librdkafka mock cluster (separate process, TCP 127.0.0.1)";
@@ -643,7 +629,7 @@ int main(int argc, char** argv) {
     fmt::print("filling {} messages of {} B into 2 topics x {} partitions...\n", messages,
                size, partitions);
     fill(bootstrap, topics, partitions, messages, size);
-    check_holds(probe.get(), topics, partitions, messages);
+    check_holds(bootstrap, topics, partitions, messages);
     // Case 2 is the reference: always run.
     double pass_through = best_of(repeat, [&] {
       return raw_loop(bootstrap, topics, partitions, messages,
@@ -715,7 +701,7 @@ int main(int argc, char** argv) {
     broker.create_topic(fmt::format("out-skew-{}", n), 1);
     fmt::print("filling {} messages of 20 B, one topic three hours ahead...\n", n);
     fill(bootstrap, topics, partitions, n, 20, std::chrono::hours{3});
-    check_holds(probe.get(), topics, partitions, n);
+    check_holds(bootstrap, topics, partitions, n);
     // The fastest run's figures, and the highest peak RSS of all runs: a fast
     // run may end before librdkafka's prefetch queues have filled, so one run
     // can understate what a replay of that size needs.
@@ -838,7 +824,6 @@ int main(int argc, char** argv) {
   report["targets"] = verdicts;
   std::ofstream{json_path} << report.dump(2) << '\n';
   fmt::print("\nresults: {}\n", json_path);
-  probe.reset();
   broker.stop();
   return all_met ? 0 : 3;
 }

@@ -21,14 +21,14 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 #include <fmt/format.h>
-#include <librdkafka/rdkafka.h>
 
 #include <castor/dag.hpp>
-#include <castor/kafka.hpp>
 #include <castor/logger.hpp>
 #include <castor/metrics_endpoint.hpp>
 #include <castor/pipeline.hpp>
 #include <castor/serde.hpp>
+#include <castor/testing/io.hpp>
+#include <castor/testing/mock_cluster.hpp>
 #include <charconv>
 #include <cmath>
 #include <iostream>
@@ -181,74 +181,35 @@ std::vector<trade> sample_trades() {
   return result;
 }
 
-// A librdkafka client made with castor's helpers (properties checked, RAII,
-// librdkafka's log lines through castor's logger).
-castor::kafka::handle_ptr client(rd_kafka_type_t type, castor::kafka::properties props,
-                                 const std::string& what) {
-  auto conf = castor::kafka::make_conf(props, what);
-  if (!conf) {
-    std::cerr << castor::render(conf.error()) << "\n";
-    return nullptr;
-  }
-  auto made = castor::kafka::make_client(type, std::move(*conf));
-  if (!made) {
-    std::cerr << castor::render(made.error()) << "\n";
-    return nullptr;
-  }
-  return std::move(*made);
-}
-
+// The trades, written with castor's test tools (castor::testing: a plain
+// producer that sets timestamps).
 bool produce(const std::string& bootstrap, const std::vector<trade>& input) {
-  auto rk = client(RD_KAFKA_PRODUCER, {{"bootstrap.servers", bootstrap}}, "trade writer");
-  if (!rk)
-    return false;
   int64_t t0 = 1'767'258'000'000; // 2026-01-01T09:00:00Z
-  for (size_t i = 0; i < input.size(); ++i) {
-    auto value =
-        fmt::format("{} {} {}", input[i].symbol, input[i].price, input[i].quantity);
-    rd_kafka_producev(rk.get(), RD_KAFKA_V_TOPIC("trades"),
-                      RD_KAFKA_V_PARTITION(static_cast<int32_t>(i % 2)),
-                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                      RD_KAFKA_V_VALUE(value.data(), value.size()),
-                      RD_KAFKA_V_TIMESTAMP(t0 + static_cast<int64_t>(i) * 1000),
-                      RD_KAFKA_V_END);
+  std::vector<castor::testing::record> records;
+  for (size_t i = 0; i < input.size(); ++i)
+    records.push_back(
+        {"trades", static_cast<int32_t>(i % 2), std::nullopt,
+         fmt::format("{} {} {}", input[i].symbol, input[i].price, input[i].quantity),
+         t0 + static_cast<int64_t>(i) * 1000});
+  if (auto err = castor::testing::produce(bootstrap, records)) {
+    std::cerr << castor::render(err) << "\n";
+    return false;
   }
-  return rd_kafka_flush(rk.get(), 10'000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+  return true;
 }
 
 // The last VWAP per symbol on `vwap`, and how many records it holds.
 std::pair<std::map<std::string, std::string>, size_t>
 read_vwaps(const std::string& bootstrap) {
   std::map<std::string, std::string> last;
-  size_t count = 0;
-  auto rk = client(RD_KAFKA_CONSUMER,
-                   {{"bootstrap.servers", bootstrap},
-                    {"group.id", "vwap-check"},
-                    {"enable.partition.eof", "true"}},
-                   "vwap reader");
-  if (!rk)
-    return {last, count};
-  rd_kafka_poll_set_consumer(rk.get());
-  castor::kafka::partition_list_ptr list{rd_kafka_topic_partition_list_new(1)};
-  rd_kafka_topic_partition_list_add(list.get(), "vwap", 0)->offset =
-      RD_KAFKA_OFFSET_BEGINNING;
-  rd_kafka_assign(rk.get(), list.get());
-  for (int idle = 0; idle < 50;) {
-    castor::kafka::message_ptr m{rd_kafka_consumer_poll(rk.get(), 100)};
-    if (!m) {
-      ++idle;
-      continue;
-    }
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-      break;
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      ++count;
-      last[std::string{static_cast<const char*>(m->key), m->key_len}] =
-          std::string{static_cast<const char*>(m->payload), m->len};
-    }
+  auto records = castor::testing::read_all(bootstrap, "vwap");
+  if (!records) {
+    std::cerr << castor::render(records.error()) << "\n";
+    return {last, 0};
   }
-  rd_kafka_consumer_close(rk.get());
-  return {last, count};
+  for (auto& r : *records)
+    last[r.key.value_or("")] = r.value.value_or("");
+  return {last, records->size()};
 }
 
 } // namespace
@@ -264,9 +225,9 @@ int main(int argc, char** argv) {
       metrics_listen = argv[i + 1];
   }
   // An in-process development broker unless told otherwise.
-  std::unique_ptr<castor::kafka::mock_cluster> cluster;
+  std::unique_ptr<castor::testing::mock_cluster> cluster;
   if (bootstrap.empty()) {
-    auto started = castor::kafka::mock_cluster::start();
+    auto started = castor::testing::mock_cluster::start();
     if (!started) {
       std::cerr << castor::render(started.error()) << "\n";
       return 1;

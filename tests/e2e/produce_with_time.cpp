@@ -3,7 +3,7 @@
 // stdin with the given timestamps (kcat cannot set them).
 // Usage: castor_test_produce BOOTSTRAP
 
-#include "castor/kafka.hpp"
+#include "castor/testing/io.hpp"
 
 #include <iostream>
 #include <sstream>
@@ -14,41 +14,32 @@ int main(int argc, char** argv) {
     std::cerr << "usage: castor_test_produce BOOTSTRAP < lines\n";
     return 2;
   }
-  auto conf = castor::kafka::make_conf(
-      {{"bootstrap.servers", argv[1]}, {"linger.ms", "5"}}, "test producer");
-  if (!conf)
+  auto w = castor::testing::writer::make(argv[1]);
+  if (!w) {
+    std::cerr << castor::render(w.error()) << '\n';
     return 1;
-  auto rk = castor::kafka::make_client(RD_KAFKA_PRODUCER, std::move(*conf));
-  if (!rk)
-    return 1;
+  }
   std::string line;
   size_t count = 0;
   while (std::getline(std::cin, line)) {
     std::istringstream in{line};
-    std::string topic, key, value;
-    int32_t partition = 0;
-    int64_t ts = 0;
-    if (!(in >> topic >> partition >> ts >> key >> value))
+    castor::testing::record r;
+    std::string key;
+    std::string value;
+    if (!(in >> r.topic >> r.partition >> r.time_ms >> key >> value))
       continue;
-    while (true) {
-      auto err = rd_kafka_producev(rk->get(), RD_KAFKA_V_TOPIC(topic.c_str()),
-                                   RD_KAFKA_V_PARTITION(partition),
-                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                   RD_KAFKA_V_KEY(key.data(), key.size()),
-                                   RD_KAFKA_V_VALUE(value.data(), value.size()),
-                                   RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END);
-      if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-        break;
-      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        std::cerr << rd_kafka_err2str(err) << '\n';
-        return 1;
-      }
-      rd_kafka_poll(rk->get(), 10);
+    r.key = std::move(key);
+    r.value = std::move(value);
+    if (auto err = (*w)->write(r)) {
+      std::cerr << castor::render(err) << '\n';
+      return 1;
     }
     ++count;
   }
-  if (rd_kafka_flush(rk->get(), 30000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+  if (auto err = (*w)->flush()) {
+    std::cerr << castor::render(err) << '\n';
     return 1;
+  }
   std::cerr << "produced " << count << '\n';
   return 0;
 }

@@ -3,10 +3,10 @@
 
 // A pipeline's figures in Prometheus' text format (library castor::metrics,
 // built on prometheus-cpp). The same figures are readable in-process with a
-// `stats_atom` request to the pipeline (castor/messages.hpp, pipeline_stats).
+// `stats_atom` request to the pipeline (castor/protocol.hpp, pipeline_stats).
 
 #include "castor/actors.hpp"
-#include "castor/messages.hpp"
+#include "castor/protocol.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/expected.hpp>

@@ -1,0 +1,399 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The logic of the watermark orchestrator, free of CAF and librdkafka: per-partition
+// FIFOs in offset order, a monotonic low watermark, merged release in (timestamp, topic,
+// partition, offset) order, pausing of partitions that run ahead, and the switch to live.
+
+#include "castor/defaults.hpp"
+#include "castor/time.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <queue>
+#include <utility>
+#include <vector>
+
+namespace castor {
+
+/// Settings of the watermark orchestrator.
+struct watermark_config {
+  /// Most messages released per cycle; the hold cap is `batch_size * 5`.
+  size_t batch_size = defaults::batch_size;
+  /// A partition that is not caught up and delivered nothing for this long,
+  /// counted only while the broker answers (see `answer_window`) and the
+  /// partition is read (not paused), no longer holds the watermark back
+  /// (until it delivers again).
+  duration idle_timeout = defaults::idle_timeout;
+  /// Silence counts only between two answers of the broker (a message or an
+  /// end of partition, from any partition) at most this far apart. A broker
+  /// that is down or frozen answers nothing: that time is not idleness, and
+  /// replay order holds.
+  duration answer_window = defaults::answer_window;
+
+  size_t hold_cap() const noexcept { return batch_size * 5; }
+};
+
+/// What the orchestrator knows of a partition at start-up. Partitions are
+/// numbered (their "pid") in (topic, partition) order, so comparing pids
+/// compares (topic, partition).
+struct partition_bounds {
+  /// First offset to read.
+  int64_t start_offset = 0;
+  /// End offset (exclusive) recorded at start-up.
+  int64_t end_offset = 0;
+};
+
+/// Counters kept by the orchestrator core.
+struct watermark_counters {
+  uint64_t received = 0;
+  uint64_t released = 0;
+  uint64_t held = 0;
+  uint64_t paused_partitions = 0;
+  /// Messages that arrived with a timestamp already behind the watermark
+  /// (possible only after an idle timeout or with timestamps going backwards).
+  uint64_t late = 0;
+  /// Times a partition went idle and stopped holding the watermark back.
+  uint64_t idled = 0;
+  uint64_t pauses = 0;
+  uint64_t resumes = 0;
+};
+
+/// The orchestrator core. `Msg` is whatever the caller holds per message
+/// (move-only is fine).
+template <class Msg>
+class watermark_core {
+public:
+  watermark_core(std::vector<partition_bounds> partitions, watermark_config config,
+                 timestamp now)
+      : config_(config), parts_(partitions.size()) {
+    for (size_t i = 0; i < partitions.size(); ++i) {
+      auto& p = parts_[i];
+      p.end_offset = partitions[i].end_offset;
+      p.position = partitions[i].start_offset;
+      // Nothing to replay: caught up at once.
+      p.caught_up = p.position >= p.end_offset;
+    }
+    update(now);
+  }
+
+  // -- receiving --------------------------------------------------------------
+
+  /// Takes in a message of partition `pid`. `ts` is empty for messages
+  /// without a timestamp: they take the latest timestamp seen on their
+  /// partition (or the beginning of time), so they neither move nor hold the
+  /// watermark back.
+  void push(uint32_t pid, int64_t offset, std::optional<timestamp> ts, Msg msg,
+            timestamp now) {
+    auto& p = parts_[pid];
+    timestamp effective;
+    if (ts) {
+      effective = *ts;
+      if (!p.latest || *p.latest < *ts)
+        p.latest = *ts;
+    } else {
+      effective = p.latest ? *p.latest : timestamp::min();
+      p.untimed = true;
+    }
+    if (ts && effective < watermark_ && !live_)
+      ++counters_.late;
+    p.fifo.push_back(entry{effective, offset, std::move(msg)});
+    p.position = offset + 1;
+    heard_from(p, now);
+    if (p.position >= p.end_offset)
+      p.caught_up = true;
+    ++p.received;
+    ++counters_.received;
+    ++counters_.held;
+    dirty_ = true;
+  }
+
+  /// The broker said partition `pid` has no more messages for now.
+  void end_of_partition(uint32_t pid, timestamp now) {
+    auto& p = parts_[pid];
+    p.caught_up = true;
+    heard_from(p, now);
+    dirty_ = true;
+  }
+
+  /// The consumer met a broker error (a connection lost): until the next
+  /// message or end of partition, the broker does not count as answering.
+  void broker_trouble() noexcept { last_answer_.reset(); }
+
+  /// Re-evaluates idle partitions, the watermark and pauses at `now`.
+  /// Called after pushes and on a timer.
+  void update(timestamp now) {
+    dirty_ = false;
+    if (!live_ && std::all_of(parts_.begin(), parts_.end(),
+                              [](const part& p) { return p.caught_up; })) {
+      live_ = true;
+      went_live_ = true;
+    }
+    if (!live_)
+      advance_watermark(now);
+    decide_pauses();
+  }
+
+  // -- releasing --------------------------------------------------------------
+
+  /// Whether `release` would give at least one message.
+  bool releasable() const {
+    for (auto& p : parts_)
+      if (!p.fifo.empty() && (live_ || p.fifo.front().ts <= watermark_))
+        return true;
+    return false;
+  }
+
+  /// Appends up to `batch_size` messages, merged in (timestamp, partition,
+  /// offset) order: in replay those at or before the watermark, when live all
+  /// held messages. Returns how many. With `times`, appends the time each
+  /// message was ordered by.
+  size_t release(std::vector<Msg>& out, std::vector<timestamp>* times = nullptr) {
+    using head = std::pair<timestamp, uint32_t>;
+    std::priority_queue<head, std::vector<head>, std::greater<>> heads;
+    auto eligible = [this](const part& p) {
+      return !p.fifo.empty() && (live_ || p.fifo.front().ts <= watermark_);
+    };
+    for (uint32_t pid = 0; pid < parts_.size(); ++pid)
+      if (eligible(parts_[pid]))
+        heads.emplace(parts_[pid].fifo.front().ts, pid);
+    size_t count = 0;
+    while (!heads.empty() && count < config_.batch_size) {
+      auto pid = heads.top().second;
+      heads.pop();
+      auto& p = parts_[pid];
+      out.push_back(std::move(p.fifo.front().msg));
+      if (times != nullptr)
+        times->push_back(p.fifo.front().ts);
+      p.fifo.pop_front();
+      ++count;
+      if (eligible(p))
+        heads.emplace(p.fifo.front().ts, pid);
+    }
+    counters_.released += count;
+    counters_.held -= count;
+    if (count > 0)
+      decide_pauses();
+    return count;
+  }
+
+  // -- pausing ----------------------------------------------------------------
+
+  /// Partitions to pause since the last call.
+  std::vector<uint32_t> take_pauses() { return std::exchange(to_pause_, {}); }
+
+  /// Partitions to resume since the last call.
+  std::vector<uint32_t> take_resumes() { return std::exchange(to_resume_, {}); }
+
+  /// Whether the consumer may send more: below the hold cap, or (in replay)
+  /// at the cap with nothing releasable, so the partitions holding the
+  /// watermark back can still deliver.
+  bool wants_more() const {
+    if (counters_.held < config_.hold_cap())
+      return true;
+    return !live_ && !releasable();
+  }
+
+  /// How many messages the consumer may send next (0 while `!wants_more()`):
+  /// at most a batch, and no more than keeps the held messages within the
+  /// cap plus one batch; but at least one, so that a partition holding the
+  /// watermark back can always deliver.
+  ///
+  /// Messages of paused partitions are stuck until the watermark reaches
+  /// them, and the consumer cannot send more of them; so the partitions
+  /// still read (the ones holding the watermark back) keep a batch of room
+  /// of their own beside them, instead of delivering one message per round
+  /// trip (which made a skewed replay crawl). Held messages therefore stay
+  /// within cap + 2 x batch_size, plus at most one message per partition in
+  /// the case where partitions that delivered nothing yet hold the watermark
+  /// back.
+  size_t allowance() const {
+    if (!wants_more())
+      return 0;
+    auto limit = config_.hold_cap() + config_.batch_size;
+    auto room = counters_.held < limit ? limit - counters_.held : 0;
+    if (counters_.paused_partitions > 0 && room < config_.batch_size) {
+      size_t stuck = 0;
+      for (auto& p : parts_)
+        if (p.paused)
+          stuck += p.fifo.size();
+      auto active = counters_.held - std::min(stuck, counters_.held);
+      auto outer = limit + config_.batch_size;
+      if (active < config_.batch_size && counters_.held < outer)
+        room =
+            std::max(room, std::min(config_.batch_size - active, outer - counters_.held));
+    }
+    return std::clamp<size_t>(room, 1, config_.batch_size);
+  }
+
+  // -- state ------------------------------------------------------------------
+
+  bool live() const noexcept { return live_; }
+
+  /// True once, right after the switch to live.
+  bool take_went_live() noexcept { return std::exchange(went_live_, false); }
+
+  /// Partitions that went idle since the last call, each reported once in
+  /// the core's life (the orchestrator logs them).
+  std::vector<uint32_t> take_idled() { return std::exchange(idled_, {}); }
+
+  /// The timestamp of the oldest message held, if any.
+  std::optional<timestamp> oldest_held() const {
+    std::optional<timestamp> result;
+    for (auto& p : parts_)
+      if (!p.fifo.empty() && (!result || p.fifo.front().ts < *result))
+        result = p.fifo.front().ts;
+    return result;
+  }
+
+  /// Whether partition `pid` is idle now.
+  bool idle(uint32_t pid) const { return is_idle(parts_[pid]); }
+
+  /// The low watermark (`timestamp::min()` until every replaying partition
+  /// delivered something).
+  timestamp watermark() const noexcept { return watermark_; }
+  bool has_watermark() const noexcept { return watermark_ != timestamp::min(); }
+
+  /// Whether an update is due after pushes.
+  bool dirty() const noexcept { return dirty_; }
+
+  bool caught_up(uint32_t pid) const { return parts_[pid].caught_up; }
+  bool paused(uint32_t pid) const { return parts_[pid].paused; }
+  size_t held(uint32_t pid) const { return parts_[pid].fifo.size(); }
+  /// Messages received from partition `pid` (released: received - held).
+  uint64_t received(uint32_t pid) const { return parts_[pid].received; }
+  int64_t position(uint32_t pid) const { return parts_[pid].position; }
+  int64_t end_offset(uint32_t pid) const { return parts_[pid].end_offset; }
+  std::optional<timestamp> latest(uint32_t pid) const { return parts_[pid].latest; }
+  size_t partitions() const noexcept { return parts_.size(); }
+  size_t held() const noexcept { return counters_.held; }
+  const watermark_counters& counters() const noexcept { return counters_; }
+  const watermark_config& config() const noexcept { return config_; }
+
+private:
+  struct entry {
+    timestamp ts;
+    int64_t offset;
+    Msg msg;
+  };
+
+  struct part {
+    std::deque<entry> fifo;
+    std::optional<timestamp> latest;
+    int64_t position = 0;
+    int64_t end_offset = 0;
+    uint64_t received = 0;
+    /// Time without a message while the broker answered and the partition
+    /// was read.
+    duration silent{0};
+    bool caught_up = false;
+    /// Reported by take_idled (once).
+    bool reported_idle = false;
+    bool paused = false;
+    // Delivered messages without timestamps only: does not hold the
+    // watermark back.
+    bool untimed = false;
+  };
+
+  void heard_from(part& p, timestamp now) {
+    count_silence(now);
+    p.silent = duration::zero();
+  }
+
+  bool is_idle(const part& p) const { return p.silent >= config_.idle_timeout; }
+
+  // The broker answered at `now`: partitions read and silent since its last
+  // answer, if that was at most answer_window ago, were silent while it
+  // answered. A longer gap (the broker down, frozen, unreachable, or a
+  // broker error in between) counts for nobody.
+  void count_silence(timestamp now) {
+    auto previous =
+        std::exchange(last_answer_, std::max(last_answer_.value_or(now), now));
+    if (!previous || now <= *previous || live_)
+      return;
+    auto elapsed = now - *previous;
+    if (elapsed > config_.answer_window)
+      return;
+    for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
+      auto& p = parts_[pid];
+      if (p.caught_up || p.paused || is_idle(p))
+        continue;
+      p.silent += elapsed;
+      if (is_idle(p)) {
+        ++counters_.idled;
+        if (!p.reported_idle) {
+          p.reported_idle = true;
+          idled_.push_back(pid);
+        }
+      }
+    }
+  }
+
+  void advance_watermark(timestamp) {
+    // The minimum, over partitions still replaying and not idle, of the
+    // latest timestamp seen; one that saw nothing yet holds everything back.
+    std::optional<timestamp> candidate;
+    bool any_active = false;
+    bool blocked = false;
+    for (auto& p : parts_) {
+      if (p.caught_up || is_idle(p))
+        continue;
+      if (!p.latest) {
+        if (p.untimed)
+          continue;
+        blocked = true;
+        break;
+      }
+      any_active = true;
+      if (!candidate || *p.latest < *candidate)
+        candidate = p.latest;
+    }
+    if (blocked)
+      return;
+    if (!any_active) {
+      // Only caught-up or idle partitions remain: everything seen so far may go.
+      for (auto& p : parts_)
+        if (p.latest && (!candidate || *candidate < *p.latest))
+          candidate = p.latest;
+    }
+    if (!candidate)
+      return;
+    if (watermark_ < *candidate)
+      watermark_ = *candidate;
+  }
+
+  void decide_pauses() {
+    for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
+      auto& p = parts_[pid];
+      bool ahead = !live_ && p.latest && watermark_ < *p.latest;
+      if (p.paused && !ahead) {
+        p.paused = false;
+        to_resume_.push_back(pid);
+        ++counters_.resumes;
+        --counters_.paused_partitions;
+      } else if (!p.paused && ahead && counters_.held >= config_.hold_cap()) {
+        p.paused = true;
+        to_pause_.push_back(pid);
+        ++counters_.pauses;
+        ++counters_.paused_partitions;
+      }
+    }
+  }
+
+  watermark_config config_;
+  std::vector<part> parts_;
+  timestamp watermark_ = timestamp::min();
+  bool live_ = false;
+  bool went_live_ = false;
+  bool dirty_ = false;
+  std::vector<uint32_t> to_pause_;
+  std::vector<uint32_t> to_resume_;
+  std::vector<uint32_t> idled_;
+  /// When the broker last answered (a message or an end of partition).
+  std::optional<timestamp> last_answer_;
+  watermark_counters counters_;
+};
+
+} // namespace castor

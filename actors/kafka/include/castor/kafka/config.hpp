@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Kafka settings as castor handles them: librdkafka properties (passed
+// through untouched), topic names and specs, sizes. No librdkafka types.
+
+#include "castor/failure.hpp"
+#include "castor/record.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace castor::kafka {
+
+/// librdkafka properties, passed through untouched.
+using properties = std::map<std::string, std::string>;
+
+/// Set when the caller should give up waiting (a stop during start-up).
+using cancel_flag = std::shared_ptr<const std::atomic<bool>>;
+
+/// Whether a property holds a secret (its name contains password, secret,
+/// key, token or credentials): messages and printed configurations mask it.
+bool is_secret(const std::string& key);
+
+/// Whether librdkafka accepts `key` = `value` for a client of kind `what`
+/// ("consumer", "producer"): `ec::kafka_config` naming the property, its
+/// value (masked when secret) and librdkafka's reason otherwise.
+failure check_property(const std::string& key, const std::string& value,
+                       const std::string& what);
+
+/// Whether `name` is a legal Kafka topic name: 1 to 249 characters of
+/// a-z, A-Z, 0-9, '.', '_' and '-', and neither "." nor "..".
+bool valid_topic_name(std::string_view name);
+
+/// A topic to create with its partition count.
+struct topic_spec {
+  std::string name;
+  int partitions = 1;
+};
+
+/// The most partitions a topic spec may ask for.
+inline constexpr int max_topic_partitions = 10000;
+
+/// Parses "NAME:PARTITIONS" (a legal topic name, 1 to max_topic_partitions
+/// partitions, nothing else): "words:4". `ec::invalid_config` saying what is
+/// wrong otherwise ("a:4x", "c:1:2", ":3", "a:0").
+result<topic_spec> parse_topic_spec(std::string_view text);
+
+/// librdkafka's version, e.g. "2.0.2".
+const char* librdkafka_version() noexcept;
+
+/// The size librdkafka counts a record at against `message.max.bytes`:
+/// key, value and headers plus the record's largest framing.
+size_t record_wire_size(const producer_record& r);
+
+/// The producer's `message.max.bytes` in `props` (librdkafka's default,
+/// 1000000, when unset).
+size_t max_message_bytes(const properties& props);
+
+} // namespace castor::kafka

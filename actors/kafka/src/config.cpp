@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "castor/kafka/config.hpp"
+
+#include "castor/defaults.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+namespace castor::kafka {
+
+bool is_secret(const std::string& key) {
+  for (auto word : {"password", "secret", "key", "token", "credentials"})
+    if (key.find(word) != std::string::npos)
+      return true;
+  return false;
+}
+
+bool valid_topic_name(std::string_view name) {
+  if (name.empty() || name.size() > 249 || name == "." || name == "..")
+    return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+           c == '-';
+  });
+}
+
+result<topic_spec> parse_topic_spec(std::string_view text) {
+  auto bad = [&](std::string_view why) {
+    return failure(ec::invalid_config,
+                   fmt::format("'{}' is not NAME:PARTITIONS: {}", text, why));
+  };
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos)
+    return bad("no ':PARTITIONS'");
+  auto name = text.substr(0, colon);
+  auto count = text.substr(colon + 1);
+  if (!valid_topic_name(name))
+    return bad(
+        fmt::format("'{}' is not a topic name (1-249 of a-z A-Z 0-9 . _ -)", name));
+  int partitions = 0;
+  auto [end, err] =
+      std::from_chars(count.data(), count.data() + count.size(), partitions);
+  if (count.empty() || err != std::errc{} || end != count.data() + count.size() ||
+      partitions < 1 || partitions > max_topic_partitions)
+    return bad(fmt::format("the partition count must be a number from 1 to {}",
+                           max_topic_partitions));
+  return topic_spec{std::string{name}, partitions};
+}
+
+namespace {
+
+// Bytes of a zig-zag varint (as librdkafka encodes lengths in v2 records).
+size_t varint_size(int64_t n) {
+  auto z = static_cast<uint64_t>((n << 1) ^ (n >> 63));
+  size_t bytes = 1;
+  while (z >= 0x80) {
+    z >>= 7;
+    ++bytes;
+  }
+  return bytes;
+}
+
+} // namespace
+
+size_t record_wire_size(const producer_record& r) {
+  // librdkafka's RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD: length, attributes,
+  // timestamp and offset deltas, key and value lengths, header count.
+  constexpr size_t overhead = 5 + 1 + 10 + 5 + 5 + 5 + 5;
+  size_t size = overhead + (r.key ? r.key->size() : 0) + (r.value ? r.value->size() : 0);
+  for (auto& h : r.headers) {
+    auto value = h.value ? h.value->size() : 0;
+    size += h.name.size() + value + varint_size(static_cast<int64_t>(h.name.size())) +
+            varint_size(static_cast<int64_t>(value));
+  }
+  return size;
+}
+
+size_t max_message_bytes(const properties& props) {
+  if (auto i = props.find("message.max.bytes"); i != props.end()) {
+    size_t value = 0;
+    auto [end, err] =
+        std::from_chars(i->second.data(), i->second.data() + i->second.size(), value);
+    if (err == std::errc{} && end == i->second.data() + i->second.size())
+      return value;
+  }
+  return defaults::message_max_bytes;
+}
+
+} // namespace castor::kafka

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "castor/actors.hpp"
+#include "castor/defaults.hpp"
+#include "castor/kafka/consumer_client.hpp"
+#include "castor/start_policy.hpp"
+#include "castor/wakeup.hpp"
+
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace castor {
+
+/// What the consumer reads.
+struct consumer_config {
+  struct topic {
+    std::string name;
+    /// Index of the DAG source it feeds.
+    uint32_t source = 0;
+    start_policy start;
+  };
+
+  /// librdkafka consumer properties (passed through; see pipeline_config).
+  kafka::properties properties;
+  std::vector<topic> topics;
+  /// Topics the pipeline writes (sinks' default topics, the dead-letter
+  /// topic), as (topic, what it is): checked to exist at start-up, like the
+  /// sources, so a missing one is an error naming it instead of a topic a
+  /// broker creates on the first record (or a record that fails later).
+  std::vector<std::pair<std::string, std::string>> output_topics;
+  size_t batch_size = defaults::batch_size;
+  duration startup_timeout = defaults::startup_timeout;
+  /// How often progress is committed (with a `group.id` only; zero: only
+  /// at a clean stop).
+  duration commit_interval = defaults::commit_interval;
+  bool event_driven = true;
+  /// Set (by the supervisor) when the pipeline stops: start-up gives up
+  /// between broker queries instead of resolving every partition first.
+  std::shared_ptr<std::atomic<bool>> cancel;
+  /// How long the consumer's close may wait for librdkafka (leaving a group,
+  /// requests in flight) before it destroys the client anyway.
+  duration close_timeout = defaults::close_timeout;
+
+  /// Whether the consumer commits: the properties name a consumer group.
+  bool commits() const { return properties.contains("group.id"); }
+
+  caf::error validate() const;
+};
+
+struct consumer_state {
+  static inline const char* name = "castor.consumer";
+
+  using pointer = consumer_actor::stateful_pointer<consumer_state>;
+
+  // Not an aggregate: CAF would try to build the state from the actor pointer.
+  consumer_state() = default;
+
+  ~consumer_state();
+
+  /// Resolves start offsets, assigns, and enables wake-ups.
+  caf::error start(pointer self);
+
+  /// Reads what librdkafka holds (within the credit) and sends one batch to
+  /// the orchestrator, if it has none in flight.
+  void read_and_send(pointer self);
+
+  void apply(bool pause, const std::vector<uint32_t>& pids);
+
+  /// Partition `pid` delivered offset `got` where `expected` was next: says
+  /// and counts what an offset reset skipped (gaps below what the broker
+  /// still holds are compaction or transaction markers, and normal).
+  void note_gap(uint32_t pid, int64_t expected, int64_t got);
+
+  /// Commits the positions beyond what was committed (asynchronously);
+  /// `done` (if any) is answered with the result.
+  void commit(const std::vector<int64_t>& positions,
+              std::optional<caf::typed_response_promise<ack_atom>> done);
+
+  /// Serves commit results.
+  void serve_commits();
+
+  /// A commit's result: updates `committed` and answers its promise.
+  void on_commit(const kafka::commit_result& result);
+
+  /// Sends the deferred final commit once no commit is in flight.
+  void run_deferred();
+
+  consumer_config config;
+  orchestrator_actor orchestrator;
+  /// Tells what is committable (none: no commits).
+  producer_actor producer;
+  std::unique_ptr<kafka::consumer_client> client;
+  /// Whether each partition (pid) is paused: pausing is not reading its
+  /// queue (librdkafka stops fetching when the queue holds
+  /// queued.min.messages or queued.max.messages.kbytes), so resuming wastes
+  /// nothing.
+  std::vector<bool> paused;
+  /// Where the next read starts, for fairness.
+  size_t next_partition = 0;
+  std::shared_ptr<wakeup> wake = std::make_shared<wakeup>();
+  partition_table_ptr table;
+  bool in_flight = false;
+  /// Messages the orchestrator accepts in the next batch.
+  size_t allowance = 0;
+  /// A clean stop began: read nothing more.
+  bool stopped_reading = false;
+  /// The next offset each partition should deliver (a jump is a gap: an
+  /// offset reset, compaction or transaction markers).
+  std::vector<int64_t> next_offset;
+  /// Offsets skipped per partition (pid) by resets, one entry per reset.
+  std::vector<std::pair<uint32_t, int64_t>> skips;
+
+  // -- commits --
+  bool commits = false;
+  /// The committed next offset by pid (the start offset until a commit).
+  std::vector<int64_t> committed;
+  /// Whether a commit is in flight (one at a time), and who waits for it.
+  bool committing = false;
+  std::optional<caf::typed_response_promise<ack_atom>> commit_done;
+  /// The final commit, waiting for the commit in flight.
+  struct deferred_commit {
+    std::vector<int64_t> positions;
+    caf::typed_response_promise<ack_atom> done;
+  };
+  std::optional<deferred_commit> deferred_final;
+  pipeline_stats stats;
+};
+
+/// The consumer: one librdkafka consumer for every partition of every source
+/// topic (manual assignment); sends batches to `orchestrator`, one in flight.
+/// With a consumer group, it commits what `producer` reports committable
+/// every `commit_interval` and at a clean stop (a null `producer`: never).
+consumer_actor::behavior_type consumer(consumer_state::pointer self,
+                                       consumer_config config,
+                                       orchestrator_actor orchestrator,
+                                       producer_actor producer);
+
+} // namespace castor

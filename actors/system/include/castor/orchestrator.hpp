@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "castor/actors.hpp"
+#include "castor/watermark_core.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include <memory>
+#include <optional>
+
+namespace castor {
+
+struct orchestrator_config {
+  watermark_config watermark;
+  /// Releases in flight to the executor.
+  size_t releases_in_flight = defaults::releases_in_flight;
+  /// How often idle partitions and the watermark are re-evaluated.
+  duration tick_interval = defaults::tick_interval;
+  /// How often a progress line is logged during replay (zero: never).
+  duration progress_interval = defaults::progress_interval;
+  /// Told `live_atom` on the switch to live (optional).
+  caf::actor listener;
+
+  caf::error validate() const;
+
+  /// The tick period: `tick_interval`, shortened to `progress_interval` so
+  /// progress lines come when asked for.
+  duration tick_period() const;
+};
+
+struct orchestrator_state {
+  static inline const char* name = "castor.orchestrator";
+
+  // Not an aggregate: CAF would try to build the state from the actor pointer.
+  orchestrator_state() = default;
+
+  /// The core's clock: the actor clock (virtual in deterministic tests).
+  timestamp now(orchestrator_actor::stateful_pointer<orchestrator_state> self) const;
+
+  /// After the core changed: pauses and resumes to the consumer, the live
+  /// switch, releases, and the consumer's credit.
+  void after_change(orchestrator_actor::stateful_pointer<orchestrator_state> self);
+
+  /// Logs replay progress: per topic % replayed, watermark, messages/s,
+  /// estimated time to catch up.
+  void log_progress(timestamp now);
+
+  /// Sends releases while the executor has credit.
+  void pump(orchestrator_actor::stateful_pointer<orchestrator_state> self);
+
+  orchestrator_config config;
+  executor_actor executor;
+  consumer_actor consumer;
+  partition_table_ptr table;
+  std::unique_ptr<watermark_core<consumed_message>> core;
+  size_t in_flight = 0;
+  std::optional<timestamp> last_sent_watermark;
+  std::optional<caf::typed_response_promise<uint32_t>> credit;
+  std::optional<caf::typed_response_promise<ack_atom>> drained;
+  bool draining = false;
+  uint64_t held_peak = 0;
+  timestamp last_progress{};
+  uint64_t received_at_last_progress = 0;
+  std::vector<timestamp> times;
+  /// When the replay started (for its rate).
+  timestamp started{};
+
+  /// Where each partition's replay stands, in pid order.
+  std::vector<partition_progress> progress() const;
+
+  /// Counters, with per-topic and per-partition figures.
+  pipeline_stats
+  stats(orchestrator_actor::stateful_pointer<orchestrator_state> self) const;
+};
+
+/// The watermark orchestrator: holds what is ahead of the low watermark,
+/// releases in timestamp order to `executor`, decides pauses.
+orchestrator_actor::behavior_type
+orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
+             orchestrator_config config, executor_actor executor);
+
+} // namespace castor

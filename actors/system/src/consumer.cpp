@@ -1,0 +1,365 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "castor/consumer.hpp"
+
+#include "castor/error.hpp"
+#include "castor/logger.hpp"
+
+#include <caf/actor_cast.hpp>
+#include <caf/send.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace castor {
+
+caf::error consumer_config::validate() const {
+  if (topics.empty())
+    return make_error(ec::invalid_config, "the consumer has no topics");
+  if (batch_size == 0)
+    return make_error(ec::invalid_config, "batch_size must be at least 1");
+  if (!properties.contains("bootstrap.servers"))
+    return make_error(
+        ec::invalid_config,
+        "the consumer needs bootstrap.servers (the Kafka cluster's address)");
+  return {};
+}
+
+consumer_state::~consumer_state() {
+  if (client)
+    client->close(
+        std::chrono::duration_cast<std::chrono::milliseconds>(config.close_timeout));
+}
+
+caf::error consumer_state::start(pointer self) {
+  if (auto err = config.validate())
+    return err;
+  auto made = kafka::consumer_client::make(config.properties);
+  if (!made)
+    return to_error(made.error());
+  client = std::move(*made);
+  commits = client->has_group() && producer;
+
+  // Resolve where every partition starts, in (topic, partition) order.
+  auto timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.startup_timeout);
+  auto queries = client->queries(timeout, config.cancel);
+  auto topics = config.topics;
+  std::sort(topics.begin(), topics.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+  auto result = std::make_shared<partition_table>();
+  auto now = wall_clock_now();
+  auto cancelled = [this] { return config.cancel && config.cancel->load(); };
+  auto stopped = [] {
+    return make_error(ec::stopped, "the pipeline stopped during start-up");
+  };
+  for (auto& t : topics) {
+    if (cancelled())
+      return stopped();
+    auto count = client->partition_count(t.name, timeout, config.cancel);
+    if (!count)
+      return to_error(count.error());
+    for (int32_t p = 0; p < *count; ++p) {
+      if (cancelled())
+        return stopped();
+      auto start = resolve_start(t.start, {t.name, p}, now, *queries, client->reset());
+      if (!start)
+        return to_error(start.error());
+      if (!start->out_of_range.empty()) {
+        logger()->error("consumer: {}[{}]: {}", t.name, p, start->out_of_range);
+        ++stats.offset_resets;
+        stats.skipped_offsets += static_cast<uint64_t>(start->skipped);
+        skips.emplace_back(static_cast<uint32_t>(result->partitions.size()),
+                           start->skipped);
+      }
+      result->partitions.push_back(partition_entry{t.name, p, t.source,
+                                                   start->start_offset, start->end_offset,
+                                                   std::move(start->how)});
+    }
+  }
+  for (auto& [name, what] : config.output_topics) {
+    if (cancelled())
+      return stopped();
+    auto count = client->partition_count(name, timeout, config.cancel);
+    if (!count && code_of(count.error()) == ec::unknown_topic)
+      return make_error(ec::unknown_topic,
+                        fmt::format("{} topic '{}' does not exist", what, name));
+    if (!count)
+      return to_error(count.error());
+  }
+  table = result;
+  std::vector<kafka::assignment_entry> assignment;
+  for (auto& e : table->partitions) {
+    committed.push_back(e.start_offset);
+    next_offset.push_back(e.start_offset);
+    assignment.push_back({e.topic, e.partition, e.start_offset});
+    logger()->info("consumer: starts {}[{}] at offset {} of [{}, end {}) ({})", e.topic,
+                   e.partition, e.start_offset, e.start_offset, e.end_offset, e.how);
+  }
+  paused.assign(table->partitions.size(), false);
+  std::function<void()> on_data;
+  if (config.event_driven) {
+    wake->target = caf::actor_cast<caf::weak_actor_ptr>(self);
+    on_data = wakeup::callback(wake);
+  }
+  if (auto err = client->assign(assignment, std::move(on_data)))
+    return to_error(err);
+  allowance = config.batch_size;
+  if (commits) {
+    auto& group = client->group();
+    if (config.commit_interval > duration::zero()) {
+      self->delayed_send(self, config.commit_interval, commit_atom::value);
+      logger()->info(
+          "consumer: commits progress for group '{}' every {} ms", group,
+          std::chrono::duration_cast<std::chrono::milliseconds>(config.commit_interval)
+              .count());
+    } else {
+      logger()->info("consumer: commits progress for group '{}' at a clean stop only",
+                     group);
+    }
+  }
+  self->send(orchestrator, start_atom::value, table,
+             caf::actor_cast<consumer_actor>(self));
+  return {};
+}
+
+void consumer_state::commit(const std::vector<int64_t>& positions,
+                            std::optional<caf::typed_response_promise<ack_atom>> done) {
+  if (!commits) {
+    if (done)
+      done->deliver(ack_atom::value);
+    return;
+  }
+  // One commit in flight at a time: librdkafka may retry a commit that met
+  // an outage after a newer one, and the older offsets would win. A periodic
+  // commit that finds one in flight is skipped (the next one carries its
+  // offsets); the final commit waits for it.
+  if (committing) {
+    if (done)
+      deferred_final = deferred_commit{positions, std::move(*done)};
+    return;
+  }
+  // The final commit sends every position it has, even those committed
+  // already, so that it is the last word whatever happened before.
+  bool all = done.has_value();
+  std::vector<kafka::committed_offset> offsets;
+  auto n = std::min(positions.size(), committed.size());
+  for (size_t pid = 0; pid < n; ++pid) {
+    if (positions[pid] < 0 || (!all && positions[pid] <= committed[pid]))
+      continue;
+    offsets.emplace_back(static_cast<uint32_t>(pid), positions[pid]);
+  }
+  if (offsets.empty()) {
+    if (done)
+      done->deliver(ack_atom::value);
+    return;
+  }
+  logger()->debug("consumer: commits {} partition(s)", offsets.size());
+  committing = true;
+  commit_done = std::move(done);
+  if (auto err = client->commit(offsets))
+    on_commit(kafka::commit_result{std::move(err), {}});
+}
+
+void consumer_state::serve_commits() {
+  if (!commits)
+    return;
+  for (auto& r : client->poll_commits())
+    on_commit(r);
+}
+
+void consumer_state::on_commit(const kafka::commit_result& r) {
+  committing = false;
+  auto done = std::exchange(commit_done, std::nullopt);
+  if (r.error) {
+    // Nothing is lost: the next commit sends these offsets again.
+    logger()->warn("consumer: commit failed: {}; retrying with the next commit",
+                   render(r.error));
+    if (done)
+      done->deliver(to_error(r.error));
+    run_deferred();
+    return;
+  }
+  for (auto [pid, offset] : r.committed)
+    if (pid < committed.size())
+      committed[pid] = std::max(committed[pid], offset);
+  ++stats.commits;
+  logger()->debug("consumer: committed {} partition(s)", r.committed.size());
+  if (done)
+    done->deliver(ack_atom::value);
+  run_deferred();
+}
+
+void consumer_state::run_deferred() {
+  if (!deferred_final || committing)
+    return;
+  auto final = std::move(*deferred_final);
+  deferred_final.reset();
+  commit(final.positions, std::move(final.done));
+}
+
+void consumer_state::read_and_send(pointer self) {
+  wake->reset();
+  serve_commits();
+  if (in_flight || !client || !table || stopped_reading)
+    return;
+  auto batch = std::make_shared<consumed_batch>();
+  // Error events never join the data: transient ones are logged (librdkafka
+  // retries), fatal ones stop the consumer.
+  kafka::read_errors errors;
+  client->read_cluster_errors(errors);
+  // Then the partitions that are not paused, round-robin, within the credit.
+  size_t budget = std::min(allowance, config.batch_size);
+  batch->messages.reserve(budget);
+  auto count = table->partitions.size();
+  for (size_t k = 0; k < count && budget > 0 && !errors.fatal; ++k) {
+    auto pid = static_cast<uint32_t>((next_partition + k) % count);
+    if (paused[pid])
+      continue;
+    auto first = batch->messages.size();
+    if (client->read(pid, budget, batch->messages, errors))
+      batch->end_of_partition.push_back(pid);
+    auto& expected = next_offset[pid];
+    for (auto i = first; i < batch->messages.size(); ++i) {
+      auto offset = batch->messages[i].offset();
+      if (offset != expected)
+        note_gap(pid, expected, offset);
+      expected = offset + 1;
+    }
+    budget -= batch->messages.size() - first;
+  }
+  if (count > 0)
+    next_partition = (next_partition + 1) % count;
+  if (errors.fatal) {
+    auto err = to_error(errors.fatal);
+    logger()->error("consumer: stops: {}", render(err));
+    self->quit(err);
+    return;
+  }
+  batch->broker_errors = errors.transient;
+  if (batch->messages.empty() && batch->end_of_partition.empty() &&
+      batch->broker_errors == 0)
+    return; // the queues' callbacks wake the consumer when data arrives
+  in_flight = true;
+  self->request(orchestrator, caf::infinite, std::move(batch))
+      .then(
+          [self](uint32_t allowance) {
+            self->state.allowance = std::max<uint32_t>(allowance, 1);
+            self->state.in_flight = false;
+            self->state.read_and_send(self);
+          },
+          [self](caf::error& err) { self->quit(std::move(err)); });
+}
+
+void consumer_state::note_gap(uint32_t pid, int64_t expected, int64_t got) {
+  auto& e = table->partitions[pid];
+  auto [low, high] = client->cached_watermarks(pid);
+  (void)high;
+  if (got > expected && low > expected) {
+    auto skipped = got - expected;
+    auto still_held = got > low
+                          ? fmt::format(", {} of them still on the broker", got - low)
+                          : std::string{};
+    logger()->error("consumer: {}[{}]: offsets [{}, {}) were removed from the broker "
+                    "(retention) before castor read them; librdkafka reset the position "
+                    "(auto.offset.reset = {}) and castor goes on at offset {}: {} "
+                    "offset(s) skipped{}",
+                    e.topic, e.partition, expected, low, to_string(client->reset()), got,
+                    skipped, still_held);
+    ++stats.offset_resets;
+    stats.skipped_offsets += static_cast<uint64_t>(skipped);
+    skips.emplace_back(pid, skipped);
+  } else if (got < expected) {
+    logger()->warn("consumer: {}[{}]: the position went back from offset {} to {} (the "
+                   "topic was truncated or recreated?): castor reads these offsets again",
+                   e.topic, e.partition, expected, got);
+    ++stats.offset_resets;
+  }
+  // A gap within what the broker holds is compaction or transaction markers.
+}
+
+void consumer_state::apply(bool pause, const std::vector<uint32_t>& pids) {
+  for (auto pid : pids)
+    if (pid < paused.size())
+      paused[pid] = pause;
+}
+
+consumer_actor::behavior_type consumer(consumer_state::pointer self,
+                                       consumer_config config,
+                                       orchestrator_actor orchestrator,
+                                       producer_actor producer) {
+  self->state.config = std::move(config);
+  self->state.orchestrator = std::move(orchestrator);
+  self->state.producer = std::move(producer);
+  if (auto err = self->state.start(self)) {
+    if (code_of(err) == ec::stopped)
+      logger()->info("consumer: start-up given up: the pipeline stops");
+    else
+      logger()->error("consumer: cannot start: {}", render(err));
+    self->quit(std::move(err));
+  } else {
+    self->state.read_and_send(self);
+  }
+  return {
+      [self](wake_atom) { self->state.read_and_send(self); },
+      [self](pause_atom, const std::vector<uint32_t>& pids) {
+        self->state.apply(true, pids);
+      },
+      [self](resume_atom, const std::vector<uint32_t>& pids) {
+        self->state.apply(false, pids);
+        // Resumed partitions may have data that arrived while paused.
+        self->state.read_and_send(self);
+      },
+      [self](commit_atom) {
+        auto& st = self->state;
+        if (!st.commits)
+          return;
+        self->delayed_send(self, st.config.commit_interval, commit_atom::value);
+        self->request(st.producer, std::chrono::seconds{10}, commit_atom::value)
+            .then(
+                [self](std::vector<int64_t>& positions) {
+                  self->state.commit(positions, std::nullopt);
+                },
+                [](caf::error& err) {
+                  logger()->warn("consumer: no committable offsets: {}", render(err));
+                });
+      },
+      [self](commit_atom, caf::timespan timeout) -> caf::result<ack_atom> {
+        auto& st = self->state;
+        if (!st.commits)
+          return ack_atom::value;
+        auto promise = self->make_response_promise<ack_atom>();
+        self->request(st.producer, timeout, commit_atom::value)
+            .then(
+                [self, promise](std::vector<int64_t>& positions) mutable {
+                  self->state.commit(positions, promise);
+                },
+                [promise](caf::error& err) mutable { promise.deliver(err); });
+        return promise;
+      },
+      [self](drain_atom) {
+        self->state.stopped_reading = true;
+        return ack_atom::value;
+      },
+      [self](stats_atom) {
+        auto& st = self->state;
+        auto stats = st.stats;
+        if (!st.client || !st.table)
+          return stats;
+        // The high watermarks librdkafka last saw in fetch responses (no
+        // broker round trip).
+        for (uint32_t pid = 0; pid < st.table->partitions.size(); ++pid) {
+          auto& e = st.table->partitions[pid];
+          partition_progress p;
+          p.topic = e.topic;
+          p.partition = e.partition;
+          p.high_watermark = st.client->cached_watermarks(pid).second;
+          stats.partitions.push_back(std::move(p));
+        }
+        for (auto [pid, skipped] : st.skips)
+          stats.partitions[pid].skipped += skipped;
+        return stats;
+      },
+  };
+}
+
+} // namespace castor

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: Apache-2.0
+// The consumer actor against librdkafka's mock cluster, with a mocked
+// orchestrator: starts, reads, pauses.
+
+#include "castor/consumer.hpp"
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "fixtures.hpp"
+#include "kafka_env.hpp"
+
+using namespace castor::test;
+
+namespace {
+
+struct orchestrator_log {
+  castor::partition_table_ptr table;
+  std::vector<castor::consumed_batch_ptr> batches;
+  uint32_t credit = 3;
+};
+
+castor::orchestrator_actor::behavior_type
+mock_orchestrator(castor::orchestrator_actor::pointer,
+                  std::shared_ptr<orchestrator_log> log) {
+  return {
+      [log](castor::start_atom, castor::partition_table_ptr table,
+            castor::consumer_actor) { log->table = table; },
+      [log](castor::consumed_batch_ptr batch) -> uint32_t {
+        log->batches.push_back(batch);
+        return log->credit;
+      },
+      [](castor::tick_atom) {},
+      [](castor::drain_atom) { return ack_atom::value; },
+      [](castor::stats_atom) { return castor::pipeline_stats{}; },
+  };
+}
+
+// Messages per pid, as (offset, value), and the pids that reported their end.
+struct seen_by_orchestrator {
+  std::map<uint32_t, std::vector<std::pair<int64_t, std::string>>> messages;
+  std::set<uint32_t> ends;
+  size_t largest_batch = 0;
+  size_t count = 0;
+};
+
+seen_by_orchestrator summarize(const orchestrator_log& log) {
+  seen_by_orchestrator result;
+  for (auto& b : log.batches) {
+    result.largest_batch = std::max(result.largest_batch, b->messages.size());
+    for (auto& m : b->messages) {
+      result.messages[m.pid()].emplace_back(m.offset(), std::string{*m.value()});
+      ++result.count;
+    }
+    for (auto pid : b->end_of_partition)
+      result.ends.insert(pid);
+  }
+  return result;
+}
+
+} // namespace
+
+TEST_CASE("consumer actor: resolves starts, reads every partition in offset order within "
+          "its credit, and reports ends",
+          "[actors][consumer][integration]") {
+  castor::test::kafka_env env{{{"in", 2}}};
+  std::vector<castor::test::record> input;
+  for (int i = 0; i < 10; ++i)
+    input.push_back({"in", i % 2, std::nullopt, "m" + std::to_string(i),
+                     castor::to_millis(t0) + i * 1000});
+  env.produce(input);
+  test_system ts;
+  auto log = std::make_shared<orchestrator_log>();
+  auto orch = ts.spawn(mock_orchestrator, log);
+  castor::consumer_config cfg;
+  cfg.properties = env.config().consumer;
+  cfg.topics.push_back({"in", 0, castor::start_policy::earliest()});
+  cfg.batch_size = 100;
+  cfg.event_driven = false;
+  auto cons = ts.spawn(castor::consumer, cfg, orch, castor::producer_actor{});
+  ts.run();
+  REQUIRE(log->table);
+  REQUIRE(log->table->partitions.size() == 2);
+  CHECK(log->table->partitions[0].end_offset == 5);
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  auto seen = summarize(*log);
+  while ((seen.count < 10 || seen.ends.size() < 2) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms); // librdkafka fetches on its own threads
+    caf::anon_send(cons, castor::wake_atom::value);
+    ts.run();
+    seen = summarize(*log);
+  }
+  CHECK(seen.count == 10);
+  CHECK(seen.ends == std::set<uint32_t>{0, 1});
+  CHECK(seen.largest_batch <= 100); // first batch: the initial credit
+  for (auto& [pid, ms] : seen.messages) {
+    REQUIRE(ms.size() == 5);
+    for (size_t i = 0; i < ms.size(); ++i)
+      CHECK(ms[i].first == static_cast<int64_t>(i));
+  }
+  // After the first batch the consumer sends at most its credit (3).
+  for (size_t i = 1; i < log->batches.size(); ++i)
+    CHECK(log->batches[i]->messages.size() <= 3);
+}
+
+TEST_CASE("consumer actor: a paused partition delivers nothing until resumed",
+          "[actors][consumer][integration]") {
+  castor::test::kafka_env env{{{"in", 2}}};
+  test_system ts;
+  auto log = std::make_shared<orchestrator_log>();
+  log->credit = 100;
+  auto orch = ts.spawn(mock_orchestrator, log);
+  castor::consumer_config cfg;
+  cfg.properties = env.config().consumer;
+  cfg.topics.push_back({"in", 0, castor::start_policy::earliest()});
+  cfg.event_driven = false;
+  auto cons = ts.spawn(castor::consumer, cfg, orch, castor::producer_actor{});
+  ts.run();
+  caf::anon_send(cons, castor::pause_atom::value, std::vector<uint32_t>{0});
+  ts.run();
+  env.produce({{"in", 0, std::nullopt, "p0", castor::to_millis(t0)},
+               {"in", 1, std::nullopt, "p1", castor::to_millis(t0)}});
+  auto pump = [&](std::chrono::milliseconds how_long, auto done) {
+    auto deadline = std::chrono::steady_clock::now() + how_long;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+      caf::anon_send(cons, castor::wake_atom::value);
+      ts.run();
+    }
+  };
+  pump(5000ms, [&] { return summarize(*log).messages[1].size() == 1; });
+  pump(300ms, [] { return false; });
+  auto seen = summarize(*log);
+  CHECK(seen.messages[1].size() == 1);
+  CHECK(seen.messages[0].empty());
+  caf::anon_send(cons, castor::resume_atom::value, std::vector<uint32_t>{0});
+  ts.run();
+  pump(5000ms, [&] { return summarize(*log).messages[0].size() == 1; });
+  CHECK(summarize(*log).messages[0] ==
+        std::vector<std::pair<int64_t, std::string>>{{0, "p0"}});
+}

@@ -1,0 +1,406 @@
+// SPDX-License-Identifier: Apache-2.0
+// The DAG executor on the deterministic scheduler: cycles, timers, dead
+// letters, record batches to a mocked producer.
+
+#include "castor/executor.hpp"
+#include "castor/kafka/config.hpp"
+#include "castor/pipeline.hpp"
+
+#include "fixtures.hpp"
+
+using namespace castor::test;
+
+namespace {
+
+struct release_feeder_log {
+  int acks = 0;
+  std::vector<caf::error> errors;
+};
+
+caf::behavior release_feeder(caf::event_based_actor* self, castor::executor_actor target,
+                             std::shared_ptr<release_feeder_log> log) {
+  return {
+      [=](castor::release_batch_ptr batch) {
+        self->request(target, caf::infinite, std::move(batch))
+            .then([=](ack_atom) { ++log->acks; },
+                  [=](caf::error& err) { log->errors.push_back(err); });
+      },
+  };
+}
+
+// A DAG: source "in" (strings) -> upper-cased stream -> sink "out"; plus a
+// timer that fires at t0 + 10 s and reports the time it fired at.
+struct executor_fixture : test_system {
+  std::shared_ptr<producer_log> plog = std::make_shared<producer_log>();
+  std::shared_ptr<release_feeder_log> flog = std::make_shared<release_feeder_log>();
+  std::shared_ptr<std::vector<timestamp>> cycle_times =
+      std::make_shared<std::vector<timestamp>>();
+  castor::executor_actor exec;
+  castor::producer_actor prod;
+  caf::actor feed;
+
+  /// `every_second`: the timer fires every second of cycle time (set again
+  /// from each cycle), instead of once at t0 + 10 s.
+  explicit executor_fixture(castor::executor_config config = {},
+                            bool every_second = false) {
+    auto graph = std::make_unique<castor::dag>();
+    auto in = graph->source_stream<std::vector<std::string>>("in");
+    auto upper = graph
+                     ->stream([](const std::vector<std::string>& words) {
+                       auto out = words;
+                       for (auto& w : out)
+                         for (auto& c : w)
+                           c = static_cast<char>(std::toupper(c));
+                       for (auto& w : out)
+                         if (w == "BOOM")
+                           throw std::runtime_error("boom");
+                       return out;
+                     })
+                     .named("upper")
+                     .map(in);
+    auto tm = graph->timer_manager();
+    auto times = cycle_times;
+    auto ticks =
+        graph
+            ->stream([times, every_second](const castor::timer& t, const timestamp& now,
+                                           const std::vector<std::string>& words) {
+              times->push_back(now);
+              if (every_second && !t.next())
+                t.set(now + 1s);
+              else if (!every_second && !t.next() && !t.fired())
+                t.set(t0 + 10s);
+              std::vector<std::string> out;
+              if (t.fired())
+                out.push_back("timer@" + std::to_string(castor::to_millis(now)));
+              (void)words;
+              return out;
+            })
+            .map(tm, graph->now(), in);
+    auto out = graph->sink("out", upper);
+    auto fired = graph->sink("fired", ticks);
+    auto def = std::make_shared<castor::pipeline_definition>(std::move(graph));
+    def->source(in, "in", castor::serde::strings(), castor::start_policy::earliest());
+    def->sink(out, castor::serde::strings_out(), "out-topic");
+    def->sink(fired, castor::serde::strings_out(), "timer-topic");
+    prod = spawn(mock_producer, plog);
+    exec = spawn(castor::executor, def, prod, config);
+    feed = spawn(release_feeder, exec, flog);
+    caf::anon_send(exec, castor::start_atom::value, table_of({{"in", 100}}));
+    run();
+  }
+
+  void release(std::vector<std::pair<int64_t, std::optional<std::string>>> ms,
+               timestamp watermark, bool live = false) {
+    auto batch = std::make_shared<castor::release_batch>();
+    for (auto& [offset, text] : ms) {
+      auto ts = t0 + std::chrono::seconds{offset};
+      batch->messages.push_back(
+          consumed_message::make(0, offset, ts, std::nullopt, text));
+      batch->messages.back().order_time = ts;
+    }
+    batch->watermark = watermark;
+    batch->live = live;
+    caf::anon_send(feed, std::move(batch));
+    run();
+  }
+
+  std::vector<std::string> produced(const std::string& topic) const {
+    std::vector<std::string> result;
+    for (auto& b : plog->batches)
+      for (auto& r : b->records)
+        if (r.topic == topic)
+          result.push_back(r.value.value_or("<null>"));
+    return result;
+  }
+
+  /// The records of `topic`, whole.
+  std::vector<castor::producer_record> records(const std::string& topic) const {
+    std::vector<castor::producer_record> result;
+    for (auto& b : plog->batches)
+      for (auto& r : b->records)
+        if (r.topic == topic)
+          result.push_back(r);
+    return result;
+  }
+};
+
+std::optional<std::string> header_value(const castor::producer_record& r,
+                                        std::string_view name) {
+  for (auto& h : r.headers)
+    if (h.name == name)
+      return h.value;
+  return std::nullopt;
+}
+
+} // namespace
+
+TEST_CASE("executor actor: dead letters leave in offset order, whatever stage rejected "
+          "them",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.dead_letter_topic = "dlq";
+  cfg.on_deserialize_error = castor::error_policy::dead_letter;
+  cfg.on_node_error = castor::error_policy::dead_letter;
+  executor_fixture fx{cfg};
+  // Offset 3 is rejected by the deserializer (a null value); then the node
+  // fails on offset 5, which dead-letters the rest of the cycle (1, 2, 4, 5).
+  fx.release({{1, "a"}, {2, "b"}, {3, std::nullopt}, {4, "c"}, {5, "boom"}}, t0 + 5s);
+  auto dead = fx.records("dlq");
+  REQUIRE(dead.size() == 5);
+  std::vector<std::string> offsets;
+  for (auto& r : dead)
+    offsets.push_back(header_value(r, "castor.dlq.offset").value_or("?"));
+  CHECK(offsets == std::vector<std::string>{"1", "2", "3", "4", "5"});
+  CHECK(header_value(dead[2], "castor.dlq.stage") == "deserialize:in");
+  CHECK(header_value(dead[0], "castor.dlq.stage") == "node:upper");
+}
+
+TEST_CASE("executor actor: a release's records go to the producer in batches, with at "
+          "most two unanswered",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.records_per_batch = 10;
+  executor_fixture fx{cfg, true};
+  fx.plog->hold = true;
+  fx.release({{0, "a"}}, t0);
+  caf::anon_send(fx.prod, castor::retry_atom::value);
+  fx.run();
+  fx.plog->batches.clear();
+  // 100 seconds: 100 timer cycles of one record each.
+  fx.release({{100, "b"}}, t0 + 100s);
+  CHECK(fx.plog->batches.size() == 2);
+  CHECK(fx.plog->batches[0]->records.size() == 10);
+  CHECK(fx.flog->acks == 1); // the first release only
+  for (int round = 0; round < 10 && fx.flog->acks < 2; ++round) {
+    caf::anon_send(fx.prod, castor::retry_atom::value);
+    fx.run();
+  }
+  CHECK(fx.flog->acks == 2);
+  CHECK(fx.produced("timer-topic").size() == 100);
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"B"});
+  // Each batch but the last reports the positions of its cycles only: the
+  // message at offset 100 is in the last one.
+  CHECK(fx.plog->batches.front()->positions.empty());
+  CHECK(fx.plog->batches.back()->positions ==
+        std::vector<castor::partition_position>{{0, 101}});
+}
+
+TEST_CASE("executor actor: timers catching up over a gap without input stop after "
+          "timer_catch_up cycles and fire once at the next input",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.timer_catch_up = 5;
+  executor_fixture fx{cfg, true};
+  fx.release({{0, "a"}}, t0);
+  fx.cycle_times->clear();
+  // A gap of a day: without a bound, 86,400 timer cycles.
+  fx.release({{86400, "b"}}, t0 + 86400s);
+  auto fired = fx.produced("timer-topic");
+  // Seconds 1-5, then one at the next input.
+  REQUIRE(fired.size() == 6);
+  CHECK(fired.back() == "timer@" + std::to_string(castor::to_millis(t0 + 86400s)));
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B"});
+}
+
+TEST_CASE("executor actor: a record too large for the producer stops it naming the sink "
+          "and its sizes",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.max_message_bytes = 100;
+  executor_fixture fx{cfg};
+  fx.release({{1, std::string(200, 'x')}}, t0 + 1s);
+  REQUIRE(fx.flog->errors.size() == 1);
+  CHECK(castor::code_of(fx.flog->errors[0]) == castor::ec::serialize_failed);
+  CHECK_THAT(castor::render(fx.flog->errors[0]),
+             Catch::Contains("sink 'out' made a record of 236 bytes for topic "
+                             "'out-topic'") &&
+                 Catch::Contains("message.max.bytes is 100"));
+}
+
+TEST_CASE("executor actor: with dead_letter, a record too large is dead-lettered cut to "
+          "fit, and so is a dead letter too large",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.max_message_bytes = 600;
+  cfg.dead_letter_topic = "dlq";
+  cfg.on_node_error = castor::error_policy::dead_letter;
+  cfg.on_deserialize_error = castor::error_policy::dead_letter;
+  executor_fixture fx{cfg};
+  fx.release({{1, std::string(1000, 'x')}, {2, "fine"}}, t0 + 2s);
+  CHECK(fx.flog->errors.empty());
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"FINE"});
+  auto dead = fx.records("dlq");
+  REQUIRE(dead.size() == 1);
+  CHECK(castor::kafka::record_wire_size(dead[0]) <= 600);
+  CHECK(header_value(dead[0], "castor.dlq.stage") == "produce:out");
+  CHECK(header_value(dead[0], "castor.dlq.topic") == "out-topic");
+  CHECK(header_value(dead[0], "castor.dlq.truncated").has_value());
+  CHECK_THAT(*header_value(dead[0], "castor.dlq.error"),
+             Catch::Contains("record of 1036 bytes"));
+  CHECK(dead[0].value->find_first_not_of('X') == std::string::npos);
+  CHECK(dead[0].value->size() < 600);
+}
+
+TEST_CASE("executor actor: runs a cycle at the watermark and produces the updated sinks",
+          "[actors][executor]") {
+  executor_fixture fx;
+  fx.release({{1, "hello"}, {2, "world"}}, t0 + 2s);
+  CHECK(fx.flog->acks == 1);
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"HELLO", "WORLD"});
+  CHECK(fx.cycle_times->back() == t0 + 2s);
+}
+
+TEST_CASE("executor actor: answers a release only once the producer took its records",
+          "[actors][executor]") {
+  executor_fixture fx;
+  fx.plog->hold = true;
+  fx.release({{1, "a"}}, t0 + 1s);
+  CHECK(fx.flog->acks == 0);
+  caf::anon_send(fx.prod, castor::retry_atom::value);
+  fx.run();
+  CHECK(fx.flog->acks == 1);
+}
+
+TEST_CASE(
+    "executor actor: in replay, a timer fires in a cycle of its own at its time, with "
+    "the messages up to it",
+    "[actors][executor]") {
+  executor_fixture fx;
+  fx.release({{1, "a"}}, t0 + 1s); // sets the timer for t0 + 10 s
+  fx.cycle_times->clear();
+  fx.release({{5, "b"}, {15, "c"}}, t0 + 20s);
+  CHECK(*fx.cycle_times == std::vector<timestamp>{t0 + 10s, t0 + 20s});
+  CHECK(fx.produced("timer-topic") ==
+        std::vector<std::string>{"timer@" + std::to_string(castor::to_millis(t0 + 10s))});
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B", "C"});
+}
+
+TEST_CASE("executor actor: an empty release moves replay time and fires due timers",
+          "[actors][executor]") {
+  executor_fixture fx;
+  fx.release({{1, "a"}}, t0 + 1s);
+  fx.release({}, t0 + 30s);
+  CHECK(fx.produced("timer-topic").size() == 1);
+  CHECK(fx.flog->acks == 2);
+}
+
+TEST_CASE("executor actor: live cycles run at the wall clock", "[actors][executor]") {
+  executor_fixture fx;
+  fx.release({{1, "a"}}, t0 + 1s);   // sets the DAG's timer for t0 + 10 s
+  fx.release({{20, "b"}}, t0 + 20s); // fires it
+  auto before = castor::wall_clock_now();
+  fx.release({{21, "c"}}, t0 + 21s, true);
+  REQUIRE_FALSE(fx.cycle_times->empty());
+  CHECK(fx.cycle_times->back() >= before);
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B", "C"});
+}
+
+TEST_CASE("executor actor: a rejected message stops it with an error naming topic, "
+          "partition and offset",
+          "[actors][executor]") {
+  executor_fixture fx;
+  auto batch = std::make_shared<castor::release_batch>();
+  batch->messages.push_back(consumed_message::make(0, 7, t0, std::nullopt, std::nullopt));
+  batch->watermark = t0;
+  caf::anon_send(fx.feed, batch);
+  fx.run();
+  REQUIRE(fx.flog->errors.size() == 1);
+  CHECK(castor::code_of(fx.flog->errors[0]) == castor::ec::deserialize_failed);
+  CHECK_THAT(castor::render(fx.flog->errors[0]), Catch::Contains("in[0] offset 7"));
+}
+
+TEST_CASE("executor actor: a node that throws stops it with an error naming the node",
+          "[actors][executor]") {
+  executor_fixture fx;
+  fx.release({{1, "boom"}}, t0 + 1s);
+  REQUIRE(fx.flog->errors.size() == 1);
+  CHECK(castor::code_of(fx.flog->errors[0]) == castor::ec::node_failed);
+  CHECK_THAT(castor::render(fx.flog->errors[0]), Catch::Contains("node 'upper'"));
+  CHECK(fx.produced("out-topic").empty());
+}
+
+TEST_CASE("executor actor: every release tells the producer the positions it reached, "
+          "even one that made no record",
+          "[actors][executor][commits]") {
+  executor_fixture fx;
+  fx.release({{1, "a"}, {2, "b"}}, t0 + 2s);
+  // An empty string makes no record but its offset must still be committed.
+  fx.release({{3, ""}}, t0 + 3s);
+  REQUIRE(fx.plog->batches.size() == 2);
+  using positions = std::vector<castor::partition_position>;
+  CHECK(fx.plog->batches[0]->positions == positions{{0, 3}});
+  CHECK(fx.plog->batches[1]->positions == positions{{0, 4}});
+  CHECK(fx.flog->acks == 2);
+}
+
+TEST_CASE("executor actor: with dead_letter, a node that throws dead-letters the "
+          "cycle's input and answers the release",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.dead_letter_topic = "dlq";
+  cfg.on_node_error = castor::error_policy::dead_letter;
+  executor_fixture fx{cfg};
+  fx.release({{1, "ok"}}, t0 + 1s);
+  fx.release({{2, "x"}, {3, "boom"}}, t0 + 3s);
+  fx.release({{4, "fine"}}, t0 + 4s);
+  CHECK(fx.flog->errors.empty());
+  CHECK(fx.flog->acks == 3);
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"OK", "FINE"});
+  CHECK(fx.produced("dlq") == std::vector<std::string>{"x", "boom"});
+  auto& dead = fx.plog->batches[1]->records.back();
+  CHECK(dead.headers.back() == castor::header{"castor.dlq.stage", "node:upper"});
+}
+
+TEST_CASE("executor actor: a rejected message without a timestamp is dead-lettered "
+          "with a null castor.dlq.timestamp, and the others of its cycle go on",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.dead_letter_topic = "dlq";
+  cfg.on_deserialize_error = castor::error_policy::dead_letter;
+  executor_fixture fx{cfg};
+  auto batch = std::make_shared<castor::release_batch>();
+  batch->messages.push_back(consumed_message::make(0, 7, t0, std::nullopt, "a"));
+  batch->messages.push_back(
+      consumed_message::make(0, 8, std::nullopt, "k", std::nullopt)); // a tombstone
+  batch->messages.push_back(consumed_message::make(0, 9, t0, std::nullopt, "b"));
+  for (auto& m : batch->messages)
+    m.order_time = t0;
+  batch->watermark = t0;
+  caf::anon_send(fx.feed, batch);
+  fx.run();
+  CHECK(fx.flog->errors.empty());
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B"});
+  REQUIRE(fx.plog->batches.size() == 1);
+  auto& records = fx.plog->batches[0]->records;
+  auto dead = std::find_if(records.begin(), records.end(),
+                           [](auto& r) { return r.topic == "dlq"; });
+  REQUIRE(dead != records.end());
+  CHECK(dead->key == "k");
+  CHECK_FALSE(dead->value.has_value());
+  CHECK_FALSE(dead->time.has_value());
+  auto header = [&](const std::string& name) {
+    return std::find_if(dead->headers.begin(), dead->headers.end(),
+                        [&](auto& h) { return h.name == name; });
+  };
+  REQUIRE(header("castor.dlq.timestamp") != dead->headers.end());
+  CHECK_FALSE(header("castor.dlq.timestamp")->value.has_value());
+  CHECK(header("castor.dlq.offset")->value == "8");
+  CHECK(header("castor.dlq.stage")->value == "deserialize:in");
+  CHECK(fx.plog->batches[0]->positions ==
+        std::vector<castor::partition_position>{{0, 10}});
+}
+
+TEST_CASE(
+    "executor actor: when live, a timer due before a message fires first, at its time",
+    "[actors][executor]") {
+  executor_fixture fx;
+  // History released after the switch to live: the first cycle runs at the
+  // first message's time and the timer (t0 + 10 s) still fires at t0 + 10 s.
+  fx.release({{1, "a"}, {15, "b"}}, t0 + 15s, true);
+  REQUIRE(fx.cycle_times->size() >= 3);
+  CHECK((*fx.cycle_times)[0] == t0 + 1s);
+  CHECK((*fx.cycle_times)[1] == t0 + 10s);
+  CHECK(fx.produced("timer-topic") ==
+        std::vector<std::string>{"timer@" + std::to_string(castor::to_millis(t0 + 10s))});
+  CHECK(fx.cycle_times->back() >= castor::wall_clock_now() - 60s);
+}

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: Apache-2.0
+// The Kafka seam's pure parts: topic names and specs, record sizes.
+
+#include "castor/kafka/config.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+TEST_CASE("topic specs are NAME:PARTITIONS and nothing else", "[kafka]") {
+  auto ok = castor::kafka::parse_topic_spec("words.v2_x-y:4");
+  REQUIRE(ok);
+  CHECK(ok->name == "words.v2_x-y");
+  CHECK(ok->partitions == 4);
+  // "a:4x" used to be read as 4 partitions and "c:1:2" as topic "c:1".
+  for (auto text : {"a:4x", "c:1:2", ":3", "a:0", "a:-1", "a", "a:", "a b:1", "..:1",
+                    "a:10001", "a:99999999999"}) {
+    auto spec = castor::kafka::parse_topic_spec(text);
+    CHECK_FALSE(spec);
+    if (!spec)
+      CHECK_THAT(castor::render(spec.error()), Catch::Contains(text));
+  }
+  CHECK(castor::kafka::valid_topic_name(std::string(249, 'a')));
+  CHECK_FALSE(castor::kafka::valid_topic_name(std::string(250, 'a')));
+}
+
+TEST_CASE("record sizes are counted as librdkafka counts them against message.max.bytes",
+          "[kafka]") {
+  castor::producer_record r;
+  CHECK(castor::kafka::record_wire_size(r) == 36); // the framing alone
+  r.key = std::string(10, 'k');
+  r.value = std::string(100, 'v');
+  CHECK(castor::kafka::record_wire_size(r) == 146);
+  // A header costs its name and value and their varint lengths.
+  r.headers.push_back({"castor.topic", std::string{"in"}});
+  CHECK(castor::kafka::record_wire_size(r) == 146 + 12 + 2 + 1 + 1);
+  r.headers.push_back({"null", std::nullopt});
+  CHECK(castor::kafka::record_wire_size(r) == 146 + 16 + 4 + 1 + 1);
+  CHECK(castor::kafka::max_message_bytes({}) == 1'000'000);
+  CHECK(castor::kafka::max_message_bytes({{"message.max.bytes", "2000"}}) == 2000);
+}
