@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Delivery guarantees and failure handling against librdkafka's mock
-// cluster (issue 5): commits, restarts from them, dead letters, error
+// cluster: commits, restarts from them, dead letters, error
 // policies, broker faults, awkward input.
 
 #include "castor/dags/builtin.hpp"

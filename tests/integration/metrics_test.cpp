@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Metrics (issue 7): the Prometheus endpoint scraped over HTTP while a
+// Metrics: the Prometheus endpoint scraped over HTTP while a
 // pipeline runs against librdkafka's mock cluster, checked against what was
 // sent; the same figures from an in-process stats request.
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The whole pipeline against librdkafka's mock cluster (semantics.md §2-§5).
+// The whole pipeline against librdkafka's mock cluster (docs/pipeline.md).
 
 #include "castor/dags/builtin.hpp"
 #include "castor/logger.hpp"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Start policies and their resolution into offsets (semantics.md §2), through
+// Start policies and their resolution into offsets (docs/pipeline.md), through
 // a fake of the broker queries.
 
 #include "castor/start_policy.hpp"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The watermark orchestrator's core (semantics.md §3), without CAF or Kafka.
+// The watermark orchestrator's core (docs/pipeline.md), without CAF or Kafka.
 
 #include "castor/watermark_core.hpp"
 

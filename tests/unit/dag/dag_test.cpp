@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Behaviour of the DAG engine (semantics.md §1).
+// Behaviour of the DAG engine (docs/dag.md).
 
 #include "castor/dag.hpp"
 

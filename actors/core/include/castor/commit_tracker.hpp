@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-// At-least-once bookkeeping (issue 5): which offsets may be committed. A
+// At-least-once bookkeeping (docs/pipeline.md): which offsets may be committed. A
 // pure class, no CAF or librdkafka in it; the producer actor owns one.
 
 #include <cstddef>

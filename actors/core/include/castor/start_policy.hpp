@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-// Where replay starts (semantics.md §2): start policies and their resolution
+// Where replay starts (docs/pipeline.md): start policies and their resolution
 // into offsets, behind a seam (`partition_queries`) that librdkafka
 // implements in production and tests fake.
 

@@ -2,7 +2,7 @@
 #pragma once
 
 // castor's reactive DAG: a single-threaded incremental graph of sources,
-// streams, state and sinks. See docs/dag.md and semantics.md §1.
+// streams, state and sinks. See docs/dag.md.
 
 #include "castor/dag_traits.hpp"
 #include "castor/detail/dag_nodes.hpp"

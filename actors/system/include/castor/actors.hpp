@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-// The typed interfaces of castor's actors (semantics.md §5):
+// The typed interfaces of castor's actors (docs/architecture.md):
 //
 //   consumer ──batches──▶ orchestrator ──releases──▶ executor ──records──▶ producer
 //       ▲                     │ pause / resume            ▲                  │

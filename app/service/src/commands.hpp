@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The pieces of castor's command line: exit codes, the signal watcher, and
+// the commands (run, check, broker). service_main (castor/service.hpp) puts
+// them together.
+
+#include "castor/error.hpp"
+#include "castor/kafka/config.hpp"
+#include "castor/testing/mock_cluster.hpp"
+
+#include <caf/expected.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace castor::service {
+
+/// Exit codes (documented in README.md and docs/operations.md).
+enum exit_code : int {
+  exit_ok = 0,
+  exit_unexpected = 1,
+  exit_config = 2,
+  exit_broker = 3,
+  exit_kafka = 4,
+  exit_data = 5,
+};
+
+inline int exit_code_of(const caf::error& err) {
+  using castor::ec;
+  switch (castor::code_of(err)) {
+  case ec::none:
+    return err ? exit_unexpected : exit_ok;
+  case ec::invalid_config:
+  case ec::kafka_config:
+  case ec::invalid_time_zone:
+    return exit_config;
+  case ec::broker_unreachable:
+  case ec::broker_timeout:
+  case ec::unknown_topic:
+  case ec::no_partitions:
+    return exit_broker;
+  case ec::kafka_error:
+  case ec::fatal_kafka_error:
+  case ec::produce_failed:
+  case ec::offset_out_of_range:
+    return exit_kafka;
+  case ec::deserialize_failed:
+  case ec::node_failed:
+  case ec::serialize_failed:
+    return exit_data;
+  case ec::stopped:
+    return exit_unexpected;
+  }
+  return exit_unexpected;
+}
+
+/// Prints `err` on stderr and returns its exit code.
+int fail(const caf::error& err);
+
+/// SIGINT and SIGTERM are blocked in every thread (service_main blocks them
+/// before any other thread exists) and taken by one watcher thread, which
+/// runs from the first instant: a signal during start-up stops castor too.
+/// The first signal asks for an ordered stop; a second one exits at once
+/// (nothing is committed past what was delivered, so nothing is lost).
+class signal_watcher {
+public:
+  /// SIGINT and SIGTERM.
+  static sigset_t stop_signals();
+
+  /// Blocks the stop signals (and the watcher's own wake-up signal) in the
+  /// calling thread: call it before any other thread exists.
+  static void block_signals();
+
+  signal_watcher();
+  ~signal_watcher();
+
+  signal_watcher(const signal_watcher&) = delete;
+  signal_watcher& operator=(const signal_watcher&) = delete;
+
+  /// Whether a stop signal arrived.
+  bool requested() const noexcept { return requested_; }
+
+  /// Runs `on_stop` on the first signal (at once if one came already);
+  /// replaces the previous callback.
+  void on_stop(std::function<void()> on_stop);
+
+private:
+  void watch();
+
+  std::atomic<bool> done_{false};
+  std::atomic<bool> requested_{false};
+  std::mutex mutex_;
+  std::function<void()> on_stop_;
+  std::thread thread_;
+};
+
+/// Writes the bootstrap address to `path` (nothing for an empty path).
+bool write_addr_file(const std::string& path, const std::string& bootstrap);
+
+/// A development broker (librdkafka's mock cluster) with these topics.
+caf::expected<std::unique_ptr<testing::mock_cluster>>
+start_broker(const std::vector<kafka::topic_spec>& topics);
+
+/// `castor run`: runs the configured pipeline until a signal.
+int run(signal_watcher& signals, const std::string& path, const std::string& log_level,
+        const std::string& addr_file);
+
+/// `castor check`: validates a configuration and prints it.
+int check(const std::string& path);
+
+/// Fault injection for soak tests: every `every`, the broker is down for
+/// `down` (connections closed and refused), and `errors` retriable errors
+/// are pushed on fetch and on produce requests.
+struct fault_plan {
+  duration every{0};
+  duration down{0};
+  int errors = 0;
+  /// Every request takes this much longer (a slow link; 0: none).
+  duration rtt{0};
+};
+
+/// `castor broker`: a development broker until a signal.
+int broker(signal_watcher& signals, const std::vector<std::string>& topics,
+           const std::string& addr_file, const fault_plan& faults);
+
+} // namespace castor::service

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: Apache-2.0
+// `castor run` and `castor check`.
+
+#include "castor/dags/builtin.hpp"
+#include "castor/logger.hpp"
+#include "castor/metrics_endpoint.hpp"
+#include "castor/pipeline.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/send.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "commands.hpp"
+#include "service_config.hpp"
+
+namespace castor::service {
+
+bool write_addr_file(const std::string& path, const std::string& bootstrap) {
+  if (path.empty())
+    return true;
+  std::ofstream out{path + ".tmp"};
+  out << bootstrap << '\n';
+  out.close();
+  return out && std::rename((path + ".tmp").c_str(), path.c_str()) == 0;
+}
+
+caf::expected<std::unique_ptr<testing::mock_cluster>>
+start_broker(const std::vector<kafka::topic_spec>& topics) {
+  auto cluster = castor::testing::mock_cluster::start();
+  if (!cluster)
+    return castor::to_error(cluster.error());
+  for (auto& t : topics)
+    if (auto err = (*cluster)->create_topic(t.name, t.partitions))
+      return castor::to_error(err);
+  return std::move(*cluster);
+}
+
+// A stop signal during start-up: exit 0 without starting anything more.
+int stopped_during_startup() {
+  castor::logger()->info("castor: stopped during start-up");
+  return exit_ok;
+}
+
+int run(signal_watcher& signals, const std::string& path, const std::string& log_level,
+        const std::string& addr_file) {
+  auto cfg = load(path);
+  if (!cfg)
+    return fail(cfg.error());
+  spdlog::set_level(
+      spdlog::level::from_str(log_level.empty() ? cfg->log_level : log_level));
+  castor::logger()->set_level(spdlog::get_level());
+  std::unique_ptr<testing::mock_cluster> cluster;
+  // The embedded broker's destructor waits up to a second for its threads:
+  // at exit the process lets the system reclaim it instead.
+  auto leave_cluster = [&] { (void)cluster.release(); };
+  std::string bootstrap = cfg->bootstrap_servers;
+  if (cfg->embedded()) {
+    auto started = start_broker(cfg->embedded_topics);
+    if (!started)
+      return fail(started.error());
+    cluster = std::move(*started);
+    cluster->watch_retention(cfg->embedded_topics);
+    bootstrap = cluster->bootstrap_servers();
+    castor::logger()->info("castor: embedded broker (in memory, for development) at {}",
+                           bootstrap);
+  }
+  if (!write_addr_file(addr_file, bootstrap))
+    return fail(castor::make_error(castor::ec::invalid_config,
+                                   "cannot write the address file " + addr_file));
+  if (signals.requested())
+    return stopped_during_startup();
+  auto def = castor::dags::make(cfg->dag, cfg->sources, cfg->sinks);
+  if (!def)
+    return fail(def.error());
+  caf::actor_system_config sys_cfg;
+  castor::add_message_types(sys_cfg);
+  caf::error result;
+  {
+    caf::actor_system sys{sys_cfg};
+    castor::logger()->info("castor: runs dag '{}' ({} source(s), {} sink(s)) on {}",
+                           cfg->dag, cfg->sources.size(), cfg->sinks.size(), bootstrap);
+    auto pipeline = castor::spawn_pipeline(sys, *def, cfg->to_pipeline_config(bootstrap));
+    signals.on_stop([pipeline] { caf::anon_send(pipeline, castor::stop_atom::value); });
+    std::unique_ptr<castor::metrics_endpoint> metrics;
+    if (!cfg->metrics_listen.empty()) {
+      auto started = castor::metrics_endpoint::start(sys, pipeline, cfg->metrics_listen);
+      if (!started) {
+        caf::anon_send(pipeline, castor::stop_atom::value);
+        castor::wait_for(sys, pipeline);
+        signals.on_stop({});
+        leave_cluster();
+        return fail(started.error());
+      }
+      metrics = std::move(*started);
+    }
+    result = castor::wait_for(sys, pipeline);
+    signals.on_stop({});
+  }
+  leave_cluster();
+  if (result)
+    return fail(result);
+  return exit_ok;
+}
+
+int check(const std::string& path) {
+  auto cfg = load(path);
+  if (!cfg)
+    return fail(cfg.error());
+  std::cout << "# " << path << ": valid; effective configuration (secrets masked):\n\n"
+            << to_toml(*cfg);
+  return exit_ok;
+}
+
+} // namespace castor::service
