@@ -7,6 +7,8 @@
 #include "castor/error.hpp"
 #include "castor/supervisor.hpp"
 
+#include <caf/binary_deserializer.hpp>
+#include <caf/binary_serializer.hpp>
 #include <caf/system_messages.hpp>
 
 #include "fixtures.hpp"
@@ -259,4 +261,42 @@ TEST_CASE("supervisor: stats merge every component's figures", "[actors][supervi
   fx.run();
   CHECK(out->consumed == 10);
   CHECK(out->produced == 7);
+}
+
+TEST_CASE("pipeline_stats: every figure survives CAF's serialization (inspect lists it)",
+          "[actors][protocol]") {
+  castor::pipeline_stats s;
+  s.consumed = 1;
+  s.late = 2;
+  s.idled = 3;
+  s.bad_timestamps = 4;
+  s.offset_resets = 5;
+  s.skipped_offsets = 6;
+  s.timer_skips = 7;
+  s.oversized = 8;
+  s.lag_seconds = 9.5;
+  s.commits = 10;
+  s.partitions.push_back({});
+  s.partitions.back().skipped = 11;
+  caf::actor_system_config cfg;
+  castor::add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  std::vector<char> buf;
+  caf::binary_serializer sink{sys, buf};
+  REQUIRE_FALSE(sink(s));
+  castor::pipeline_stats back;
+  caf::binary_deserializer source{sys, buf};
+  REQUIRE_FALSE(source(back));
+  CHECK(back.consumed == 1);
+  CHECK(back.late == 2);
+  CHECK(back.idled == 3);
+  CHECK(back.bad_timestamps == 4);
+  CHECK(back.offset_resets == 5);
+  CHECK(back.skipped_offsets == 6);
+  CHECK(back.timer_skips == 7);
+  CHECK(back.oversized == 8);
+  CHECK(back.lag_seconds == 9.5);
+  CHECK(back.commits == 10);
+  REQUIRE(back.partitions.size() == 1);
+  CHECK(back.partitions[0].skipped == 11);
 }

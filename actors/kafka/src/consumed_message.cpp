@@ -98,7 +98,7 @@ void consumed_message::release() noexcept {
 std::optional<castor::timestamp> consumed_message::time() const noexcept {
   // -1 is Kafka's "no timestamp"; every other value is a time, those before
   // 1970 included.
-  if (time_type_ == timestamp_type::none || time_ms_ == -1)
+  if (time_type_ == timestamp_type::none || !valid_timestamp_ms(time_ms_))
     return std::nullopt;
   return from_millis(time_ms_);
 }

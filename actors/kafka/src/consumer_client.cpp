@@ -258,10 +258,10 @@ const std::string& consumer_client::group() const noexcept {
   return impl_->group;
 }
 
-result<int32_t> consumer_client::partition_count(const std::string& topic,
-                                                 std::chrono::milliseconds timeout,
-                                                 const cancel_flag& cancel) {
-  return kafka::partition_count(impl_->client.get(), topic, timeout, cancel);
+result<std::vector<int32_t>>
+consumer_client::partitions(const std::string& topic, std::chrono::milliseconds timeout,
+                            const cancel_flag& cancel) {
+  return kafka::partition_leaders(impl_->client.get(), topic, timeout, cancel);
 }
 
 std::unique_ptr<partition_queries>
@@ -411,8 +411,13 @@ result<int64_t> broker_queries::offset_for_time(const topic_partition& tp, times
   auto* elem =
       rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
   elem->offset = to_millis(t);
-  auto err =
-      rd_kafka_offsets_for_times(rk_, list.get(), static_cast<int>(timeout_.count()));
+  auto err = detail::in_slices(timeout_, cancel_, [&](int ms) {
+    elem->offset = to_millis(t);
+    return rd_kafka_offsets_for_times(rk_, list.get(), ms);
+  });
+  if (err == RD_KAFKA_RESP_ERR__DESTROY)
+    return detail::cancelled(
+        fmt::format("looking up time {} in {}", to_string(t), to_string(tp)));
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
     err = elem->err;
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -430,7 +435,11 @@ result<std::optional<int64_t>> broker_queries::committed(const topic_partition& 
   partition_list_ptr list{rd_kafka_topic_partition_list_new(1)};
   auto* elem =
       rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
-  auto err = rd_kafka_committed(rk_, list.get(), static_cast<int>(timeout_.count()));
+  auto err = detail::in_slices(
+      timeout_, cancel_, [&](int ms) { return rd_kafka_committed(rk_, list.get(), ms); });
+  if (err == RD_KAFKA_RESP_ERR__DESTROY)
+    return detail::cancelled(
+        fmt::format("asking for the committed offset of {}", to_string(tp)));
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
     err = elem->err;
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -471,8 +480,16 @@ result<std::optional<timestamp>> broker_queries::timestamp_at(const topic_partit
                                   to_string(tp), offset, timeout_.count()));
       break;
     }
+    if (cancel_ && cancel_->load()) {
+      error = detail::cancelled(
+          fmt::format("reading {} at offset {}", to_string(tp), offset));
+      break;
+    }
+    // A short wait at a time: a stop is seen within it (rd_kafka_consume
+    // keeps fetching across calls).
+    auto wait = std::min(left, std::chrono::milliseconds{200});
     message_ptr msg{
-        rd_kafka_consume(rkt.get(), tp.partition, static_cast<int>(left.count()))};
+        rd_kafka_consume(rkt.get(), tp.partition, static_cast<int>(wait.count()))};
     if (!msg)
       continue;
     if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -484,7 +501,7 @@ result<std::optional<timestamp>> broker_queries::timestamp_at(const topic_partit
     }
     rd_kafka_timestamp_type_t type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
     auto ms = rd_kafka_message_timestamp(msg.get(), &type);
-    if (type != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ms != -1)
+    if (type != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && valid_timestamp_ms(ms))
       found = from_millis(ms);
     break;
   }

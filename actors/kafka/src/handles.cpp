@@ -6,8 +6,11 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 namespace castor::kafka {
 
@@ -92,14 +95,35 @@ result<handle_ptr> make_client(rd_kafka_type_t type, conf_ptr conf) {
   return handle_ptr{rk};
 }
 
+namespace {
+
+// Clients still closing on a thread of their own.
+std::mutex closing_mutex;
+std::condition_variable closing_done;
+size_t closing = 0;
+
+} // namespace
+
+bool finish_closing(std::chrono::milliseconds timeout) {
+  std::unique_lock lock{closing_mutex};
+  return closing_done.wait_for(lock, timeout, [] { return closing == 0; });
+}
+
 bool destroy_within(handle_ptr client, std::chrono::milliseconds timeout, int flags) {
   if (!client)
     return true;
   auto done = std::make_shared<std::promise<void>>();
   auto finished = done->get_future();
+  {
+    std::lock_guard guard{closing_mutex};
+    ++closing;
+  }
   std::thread destroyer{[rk = client.release(), flags, done] {
     rd_kafka_destroy_flags(rk, flags);
     done->set_value();
+    std::lock_guard guard{closing_mutex};
+    --closing;
+    closing_done.notify_all();
   }};
   if (finished.wait_for(timeout) == std::future_status::ready) {
     destroyer.join();
@@ -118,17 +142,23 @@ rd_kafka_resp_err_t in_slices(std::chrono::milliseconds timeout,
                               const std::function<rd_kafka_resp_err_t(int)>& query) {
   using namespace std::chrono;
   auto deadline = steady_clock::now() + timeout;
+  // Each call is a new request (librdkafka drops the answer of one that
+  // timed out), so the slices grow: a broker that takes a while to answer
+  // still gets long enough, and a stop is seen within the current slice.
+  auto slice = milliseconds{200};
   while (true) {
     auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
     if (left.count() <= 0)
       return RD_KAFKA_RESP_ERR__TIMED_OUT;
-    auto err = query(static_cast<int>(std::min(left, milliseconds{200}).count()));
+    auto wait = std::min(left, slice);
+    auto err = query(static_cast<int>(wait.count()));
     if (err != RD_KAFKA_RESP_ERR__TIMED_OUT && err != RD_KAFKA_RESP_ERR__TRANSPORT)
       return err;
     if (cancel && cancel->load())
       return RD_KAFKA_RESP_ERR__DESTROY;
     if (err == RD_KAFKA_RESP_ERR__TRANSPORT)
       std::this_thread::sleep_for(std::min(left, milliseconds{50}));
+    slice = std::min(slice * 2, milliseconds{3200});
   }
 }
 
@@ -138,9 +168,9 @@ failure cancelled(const std::string& what) {
 
 } // namespace detail
 
-result<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
-                                std::chrono::milliseconds timeout,
-                                const cancel_flag& cancel) {
+result<std::vector<int32_t>> partition_leaders(rd_kafka_t* rk, const std::string& topic,
+                                               std::chrono::milliseconds timeout,
+                                               const cancel_flag& cancel) {
   topic_ptr rkt{rd_kafka_topic_new(rk, topic.c_str(), nullptr)};
   if (!rkt)
     return to_failure(rd_kafka_last_error(), fmt::format("topic '{}'", topic));
@@ -170,7 +200,22 @@ result<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
     return to_failure(t.err, fmt::format("metadata of topic '{}'", topic));
   if (t.partition_cnt <= 0)
     return failure(ec::no_partitions, fmt::format("topic '{}' has no partitions", topic));
-  return t.partition_cnt;
+  std::vector<int32_t> leaders(static_cast<size_t>(t.partition_cnt), -1);
+  for (int i = 0; i < t.partition_cnt; ++i) {
+    auto& p = t.partitions[i];
+    if (p.id >= 0 && p.id < t.partition_cnt)
+      leaders[static_cast<size_t>(p.id)] = p.leader;
+  }
+  return leaders;
+}
+
+result<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
+                                std::chrono::milliseconds timeout,
+                                const cancel_flag& cancel) {
+  auto leaders = partition_leaders(rk, topic, timeout, cancel);
+  if (!leaders)
+    return leaders.error();
+  return static_cast<int32_t>(leaders->size());
 }
 
 } // namespace castor::kafka

@@ -55,10 +55,10 @@ caf::error consumer_state::start(pointer self) {
   for (auto& t : topics) {
     if (cancelled())
       return stopped();
-    auto count = client->partition_count(t.name, timeout, config.cancel);
-    if (!count)
-      return to_error(count.error());
-    for (int32_t p = 0; p < *count; ++p) {
+    auto leaders = client->partitions(t.name, timeout, config.cancel);
+    if (!leaders)
+      return to_error(leaders.error());
+    for (int32_t p = 0; p < static_cast<int32_t>(leaders->size()); ++p) {
       if (cancelled())
         return stopped();
       auto start = resolve_start(t.start, {t.name, p}, now, *queries, client->reset());
@@ -71,20 +71,20 @@ caf::error consumer_state::start(pointer self) {
         skips.emplace_back(static_cast<uint32_t>(result->partitions.size()),
                            start->skipped);
       }
-      result->partitions.push_back(partition_entry{t.name, p, t.source,
-                                                   start->start_offset, start->end_offset,
-                                                   std::move(start->how)});
+      result->partitions.push_back(
+          partition_entry{t.name, p, t.source, start->start_offset, start->end_offset,
+                          std::move(start->how), (*leaders)[static_cast<size_t>(p)]});
     }
   }
   for (auto& [name, what] : config.output_topics) {
     if (cancelled())
       return stopped();
-    auto count = client->partition_count(name, timeout, config.cancel);
-    if (!count && code_of(count.error()) == ec::unknown_topic)
+    auto found = client->partitions(name, timeout, config.cancel);
+    if (!found && code_of(found.error()) == ec::unknown_topic)
       return make_error(ec::unknown_topic,
                         fmt::format("{} topic '{}' does not exist", what, name));
-    if (!count)
-      return to_error(count.error());
+    if (!found)
+      return to_error(found.error());
   }
   table = result;
   std::vector<kafka::assignment_entry> assignment;

@@ -64,7 +64,36 @@ void fit(producer_record& r, size_t limit) {
     }
 }
 
+// The castor.dlq.* headers: where the letter comes from and why.
+void add_dlq_headers(producer_record& r, std::string topic,
+                     std::optional<int32_t> partition, std::optional<int64_t> offset,
+                     std::optional<timestamp> time, const std::string& error,
+                     std::string stage) {
+  auto text = [](auto x) {
+    return x ? std::optional<std::string>{std::to_string(*x)} : std::nullopt;
+  };
+  r.headers.reserve(r.headers.size() + 6);
+  r.headers.push_back({"castor.dlq.topic", std::move(topic)});
+  r.headers.push_back({"castor.dlq.partition", text(partition)});
+  r.headers.push_back({"castor.dlq.offset", text(offset)});
+  r.headers.push_back({"castor.dlq.timestamp",
+                       time ? std::optional<std::string>{std::to_string(to_millis(*time))}
+                            : std::nullopt});
+  r.headers.push_back({"castor.dlq.error", clip(error)});
+  r.headers.push_back({"castor.dlq.stage", std::move(stage)});
+}
+
 } // namespace
+
+caf::error executor_config::validate() const {
+  if (records_per_batch == 0 || batches_in_flight == 0 || cycles_per_turn == 0)
+    return make_error(ec::invalid_config, "the executor needs records_per_batch, "
+                                          "batches_in_flight and cycles_per_turn of at "
+                                          "least 1");
+  if (max_message_bytes == 0)
+    return make_error(ec::invalid_config, "max_message_bytes must be at least 1");
+  return {};
+}
 
 void executor_state::dead_letter(size_t index, const message_view& m,
                                  const std::string& stage, const std::string& error) {
@@ -75,21 +104,11 @@ void executor_state::dead_letter(size_t index, const message_view& m,
   r.key = std::move(original.key);
   r.value = std::move(original.value);
   r.headers = std::move(original.headers);
-  r.headers.reserve(r.headers.size() + 6);
-  r.headers.push_back({"castor.dlq.topic", std::string{m.topic}});
-  r.headers.push_back({"castor.dlq.partition", std::to_string(m.partition)});
-  r.headers.push_back({"castor.dlq.offset", std::to_string(m.offset)});
-  r.headers.push_back(
-      {"castor.dlq.timestamp",
-       m.time ? std::optional<std::string>{std::to_string(to_millis(*m.time))}
-              : std::nullopt});
-  r.headers.push_back({"castor.dlq.error", clip(error)});
-  r.headers.push_back({"castor.dlq.stage", stage});
+  add_dlq_headers(r, std::string{m.topic}, m.partition, m.offset, m.time, error, stage);
   r.time = original.time;
   fit(r, config.max_message_bytes);
   logger()->warn("executor: dead-letters {}[{}] offset {} to {} ({}): {}", m.topic,
                  m.partition, m.offset, config.dead_letter_topic, stage, error);
-  ++stats.dead_lettered;
   dead.emplace_back(index, std::move(r));
 }
 
@@ -187,7 +206,6 @@ caf::error executor_state::check_sizes(size_t first, const std::string& sink) {
       ++kept;
       continue;
     }
-    ++stats.oversized;
     auto without_castor = r;
     std::erase_if(without_castor.headers, is_castor_header);
     auto bare = r;
@@ -197,23 +215,18 @@ caf::error executor_state::check_sizes(size_t first, const std::string& sink) {
                             "producer's message.max.bytes is {}",
                             sink, size, r.topic, kafka::record_wire_size(without_castor),
                             kafka::record_wire_size(bare), limit);
-    if (config.on_node_error == error_policy::stop)
+    if (config.on_node_error == error_policy::stop) {
+      ++stats.oversized;
       return make_error(ec::serialize_failed, std::move(text));
+    }
     logger()->warn("executor: {}; dead-letters a copy cut to fit", text);
     auto letter = std::move(r);
-    letter.headers.push_back({"castor.dlq.topic", letter.topic});
-    letter.headers.push_back({"castor.dlq.partition", std::nullopt});
-    letter.headers.push_back({"castor.dlq.offset", std::nullopt});
-    letter.headers.push_back(
-        {"castor.dlq.timestamp",
-         letter.time ? std::optional<std::string>{std::to_string(to_millis(*letter.time))}
-                     : std::nullopt});
-    letter.headers.push_back({"castor.dlq.error", clip(text)});
-    letter.headers.push_back({"castor.dlq.stage", "produce:" + sink});
+    // An output record has no origin offset: the topic it was for.
+    add_dlq_headers(letter, letter.topic, std::nullopt, std::nullopt, letter.time, text,
+                    "produce:" + sink);
     letter.topic = config.dead_letter_topic;
     letter.partition.reset();
     fit(letter, limit);
-    ++stats.dead_lettered;
     // Output dead letters follow the input ones of the cycle.
     dead.emplace_back(SIZE_MAX, std::move(letter));
   }
@@ -244,8 +257,14 @@ caf::error executor_state::run_cycle(std::span<const consumed_message> messages,
   auto flush_dead = [this] {
     std::stable_sort(dead.begin(), dead.end(),
                      [](auto& a, auto& b) { return a.first < b.first; });
-    for (auto& [index, r] : dead)
+    for (auto& [index, r] : dead) {
+      // Counted once the cycle's outcome is known (a later failure drops
+      // the output dead letters).
+      ++stats.dead_lettered;
+      if (index == SIZE_MAX)
+        ++stats.oversized;
       out.push_back(std::move(r));
+    }
     dead.clear();
   };
   auto outputs = out.size();
@@ -482,6 +501,8 @@ executor_actor::behavior_type executor(executor_state::pointer self,
                                        pipeline_definition_ptr definition,
                                        producer_actor producer, executor_config config) {
   auto& st = self->state;
+  if (auto err = config.validate())
+    self->quit(err);
   st.config = std::move(config);
   st.definition = std::move(definition);
   st.producer = std::move(producer);

@@ -68,6 +68,51 @@ void orchestrator_state::after_change(
   }
 }
 
+void orchestrator_state::note_bad_time(uint32_t pid, int64_t offset) {
+  ++bad_timestamps;
+  if (warned_bad_time.size() < table->partitions.size())
+    warned_bad_time.resize(table->partitions.size(), false);
+  if (warned_bad_time[pid])
+    return;
+  warned_bad_time[pid] = true;
+  auto& e = table->partitions[pid];
+  logger()->warn("orchestrator: {}[{}] offset {} has a timestamp more than {} ms from "
+                 "the epoch (castor takes about 1811 to 2128): it is ordered as a "
+                 "message without one; counted in bad_timestamps, warned once per "
+                 "partition",
+                 e.topic, e.partition, offset, max_timestamp_ms);
+}
+
+void orchestrator_state::check_stall(timestamp now) {
+  if (core->live())
+    return;
+  auto w = core->watermark();
+  if (!watched_watermark || *watched_watermark != w) {
+    watched_watermark = w;
+    watermark_since = now;
+    warned_stall = false;
+    return;
+  }
+  if (warned_stall || now - watermark_since < config.watermark.idle_timeout)
+    return;
+  warned_stall = true;
+  std::string waits;
+  for (uint32_t pid = 0; pid < table->partitions.size(); ++pid) {
+    if (core->caught_up(pid) || core->idle(pid) || core->paused(pid))
+      continue;
+    auto latest = core->latest(pid);
+    if (latest && *latest > w)
+      continue;
+    auto& e = table->partitions[pid];
+    waits += fmt::format("{}{}[{}]", waits.empty() ? "" : ", ", e.topic, e.partition);
+  }
+  logger()->warn("orchestrator: the watermark has not moved for {}: it waits for {} "
+                 "(nothing from them, and their broker answers nothing else: an outage "
+                 "keeps the order, so castor waits)",
+                 format_duration(now - watermark_since),
+                 waits.empty() ? std::string{"the executor"} : waits);
+}
+
 std::vector<partition_progress> orchestrator_state::progress() const {
   std::vector<partition_progress> result;
   result.reserve(table->partitions.size());
@@ -133,6 +178,7 @@ pipeline_stats orchestrator_state::stats(
   stats.resumes = c.resumes;
   stats.late = c.late;
   stats.idled = c.idled;
+  stats.bad_timestamps = bad_timestamps;
   stats.live = core->live();
   if (core->has_watermark())
     stats.watermark_ms = to_millis(core->watermark());
@@ -214,7 +260,7 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
         std::vector<partition_bounds> bounds;
         bounds.reserve(table->partitions.size());
         for (auto& e : table->partitions)
-          bounds.push_back({e.start_offset, e.end_offset});
+          bounds.push_back({e.start_offset, e.end_offset, e.leader});
         st.core = std::make_unique<watermark_core<consumed_message>>(
             std::move(bounds), st.config.watermark, st.now(self));
         st.last_progress = st.now(self);
@@ -228,6 +274,8 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
         auto now = st.now(self);
         for (auto& m : batch->messages) {
           auto pid = m.pid();
+          if (m.time_out_of_range())
+            st.note_bad_time(pid, m.offset());
           auto offset = m.offset();
           auto time = m.time();
           st.core->push(pid, offset, time, std::move(m), now);
@@ -248,6 +296,7 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
           auto now = st.now(self);
           st.core->update(now);
           st.after_change(self);
+          st.check_stall(now);
           auto interval = st.config.progress_interval;
           if (!st.core->live() && interval > duration::zero() &&
               now - st.last_progress >= interval)

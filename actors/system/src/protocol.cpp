@@ -18,6 +18,7 @@ void merge_into(pipeline_stats& into, const pipeline_stats& from) {
   into.resumes += from.resumes;
   into.late += from.late;
   into.idled += from.idled;
+  into.bad_timestamps += from.bad_timestamps;
   into.cycles += from.cycles;
   into.produced += from.produced;
   into.delivered += from.delivered;

@@ -33,7 +33,8 @@ void collect_stats(supervisor_state::pointer self, F done) {
       return;
     }
     // Short while stopping: the summary must not wait for a stuck component.
-    auto timeout = st.stopping ? std::chrono::seconds{1} : std::chrono::seconds{5};
+    auto timeout = st.stopping ? caf::timespan{std::chrono::milliseconds{500}}
+                               : caf::timespan{std::chrono::seconds{5}};
     self->request(target, timeout, stats_atom::value)
         .then([one](pipeline_stats& s) mutable { one(&s); },
               [one](caf::error&) mutable { one(nullptr); });

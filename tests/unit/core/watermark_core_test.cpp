@@ -138,22 +138,48 @@ TEST_CASE("time without any answer from the broker is not idleness: a freeze lon
 }
 
 TEST_CASE("a broker error stops the idle clock until the next answer", "[watermark]") {
-  core c{{{0, 100}, {0, 100}}, small(), t0};
-  push(c, 0, 0, t0 + 1s, t0);
-  c.update(t0 + 1s); // 1 s of silence for partition 1, the broker answering
-  c.broker_trouble();
-  for (int s = 2; s <= 20; ++s)
-    c.update(t0 + std::chrono::seconds{s});
-  CHECK_FALSE(c.idle(1));
-  // Answers again: partition 0 delivers every second, partition 1 stays silent.
-  for (int s = 21; s <= 31; ++s) {
+  // Partition 0 answers every second; partition 1 is silent. Without the
+  // error, partition 1 is idle at 10 s (idle timeout 10 s); the error at
+  // 5.5 s drops the second from 5 to 6, so it is not idle yet at 10 s.
+  auto run = [](bool trouble) {
+    core c{{{0, 100}, {0, 100}}, small(), t0};
+    for (int s = 0; s <= 10; ++s) {
+      if (trouble && s == 6)
+        c.broker_trouble();
+      push(c, 0, s, t0 + std::chrono::seconds{s}, t0 + std::chrono::seconds{s});
+      c.update(t0 + std::chrono::seconds{s});
+    }
+    return c.idle(1);
+  };
+  CHECK(run(false));
+  CHECK_FALSE(run(true));
+}
+
+TEST_CASE("silence counts only while the partition's own broker answers", "[watermark]") {
+  // Partitions 0 and 1 on broker 1, partition 2 on broker 2. Broker 2 is
+  // down: partition 2 stays silent while broker 1 answers for partition 0.
+  core c{{{0, 100, 1}, {0, 100, 1}, {0, 100, 2}}, small(), t0};
+  for (int s = 0; s <= 30; ++s) {
     push(c, 0, s, t0 + std::chrono::seconds{s}, t0 + std::chrono::seconds{s});
     c.update(t0 + std::chrono::seconds{s});
   }
-  CHECK(c.idle(1));
+  CHECK(c.idle(1));       // its broker answered: idle
+  CHECK_FALSE(c.idle(2)); // its broker did not: it holds the watermark back
+  CHECK_FALSE(c.idle(0)); // it answers itself
   CHECK(c.take_idled() == std::vector<uint32_t>{1});
-  CHECK(c.counters().idled == 1);
-  CHECK(c.releasable());
+}
+
+TEST_CASE("a partition that delivers just at the idle threshold is not idle",
+          "[watermark]") {
+  core c{{{0, 100}, {0, 100}}, small(), t0};
+  for (int s = 0; s <= 9; ++s)
+    push(c, 0, s, t0 + std::chrono::seconds{s}, t0 + std::chrono::seconds{s});
+  // Partition 1 answers at 10 s, when its silence reaches the timeout.
+  push(c, 1, 0, t0 + 10s, t0 + 10s);
+  c.update(t0 + 10s);
+  CHECK_FALSE(c.idle(1));
+  CHECK(c.counters().idled == 0);
+  CHECK(c.take_idled().empty());
 }
 
 TEST_CASE("a paused partition does not go idle", "[watermark]") {

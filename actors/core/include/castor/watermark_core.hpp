@@ -44,6 +44,9 @@ struct partition_bounds {
   int64_t start_offset = 0;
   /// End offset (exclusive) recorded at start-up.
   int64_t end_offset = 0;
+  /// The broker that leads the partition (-1: unknown): silence counts only
+  /// while this broker answers for other partitions.
+  int32_t broker = -1;
 };
 
 /// Counters kept by the orchestrator core.
@@ -73,6 +76,11 @@ public:
       auto& p = parts_[i];
       p.end_offset = partitions[i].end_offset;
       p.position = partitions[i].start_offset;
+      // Brokers as dense slots (few), so that an answer costs no lookup.
+      auto b = std::find(brokers_.begin(), brokers_.end(), partitions[i].broker);
+      p.broker = static_cast<uint32_t>(b - brokers_.begin());
+      if (b == brokers_.end())
+        brokers_.push_back(partitions[i].broker);
       // Nothing to replay: caught up at once.
       p.caught_up = p.position >= p.end_offset;
     }
@@ -101,7 +109,7 @@ public:
       ++counters_.late;
     p.fifo.push_back(entry{effective, offset, std::move(msg)});
     p.position = offset + 1;
-    heard_from(p, now);
+    heard_from(pid, now);
     if (p.position >= p.end_offset)
       p.caught_up = true;
     ++p.received;
@@ -114,13 +122,16 @@ public:
   void end_of_partition(uint32_t pid, timestamp now) {
     auto& p = parts_[pid];
     p.caught_up = true;
-    heard_from(p, now);
+    heard_from(pid, now);
     dirty_ = true;
   }
 
   /// The consumer met a broker error (a connection lost): until the next
   /// message or end of partition, the broker does not count as answering.
-  void broker_trouble() noexcept { last_answer_.reset(); }
+  void broker_trouble() noexcept {
+    for (auto& a : last_answer_)
+      a.reset();
+  }
 
   /// Re-evaluates idle partitions, the watermark and pauses at `now`.
   /// Called after pushes and on a timer.
@@ -291,26 +302,33 @@ private:
     bool caught_up = false;
     /// Reported by take_idled (once).
     bool reported_idle = false;
+    /// The leading broker's slot in brokers_.
+    uint32_t broker = 0;
     bool paused = false;
     // Delivered messages without timestamps only: does not hold the
     // watermark back.
     bool untimed = false;
   };
 
-  void heard_from(part& p, timestamp now) {
-    count_silence(now);
-    p.silent = duration::zero();
+  void heard_from(uint32_t pid, timestamp now) {
+    count_silence(pid, now);
+    parts_[pid].silent = duration::zero();
   }
 
   bool is_idle(const part& p) const { return p.silent >= config_.idle_timeout; }
 
-  // The broker answered at `now`: partitions read and silent since its last
-  // answer, if that was at most answer_window ago, were silent while it
-  // answered. A longer gap (the broker down, frozen, unreachable, or a
-  // broker error in between) counts for nobody.
-  void count_silence(timestamp now) {
-    auto previous =
-        std::exchange(last_answer_, std::max(last_answer_.value_or(now), now));
+  // The broker leading `pid` answered at `now`: the other partitions it
+  // leads that are read and silent since its last answer, if that was at
+  // most answer_window ago, were silent while it answered. A longer gap
+  // (the broker down, frozen, unreachable, or a broker error in between)
+  // counts for nobody, and neither does another broker's answer.
+  void count_silence(uint32_t answering, timestamp now) {
+    auto broker = parts_[answering].broker;
+    if (last_answer_.size() < brokers_.size())
+      last_answer_.resize(brokers_.size());
+    auto& last = last_answer_[broker];
+    auto previous = last;
+    last = std::max(last.value_or(now), now);
     if (!previous || now <= *previous || live_)
       return;
     auto elapsed = now - *previous;
@@ -318,7 +336,7 @@ private:
       return;
     for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
       auto& p = parts_[pid];
-      if (p.caught_up || p.paused || is_idle(p))
+      if (pid == answering || p.broker != broker || p.caught_up || p.paused || is_idle(p))
         continue;
       p.silent += elapsed;
       if (is_idle(p)) {
@@ -391,8 +409,10 @@ private:
   std::vector<uint32_t> to_pause_;
   std::vector<uint32_t> to_resume_;
   std::vector<uint32_t> idled_;
-  /// When the broker last answered (a message or an end of partition).
-  std::optional<timestamp> last_answer_;
+  /// The brokers leading the partitions, by slot.
+  std::vector<int32_t> brokers_;
+  /// When each broker (slot) last answered: a message or an end of partition.
+  std::vector<std::optional<timestamp>> last_answer_;
   watermark_counters counters_;
 };
 

@@ -20,7 +20,18 @@ inline timestamp wall_clock_now() {
   return std::chrono::time_point_cast<duration>(std::chrono::system_clock::now());
 }
 
-/// A timestamp from Kafka's milliseconds since the epoch.
+/// The Kafka timestamps castor takes as times: within 5e12 ms of the epoch
+/// (about 1811 to 2128), so that every timestamp and the arithmetic on it
+/// stay far from overflowing castor's nanoseconds; and not -1, Kafka's "no
+/// timestamp".
+inline constexpr int64_t max_timestamp_ms = 5'000'000'000'000;
+
+constexpr bool valid_timestamp_ms(int64_t ms) {
+  return ms != -1 && ms >= -max_timestamp_ms && ms <= max_timestamp_ms;
+}
+
+/// A timestamp from Kafka's milliseconds since the epoch (within
+/// `max_timestamp_ms` of it).
 constexpr timestamp from_millis(int64_t ms) {
   return timestamp{std::chrono::milliseconds{ms}};
 }

@@ -41,6 +41,8 @@ struct executor_config {
   /// periods are skipped: the DAG's time then jumps to the next input (or the
   /// release's time), where the due timers fire once (0: never skip).
   uint64_t timer_catch_up = defaults::timer_catch_up;
+
+  caf::error validate() const;
 };
 
 struct executor_state {

@@ -66,6 +66,20 @@ struct orchestrator_state {
   timestamp last_progress{};
   uint64_t received_at_last_progress = 0;
   std::vector<timestamp> times;
+  /// Partitions already warned about a timestamp out of range.
+  std::vector<bool> warned_bad_time;
+  uint64_t bad_timestamps = 0;
+  /// The watermark and since when it has not moved (for the stall warning).
+  std::optional<timestamp> watched_watermark;
+  timestamp watermark_since{};
+  bool warned_stall = false;
+
+  /// A message of `pid` carries a timestamp castor cannot take: warn once.
+  void note_bad_time(uint32_t pid, int64_t offset);
+
+  /// Warns once when the watermark has not moved for idle_timeout during
+  /// replay, naming the partitions it waits for.
+  void check_stall(timestamp now);
   /// When the replay started (for its rate).
   timestamp started{};
 

@@ -73,6 +73,8 @@ struct partition_entry {
   int64_t end_offset = 0;
   /// How the start offset was found.
   std::string how;
+  /// The broker leading the partition at start-up (-1: unknown).
+  int32_t leader = -1;
 };
 
 /// Every partition of the pipeline, numbered ("pid") in (topic, partition)
@@ -233,6 +235,8 @@ struct pipeline_stats {
   /// Times a partition went idle (silent for idle_timeout while the broker
   /// answered) and stopped holding the watermark back.
   uint64_t idled = 0;
+  /// Messages whose timestamp castor cannot take (ordered as untimed).
+  uint64_t bad_timestamps = 0;
   /// DAG cycles run.
   uint64_t cycles = 0;
   /// Records handed to the producer.
@@ -285,10 +289,11 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pipeline_stats& x) {
   return f(caf::meta::type_name("castor.pipeline_stats"), x.consumed, x.released, x.held,
            x.held_peak, x.paused_partitions, x.pauses, x.resumes, x.late, x.idled,
-           x.cycles, x.produced, x.delivered, x.delivery_errors, x.dead_lettered,
-           x.failed_cycles, x.commits, x.offset_resets, x.skipped_offsets, x.timer_skips,
-           x.oversized, x.watermark_ms, x.live, x.lag_seconds, x.rate, x.eta_seconds,
-           x.topics, x.partitions, x.nodes, x.cycle_buckets, x.cycle_seconds);
+           x.bad_timestamps, x.cycles, x.produced, x.delivered, x.delivery_errors,
+           x.dead_lettered, x.failed_cycles, x.commits, x.offset_resets,
+           x.skipped_offsets, x.timer_skips, x.oversized, x.watermark_ms, x.live,
+           x.lag_seconds, x.rate, x.eta_seconds, x.topics, x.partitions, x.nodes,
+           x.cycle_buckets, x.cycle_seconds);
 }
 
 /// The counters of `topic` in `stats` (added if missing).

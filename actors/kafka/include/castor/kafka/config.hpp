@@ -8,6 +8,7 @@
 #include "castor/record.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <map>
 #include <memory>
@@ -49,6 +50,14 @@ inline constexpr int max_topic_partitions = 10000;
 /// partitions, nothing else): "words:4". `ec::invalid_config` saying what is
 /// wrong otherwise ("a:4x", "c:1:2", ":3", "a:0").
 result<topic_spec> parse_topic_spec(std::string_view text);
+
+/// Waits until Kafka clients that were still closing in the background (a
+/// broker did not answer when castor stopped: see destroy_within) are gone,
+/// or `timeout` passed; returns whether none is left. An application that
+/// embeds castor calls it before returning from main, so that no librdkafka
+/// thread outlives static destruction (castor's own binary exits with
+/// std::_Exit instead).
+bool finish_closing(std::chrono::milliseconds timeout);
 
 /// librdkafka's version, e.g. "2.0.2".
 const char* librdkafka_version() noexcept;

@@ -42,9 +42,18 @@ public:
   /// The partition's number in the pipeline's partition table.
   uint32_t pid() const noexcept { return pid_; }
   int64_t offset() const noexcept { return offset_; }
-  /// The timestamp; empty for -1, Kafka's "no timestamp" (every other
-  /// value, those before 1970 included, is a time).
+  /// The timestamp; empty for -1, Kafka's "no timestamp", and for values
+  /// castor cannot take as a time (more than max_timestamp_ms from the
+  /// epoch: see `time_out_of_range`). Every other value, those before 1970
+  /// included, is a time.
   std::optional<castor::timestamp> time() const noexcept;
+
+  /// The message carries a timestamp beyond max_timestamp_ms (it reads as
+  /// none): the orchestrator warns and counts it.
+  bool time_out_of_range() const noexcept {
+    return time_type_ != castor::timestamp_type::none && time_ms_ != -1 &&
+           !valid_timestamp_ms(time_ms_);
+  }
   castor::timestamp_type time_type() const noexcept { return time_type_; }
   std::optional<std::string_view> key() const noexcept;
   std::optional<std::string_view> value() const noexcept;

@@ -71,10 +71,12 @@ public:
   /// The group id (a private one when the properties name none).
   const std::string& group() const noexcept;
 
-  /// Partitions of `topic` (see kafka::partition_count in handles.hpp).
-  result<int32_t> partition_count(const std::string& topic,
-                                  std::chrono::milliseconds timeout,
-                                  const cancel_flag& cancel = {});
+  /// The leader broker of each partition of `topic`, by partition (-1 where
+  /// none): an unknown topic is `ec::unknown_topic`, no answer within
+  /// `timeout` `ec::broker_unreachable`, `cancel` set `ec::stopped`.
+  result<std::vector<int32_t>> partitions(const std::string& topic,
+                                          std::chrono::milliseconds timeout,
+                                          const cancel_flag& cancel = {});
 
   /// The broker queries of start-up, each within `timeout`, given up when
   /// `cancel` is set.

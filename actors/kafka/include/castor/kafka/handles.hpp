@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace castor::kafka {
 
@@ -80,11 +81,18 @@ result<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
                                 std::chrono::milliseconds timeout,
                                 const cancel_flag& cancel = {});
 
+/// The leader broker of each partition of `topic` (by partition; -1 where
+/// none), failing as `partition_count` does.
+result<std::vector<int32_t>> partition_leaders(rd_kafka_t* rk, const std::string& topic,
+                                               std::chrono::milliseconds timeout,
+                                               const cancel_flag& cancel = {});
+
 namespace detail {
 
-/// Calls `query(ms)` in slices of at most 200 ms until it answers something
-/// other than "no answer yet", `timeout` passes (RD_KAFKA_RESP_ERR__TIMED_OUT)
-/// or `cancel` is set (RD_KAFKA_RESP_ERR__DESTROY).
+/// Calls `query(ms)` in slices (200 ms, then doubling up to 3.2 s) until it
+/// answers something other than "no answer yet", `timeout` passes
+/// (RD_KAFKA_RESP_ERR__TIMED_OUT) or `cancel` is set
+/// (RD_KAFKA_RESP_ERR__DESTROY).
 rd_kafka_resp_err_t in_slices(std::chrono::milliseconds timeout,
                               const cancel_flag& cancel,
                               const std::function<rd_kafka_resp_err_t(int)>& query);
