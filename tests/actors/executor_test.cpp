@@ -8,6 +8,8 @@
 
 #include "fixtures.hpp"
 
+#include <thread>
+
 using namespace castor::test;
 
 namespace {
@@ -60,15 +62,19 @@ struct executor_fixture : test_system {
                      .map(in);
     auto tm = graph->timer_manager();
     auto times = cycle_times;
+    auto armed = std::make_shared<bool>(false);
     auto ticks =
         graph
-            ->stream([times, every_second](const castor::timer& t, const timestamp& now,
-                                           const std::vector<std::string>& words) {
+            ->stream([times, every_second, armed](const castor::timer& t,
+                                                  const timestamp& now,
+                                                  const std::vector<std::string>& words) {
               times->push_back(now);
               if (every_second && !t.next())
                 t.set(now + 1s);
-              else if (!every_second && !t.next() && !t.fired())
+              else if (!every_second && !*armed) {
                 t.set(t0 + 10s);
+                *armed = true;
+              }
               std::vector<std::string> out;
               if (t.fired())
                 out.push_back("timer@" + std::to_string(castor::to_millis(now)));
@@ -89,16 +95,20 @@ struct executor_fixture : test_system {
     run();
   }
 
+  /// Messages at offsets `ms`, each stamped t0 + its offset in seconds, or
+  /// all at `at`.
   void release(std::vector<std::pair<int64_t, std::optional<std::string>>> ms,
-               timestamp watermark, bool live = false) {
+               timestamp watermark, bool live = false,
+               std::optional<timestamp> at = std::nullopt) {
     auto batch = std::make_shared<castor::release_batch>();
     for (auto& [offset, text] : ms) {
-      auto ts = t0 + std::chrono::seconds{offset};
+      auto ts = at.value_or(t0 + std::chrono::seconds{offset});
       batch->messages.push_back(
           consumed_message::make(0, offset, ts, std::nullopt, text));
       batch->messages.back().order_time = ts;
     }
     batch->watermark = watermark;
+    batch->complete_until = live ? timestamp::max() : watermark;
     batch->live = live;
     caf::anon_send(feed, std::move(batch));
     run();
@@ -142,9 +152,11 @@ TEST_CASE("executor actor: dead letters leave in offset order, whatever stage re
   cfg.on_deserialize_error = castor::error_policy::dead_letter;
   cfg.on_node_error = castor::error_policy::dead_letter;
   executor_fixture fx{cfg};
-  // Offset 3 is rejected by the deserializer (a null value); then the node
-  // fails on offset 5, which dead-letters the rest of the cycle (1, 2, 4, 5).
-  fx.release({{1, "a"}, {2, "b"}, {3, std::nullopt}, {4, "c"}, {5, "boom"}}, t0 + 5s);
+  // One timestamp, one cycle: offset 3 is rejected by the deserializer (a
+  // null value); then the node fails on offset 5, which dead-letters the
+  // rest of the cycle (1, 2, 4, 5).
+  fx.release({{1, "a"}, {2, "b"}, {3, std::nullopt}, {4, "c"}, {5, "boom"}}, t0 + 5s,
+             false, t0 + 5s);
   auto dead = fx.records("dlq");
   REQUIRE(dead.size() == 5);
   std::vector<std::string> offsets;
@@ -262,14 +274,14 @@ TEST_CASE("executor actor: answers a release only once the producer took its rec
 }
 
 TEST_CASE(
-    "executor actor: in replay, a timer fires in a cycle of its own at its time, with "
-    "the messages up to it",
+    "executor actor: in replay, a timer fires in a cycle of its own at its time, "
+    "between the messages before and after it",
     "[actors][executor]") {
   executor_fixture fx;
   fx.release({{1, "a"}}, t0 + 1s); // sets the timer for t0 + 10 s
   fx.cycle_times->clear();
   fx.release({{5, "b"}, {15, "c"}}, t0 + 20s);
-  CHECK(*fx.cycle_times == std::vector<timestamp>{t0 + 10s, t0 + 20s});
+  CHECK(*fx.cycle_times == std::vector<timestamp>{t0 + 5s, t0 + 10s, t0 + 15s});
   CHECK(fx.produced("timer-topic") ==
         std::vector<std::string>{"timer@" + std::to_string(castor::to_millis(t0 + 10s))});
   CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B", "C"});
@@ -284,8 +296,11 @@ TEST_CASE("executor actor: an empty release moves replay time and fires due time
   CHECK(fx.flog->acks == 2);
 }
 
-TEST_CASE("executor actor: live cycles run at the wall clock", "[actors][executor]") {
-  executor_fixture fx;
+TEST_CASE("executor actor: with batch cycles, live cycles run at the wall clock",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.cycles = castor::cycle_policy::by_batch();
+  executor_fixture fx{cfg};
   fx.release({{1, "a"}}, t0 + 1s);   // sets the DAG's timer for t0 + 10 s
   fx.release({{20, "b"}}, t0 + 20s); // fires it
   auto before = castor::wall_clock_now();
@@ -302,6 +317,7 @@ TEST_CASE("executor actor: a rejected message stops it with an error naming topi
   auto batch = std::make_shared<castor::release_batch>();
   batch->messages.push_back(consumed_message::make(0, 7, t0, std::nullopt, std::nullopt));
   batch->watermark = t0;
+  batch->complete_until = t0;
   caf::anon_send(fx.feed, batch);
   fx.run();
   REQUIRE(fx.flog->errors.size() == 1);
@@ -341,7 +357,7 @@ TEST_CASE("executor actor: with dead_letter, a node that throws dead-letters the
   cfg.on_node_error = castor::error_policy::dead_letter;
   executor_fixture fx{cfg};
   fx.release({{1, "ok"}}, t0 + 1s);
-  fx.release({{2, "x"}, {3, "boom"}}, t0 + 3s);
+  fx.release({{2, "x"}, {3, "boom"}}, t0 + 3s, false, t0 + 3s); // one cycle
   fx.release({{4, "fine"}}, t0 + 4s);
   CHECK(fx.flog->errors.empty());
   CHECK(fx.flog->acks == 3);
@@ -366,6 +382,7 @@ TEST_CASE("executor actor: a rejected message without a timestamp is dead-letter
   for (auto& m : batch->messages)
     m.order_time = t0;
   batch->watermark = t0;
+  batch->complete_until = t0;
   caf::anon_send(fx.feed, batch);
   fx.run();
   CHECK(fx.flog->errors.empty());
@@ -394,13 +411,106 @@ TEST_CASE(
     "executor actor: when live, a timer due before a message fires first, at its time",
     "[actors][executor]") {
   executor_fixture fx;
-  // History released after the switch to live: the first cycle runs at the
-  // first message's time and the timer (t0 + 10 s) still fires at t0 + 10 s.
+  // History released after the switch to live: the cycles run at the
+  // messages' times (the initialisation's first) and the timer (t0 + 10 s)
+  // fires at t0 + 10 s, between them, as in replay.
   fx.release({{1, "a"}, {15, "b"}}, t0 + 15s, true);
-  REQUIRE(fx.cycle_times->size() >= 3);
-  CHECK((*fx.cycle_times)[0] == t0 + 1s);
-  CHECK((*fx.cycle_times)[1] == t0 + 10s);
+  CHECK(*fx.cycle_times == std::vector<timestamp>{t0 + 1s, t0 + 1s, t0 + 10s, t0 + 15s});
   CHECK(fx.produced("timer-topic") ==
         std::vector<std::string>{"timer@" + std::to_string(castor::to_millis(t0 + 10s))});
-  CHECK(fx.cycle_times->back() >= castor::wall_clock_now() - 60s);
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B"});
+}
+
+TEST_CASE("executor actor: live cycles run at their messages' time, one per timestamp",
+          "[actors][executor]") {
+  executor_fixture fx;
+  fx.release({{1, "a"}}, t0 + 1s);
+  fx.cycle_times->clear();
+  fx.release({{20, "b"}, {21, "c"}, {22, "d"}}, t0 + 22s, true, t0 + 21s);
+  fx.release({{23, "e"}}, t0 + 23s, true);
+  // The timer (t0 + 10 s) first, then t0 + 21 s with three messages.
+  CHECK(*fx.cycle_times == std::vector<timestamp>{t0 + 10s, t0 + 21s, t0 + 23s});
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B", "C", "D", "E"});
+  auto out = fx.records("out-topic");
+  REQUIRE(out.size() == 5);
+  // Records without a time of their own carry the cycle's.
+  CHECK(out[1].time == t0 + 21s);
+  CHECK(out[4].time == t0 + 23s);
+}
+
+TEST_CASE("executor actor: a timestamp whose messages may not all be out waits for the "
+          "next release, and is not committed meanwhile",
+          "[actors][executor]") {
+  executor_fixture fx;
+  // The input is complete only until t0 + 4 s: t0 + 5 s may have more.
+  auto batch = std::make_shared<castor::release_batch>();
+  for (int64_t offset : {1, 2, 3}) {
+    auto ts = offset == 1 ? t0 + 1s : t0 + 5s;
+    batch->messages.push_back(
+        consumed_message::make(0, offset, ts, std::nullopt, "m" + std::to_string(offset)));
+    batch->messages.back().order_time = ts;
+  }
+  batch->watermark = t0 + 5s;
+  batch->complete_until = t0 + 4s;
+  caf::anon_send(fx.feed, batch);
+  fx.run();
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"M1"});
+  CHECK(fx.flog->acks == 1);
+  REQUIRE(fx.plog->batches.size() == 1);
+  CHECK(fx.plog->batches[0]->positions == std::vector<castor::partition_position>{{0, 2}});
+  // The rest of t0 + 5 s: the group runs as one cycle.
+  fx.cycle_times->clear();
+  fx.release({{4, "m4"}}, t0 + 6s, false, t0 + 5s);
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"M1", "M2", "M3", "M4"});
+  CHECK(*fx.cycle_times == std::vector<timestamp>{t0 + 5s});
+  CHECK(fx.plog->batches.back()->positions ==
+        std::vector<castor::partition_position>{{0, 5}});
+}
+
+TEST_CASE("executor actor: a timestamp with more than batch_size messages runs in cycles "
+          "of batch_size, in merge order",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.batch_size = 2;
+  executor_fixture fx{cfg};
+  fx.release({{1, "a"}, {2, "b"}, {3, "c"}, {4, "d"}, {5, "e"}}, t0 + 3s, false, t0 + 3s);
+  // The initialisation cycle, then 2 + 2 + 1 at t0 + 3 s.
+  CHECK(*fx.cycle_times == std::vector<timestamp>{t0 + 3s, t0 + 3s, t0 + 3s, t0 + 3s});
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B", "C", "D", "E"});
+}
+
+TEST_CASE("executor actor: bucket cycles run once per bucket of event time, at the "
+          "bucket's end",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.cycles = castor::cycle_policy::by_bucket(5s);
+  executor_fixture fx{cfg};
+  fx.release({{1, "a"}, {2, "b"}, {4, "c"}, {5, "d"}, {9, "e"}, {10, "f"}}, t0 + 12s);
+  // The initialisation at the first message's time; [t0, t0 + 5 s) at
+  // t0 + 5 s; [5, 10) at 10 s, where the timer due at 10 s fires too; the
+  // last bucket [10, 15) is not complete at t0 + 12 s: it waits.
+  CHECK(*fx.cycle_times == std::vector<timestamp>{t0 + 1s, t0 + 5s, t0 + 10s});
+  CHECK(fx.produced("timer-topic").size() == 1);
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B", "C", "D", "E"});
+  fx.release({}, t0 + 15s);
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B", "C", "D", "E", "F"});
+  CHECK(fx.cycle_times->back() == t0 + 15s);
+}
+
+TEST_CASE("executor actor: live, a timer due after the last message fires when the wall "
+          "clock reaches it, in a cycle at its own time",
+          "[actors][executor]") {
+  executor_fixture fx{{}, true};
+  // A message stamped 0.9 s ago: its cycle sets the timer for 0.1 s from now.
+  auto at = std::chrono::time_point_cast<std::chrono::milliseconds>(
+      castor::wall_clock_now() - 900ms);
+  fx.release({{1, "a"}}, at, true, at);
+  fx.cycle_times->clear();
+  std::this_thread::sleep_for(300ms);
+  fx.sched->trigger_timeouts();
+  fx.run();
+  REQUIRE_FALSE(fx.cycle_times->empty());
+  CHECK(fx.cycle_times->front() == at + 1s);
+  CHECK(fx.produced("timer-topic").front() ==
+        "timer@" + std::to_string(castor::to_millis(at + 1s)));
 }

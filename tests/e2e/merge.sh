@@ -80,8 +80,15 @@ wait "$run" || code=$?
 summary=$(grep "pipeline: stopped:" "$work/stopped.log") || fail "no summary"
 released=$(echo "$summary" | sed -E 's/.* ([0-9]+) released.*/\1/')
 delivered=$(echo "$summary" | sed -E 's/.* ([0-9]+) delivered.*/\1/')
+# A cycle whose timestamp may still have messages to come is not run at a
+# stop (part of it would differ from the replay's): those wait, uncommitted.
+waiting=0
+if echo "$summary" | grep -q "waiting for the rest"; then
+  waiting=$(echo "$summary" | sed -E 's/.*\(([0-9]+) waiting.*/\1/')
+fi
 echo "$summary" | grep -q " 0 undelivered" || fail "undelivered records: $summary"
-[ "$released" = "$delivered" ] || fail "released $released, delivered $delivered"
+[ "$released" = $((delivered + waiting)) ] \
+  || fail "released $released, delivered $delivered, $waiting waiting"
 count=$(in_order stopped)
 [ "$count" = "$delivered" ] || fail "stopped holds $count, castor delivered $delivered"
 [ "$count" -lt $((2 * n)) ] || fail "the stop was not mid-replay ($count messages)"

@@ -92,6 +92,9 @@ std::vector<MetricFamily> to_metric_families(const pipeline_stats& s, timestamp 
            double(s.held));
   f.scalar("castor_held_messages_peak", "The most messages held at once", gauge,
            double(s.held_peak));
+  f.scalar("castor_waiting_messages",
+           "Messages released whose cycle waits for the rest of its timestamp or bucket",
+           gauge, double(s.waiting));
   f.scalar("castor_paused_partitions", "Partitions paused now", gauge,
            double(s.paused_partitions));
   f.scalar("castor_pauses_total", "Times a partition was paused", counter,

@@ -86,12 +86,15 @@ void add_dlq_headers(producer_record& r, std::string topic,
 } // namespace
 
 caf::error executor_config::validate() const {
-  if (records_per_batch == 0 || batches_in_flight == 0 || cycles_per_turn == 0)
+  if (records_per_batch == 0 || batches_in_flight == 0 || cycles_per_turn == 0 ||
+      batch_size == 0)
     return make_error(ec::invalid_config, "the executor needs records_per_batch, "
                                           "batches_in_flight and cycles_per_turn of at "
                                           "least 1");
   if (max_message_bytes == 0)
     return make_error(ec::invalid_config, "max_message_bytes must be at least 1");
+  if (cycles.what == cycle_policy::kind::bucket && cycles.bucket <= duration::zero())
+    return make_error(ec::invalid_config, "cycles by bucket need a positive bucket");
   return {};
 }
 
@@ -313,6 +316,10 @@ caf::error executor_state::run_cycle(std::span<const consumed_message> messages,
         return {};
       }
       for (auto r = first; r < out.size(); ++r) {
+        // A record without a time of its own gets the cycle's (as in Kafka
+        // Streams): the output's bytes are reproducible.
+        if (!out[r].time)
+          out[r].time = graph.time();
         if (!out[r].topic.empty())
           continue;
         if (binding.default_topic.empty())
@@ -352,6 +359,123 @@ executor_state::positions_of(std::span<const consumed_message> messages) {
 }
 
 caf::error executor_state::step(job& j, size_t& budget) {
+  if (config.cycles.what == cycle_policy::kind::batch)
+    return step_by_release(j, budget);
+  return step_by_time(j, budget);
+}
+
+caf::error executor_state::step_by_time(job& j, size_t& budget) {
+  auto& graph = definition->graph();
+  auto& messages = j.batch->messages;
+  bool by_bucket = config.cycles.what == cycle_policy::kind::bucket;
+  // A group is a timestamp, or a bucket; its cycle runs at the timestamp,
+  // or at the bucket's end.
+  auto group_of = [&](timestamp t) {
+    return by_bucket ? config.cycles.bucket_start(t) : t;
+  };
+  auto cycle_time = [&](timestamp group) {
+    return by_bucket ? group + config.cycles.bucket : group;
+  };
+  // The group's last instant: complete once every message up to it is out.
+  auto last_of = [&](timestamp group) {
+    return by_bucket ? group + config.cycles.bucket - duration{1} : group;
+  };
+  if (!j.started) {
+    j.started = true;
+    if (j.batch->live)
+      live = true;
+    // Messages of a group that was not complete at the last release come
+    // first: the group goes on with this release's messages.
+    if (!carry.empty()) {
+      messages.insert(messages.begin(), std::make_move_iterator(carry.begin()),
+                      std::make_move_iterator(carry.end()));
+      carry.clear();
+    }
+    // Timers fire up to where the input is complete (replay), or up to the
+    // wall clock (live; the executor's timer covers the rest).
+    j.until = j.batch->live ? std::max(wall_clock_now(), graph.time())
+                            : j.batch->complete_until;
+    // The DAG's initialisation cycle runs, with no input, at the time of the
+    // first message: timers its nodes set count from the data's time.
+    if (graph.cycle_id() == 0 && !messages.empty())
+      if (auto err = run_cycle({}, messages.front().order_time))
+        return err;
+  }
+  std::span<const consumed_message> all{messages};
+  while (!j.done && budget > 0 && out.size() < config.records_per_batch) {
+    auto due = graph.next_timer();
+    if (j.next < all.size()) {
+      auto group = group_of(all[j.next].order_time);
+      auto t = cycle_time(group);
+      auto end = j.next;
+      while (end < all.size() && end - j.next < config.batch_size &&
+             group_of(all[end].order_time) == group)
+        ++end;
+      // A group is complete when every message up to its last instant is
+      // out, or when it already has batch_size messages (the first
+      // batch_size of a timestamp in merge order are always the same).
+      bool complete = j.batch->live || end - j.next == config.batch_size ||
+                      last_of(group) <= j.batch->complete_until;
+      // Timers due before the group fire first, each in a cycle of its own.
+      if (!skipping && due && *due < t && *due <= j.until) {
+        if (config.timer_catch_up > 0 && ++timer_streak > config.timer_catch_up) {
+          skip_timers(*due, t);
+          continue;
+        }
+        if (auto err = run_cycle({}, *due))
+          return err;
+        --budget;
+        continue;
+      }
+      if (!complete) {
+        // More of this group may come: it waits for the next release.
+        carry.assign(std::make_move_iterator(messages.begin() + static_cast<ptrdiff_t>(j.next)),
+                     std::make_move_iterator(messages.end()));
+        messages.resize(j.next);
+        all = std::span<const consumed_message>{messages};
+        continue;
+      }
+      timer_streak = 0;
+      skipping = false;
+      if (auto err = run_cycle(all.subspan(j.next, end - j.next), std::max(t, graph.time())))
+        return err;
+      j.next = end;
+      --budget;
+      continue;
+    }
+    // No message left: timers due up to the release's time.
+    if (!skipping && !j.timers_done && due && *due <= j.until) {
+      if (config.timer_catch_up > 0 && ++timer_streak > config.timer_catch_up) {
+        skip_timers(*due, std::nullopt);
+        continue;
+      }
+      auto before = graph.cycle_id();
+      if (auto err = run_cycle({}, *due))
+        return err;
+      --budget;
+      // A timer set again for a time already reached fires in the next cycle.
+      if (graph.next_timer() && *graph.next_timer() <= graph.time() &&
+          graph.cycle_id() > before)
+        j.timers_done = true;
+      continue;
+    }
+    j.done = true;
+  }
+  return {};
+}
+
+void executor_state::skip_timers(timestamp due, std::optional<timestamp> next_input) {
+  // A gap without input: the periods it misses are skipped; the due timers
+  // fire once, in the cycle of the next input.
+  ++stats.timer_skips;
+  skipping = true;
+  logger()->warn("executor: timers fired {} times in a row without input up to {}; "
+                 "skips the periods missed until {} (engine.timer_catch_up)",
+                 config.timer_catch_up, to_string(due),
+                 next_input ? to_string(*next_input) : std::string{"the next input"});
+}
+
+caf::error executor_state::step_by_release(job& j, size_t& budget) {
   auto& graph = definition->graph();
   std::span<const consumed_message> messages{j.batch->messages};
   if (!j.started) {
@@ -541,7 +665,12 @@ executor_actor::behavior_type executor(executor_state::pointer self,
         auto& graph = st.definition->graph();
         auto now = std::max(wall_clock_now(), graph.time());
         if (auto due = graph.next_timer(); st.live && due && *due <= now) {
-          if (auto err = st.run_cycle({}, now)) {
+          // The timer's cycle runs at its time (at the wall clock with
+          // batch cycles, whose live cycles all do).
+          auto at = st.config.cycles.what == cycle_policy::kind::batch
+                        ? now
+                        : std::max(*due, graph.time());
+          if (auto err = st.run_cycle({}, at)) {
             logger()->error("executor: stops: {}", render(err));
             st.fail(self, err);
             return;
@@ -571,6 +700,7 @@ executor_actor::behavior_type executor(executor_state::pointer self,
       [self](stats_atom) {
         auto& st = self->state;
         auto stats = st.stats;
+        stats.waiting = st.carry.size();
         for (auto& node : st.definition->graph().nodes())
           stats.nodes.push_back(
               node_counters{node.name(), node.metrics().runs,

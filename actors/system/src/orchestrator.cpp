@@ -212,8 +212,11 @@ pipeline_stats orchestrator_state::stats(
 void orchestrator_state::pump(
     orchestrator_actor::stateful_pointer<orchestrator_state> self) {
   while (!draining && in_flight < config.releases_in_flight) {
-    bool advanced = !core->live() && core->has_watermark() &&
-                    (!last_sent_watermark || *last_sent_watermark < core->watermark());
+    // An empty release is worth sending when time moved: the executor runs
+    // what is complete and fires the timers due.
+    auto complete = core->complete_until();
+    bool advanced = !core->live() && complete != timestamp::min() &&
+                    (!last_sent_complete || *last_sent_complete < complete);
     if (!core->releasable() && !advanced)
       return;
     auto batch = std::make_shared<release_batch>();
@@ -223,8 +226,9 @@ void orchestrator_state::pump(
     for (size_t i = 0; i < times.size(); ++i)
       batch->messages[i].order_time = times[i];
     batch->watermark = core->watermark();
+    batch->complete_until = core->complete_until();
     batch->live = core->live();
-    last_sent_watermark = batch->watermark;
+    last_sent_complete = batch->complete_until;
     ++in_flight;
     self->request(executor, caf::infinite, std::move(batch))
         .then(

@@ -93,6 +93,8 @@ caf::error pipeline_config::validate() const {
                       "producer property transactional.id: " + transactions_message());
   if (releases_in_flight == 0)
     return make_error(ec::invalid_config, "releases_in_flight must be at least 1");
+  if (cycles.what == cycle_policy::kind::bucket && cycles.bucket <= duration::zero())
+    return make_error(ec::invalid_config, "cycles by bucket need a positive duration");
   if (idle_timeout <= duration::zero())
     return make_error(ec::invalid_config, "idle_timeout must be positive");
   if (startup_timeout <= duration::zero())
@@ -160,6 +162,8 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
   ecfg.on_node_error = cfg.on_node_error;
   ecfg.max_message_bytes = kafka::max_message_bytes(cfg.producer);
   ecfg.timer_catch_up = cfg.timer_catch_up;
+  ecfg.cycles = cfg.cycles;
+  ecfg.batch_size = cfg.batch_size;
   c.executor = sys.spawn(executor, definition, c.producer, ecfg);
   orchestrator_config ocfg;
   ocfg.watermark.batch_size = cfg.batch_size;

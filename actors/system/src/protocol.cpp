@@ -19,6 +19,7 @@ void merge_into(pipeline_stats& into, const pipeline_stats& from) {
   into.late += from.late;
   into.idled += from.idled;
   into.bad_timestamps += from.bad_timestamps;
+  into.waiting += from.waiting;
   into.cycles += from.cycles;
   into.produced += from.produced;
   into.delivered += from.delivered;

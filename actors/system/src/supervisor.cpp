@@ -69,10 +69,17 @@ void fail(supervisor_state::pointer self, caf::error err) {
 void finish(supervisor_state::pointer self) {
   collect_stats(self, [self](const pipeline_stats& s) {
     auto& st = self->state;
-    logger()->info("pipeline: stopped: {} consumed, {} released, {} cycles, {} "
+    // Messages waiting for the rest of their cycle's timestamp or bucket
+    // are not run (a part of a cycle would not be the replay's): they are
+    // not committed and are read again at the next start.
+    auto waiting = s.waiting > 0
+                       ? fmt::format(" ({} waiting for the rest of their cycle, not run)",
+                                     s.waiting)
+                       : std::string{};
+    logger()->info("pipeline: stopped: {} consumed, {} released{}, {} cycles, {} "
                    "produced, {} delivered, {} undelivered, {} delivery errors, {} "
                    "dead-lettered, {} commits",
-                   s.consumed, s.released, s.cycles, s.produced, s.delivered,
+                   s.consumed, s.released, waiting, s.cycles, s.produced, s.delivered,
                    st.undelivered, s.delivery_errors, s.dead_lettered, s.commits);
     exit_components(self, caf::exit_reason::user_shutdown);
     if (st.component_error)

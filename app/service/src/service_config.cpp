@@ -41,6 +41,7 @@ constexpr overridable_key overridable[] = {
     {"engine", "progress_interval"},
     {"engine", "commit_interval"},
     {"engine", "timer_catch_up", true},
+    {"engine", "cycles"},
     {"errors", "dead_letter_topic"},
     {"errors", "on_deserialize_error"},
     {"errors", "on_node_error"},
@@ -378,7 +379,7 @@ caf::expected<service_config> load(const std::string& path) {
   if (auto* engine = table_of("engine")) {
     check.only(*engine, "engine.",
                {"dag", "batch_size", "idle_timeout", "startup_timeout", "flush_timeout",
-                "progress_interval", "commit_interval", "timer_catch_up"});
+                "progress_interval", "commit_interval", "timer_catch_up", "cycles"});
     if (auto v = check.string(*engine, "dag", "engine."))
       cfg.dag = *v;
     if (auto v = check.integer(*engine, "batch_size", "engine.", 1,
@@ -396,6 +397,15 @@ caf::expected<service_config> load(const std::string& path) {
       cfg.pipeline.commit_interval = *v;
     if (auto v = check.integer(*engine, "timer_catch_up", "engine.", 0, 1'000'000'000))
       cfg.pipeline.timer_catch_up = static_cast<uint64_t>(*v);
+    if (auto v = check.string(*engine, "cycles", "engine.")) {
+      if (auto policy = cycle_policy::parse(*v))
+        cfg.pipeline.cycles = *policy;
+      else
+        check.fail_key("engine.cycles", engine->get("cycles")->source(),
+                       fmt::format("'engine.cycles' = '{}' is not timestamp, batch or a "
+                                   "positive duration (e.g. 100ms, 1s)",
+                                   *v));
+    }
     if (!cfg.dag.empty() && !dags::builtin().contains(cfg.dag)) {
       std::string names;
       for (auto& [name, _] : dags::builtin())
@@ -588,11 +598,11 @@ std::string to_toml(const service_config& cfg) {
   out += fmt::format(
       "\n[engine]\ndag = {}\nbatch_size = {}\nidle_timeout = {}\n"
       "startup_timeout = {}\nflush_timeout = {}\nprogress_interval = {}\n"
-      "commit_interval = {}\ntimer_catch_up = {}\n",
+      "commit_interval = {}\ntimer_catch_up = {}\ncycles = {}\n",
       quote(cfg.dag), cfg.pipeline.batch_size, period(cfg.pipeline.idle_timeout),
       period(cfg.pipeline.startup_timeout), period(cfg.pipeline.flush_timeout),
       period(cfg.pipeline.progress_interval), period(cfg.pipeline.commit_interval),
-      cfg.pipeline.timer_catch_up);
+      cfg.pipeline.timer_catch_up, quote(cfg.pipeline.cycles.to_string()));
   auto& p = cfg.pipeline;
   out += fmt::format("\n[errors]\ndead_letter_topic = {}\non_deserialize_error = {}\n"
                      "on_node_error = {}\n",

@@ -5,6 +5,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <random>
+#include <tuple>
+
 #include <string>
 #include <vector>
 
@@ -69,7 +73,39 @@ TEST_CASE("ties break by partition (topic, partition) then offset", "[watermark]
   push(c, 1, 1, t0 + 1s);
   push(c, 0, 0, t0 + 1s);
   c.update(t0);
-  CHECK(release_all(c) == std::vector<msg>{"0:0", "1:0", "1:1", "2:0"});
+  // Each partition may still deliver more at 1 s: nothing sorts before
+  // partition 0's bound but its own message.
+  CHECK(release_all(c) == std::vector<msg>{"0:0"});
+  // Every partition moves on: the tie at 1 s goes in (partition, offset)
+  // order.
+  push(c, 0, 1, t0 + 2s);
+  push(c, 1, 2, t0 + 2s);
+  push(c, 2, 1, t0 + 2s);
+  c.update(t0);
+  CHECK(release_all(c) == std::vector<msg>{"1:0", "1:1", "2:0", "0:1"});
+}
+
+TEST_CASE("a message at the watermark waits while a partition that sorts before it "
+          "can still deliver at that time",
+          "[watermark]") {
+  core c{{{0, 100}, {0, 100}}, small(), t0};
+  // Partition 1 is at 5 s; partition 0's latest is 5 s too and it holds
+  // nothing: it may deliver another message at 5 s, which sorts first.
+  push(c, 0, 0, t0 + 5s);
+  push(c, 1, 0, t0 + 5s);
+  c.update(t0);
+  CHECK(release_all(c) == std::vector<msg>{"0:0"});
+  CHECK(c.complete_until() == t0 + 5s - castor::duration{1});
+  push(c, 0, 1, t0 + 5s);
+  push(c, 0, 2, t0 + 6s);
+  c.update(t0);
+  CHECK(release_all(c) == std::vector<msg>{"0:1", "1:0"});
+  // Partition 1 holds nothing and is at 5 s: 5 s is not complete yet.
+  CHECK(c.complete_until() == t0 + 5s - castor::duration{1});
+  push(c, 1, 1, t0 + 7s);
+  c.update(t0);
+  CHECK(release_all(c) == std::vector<msg>{"0:2"});
+  CHECK(c.complete_until() == t0 + 6s - castor::duration{1});
 }
 
 TEST_CASE("releases at most batch_size messages per call", "[watermark]") {
@@ -404,4 +440,69 @@ TEST_CASE("when live, the consumer may send more only below the cap", "[watermar
   std::vector<msg> out;
   c.release(out);
   CHECK(c.wants_more());
+}
+
+TEST_CASE("the release order is one and the same whatever the interleavings, chunks and "
+          "batch sizes the messages come in",
+          "[watermark][randomized]") {
+  std::mt19937_64 rng{20261201};
+  auto below = [&](uint64_t n) { return rng() % n; };
+  for (int round = 0; round < 300; ++round) {
+    // 2-5 partitions of messages whose timestamps never go back and tie
+    // often, within and across partitions.
+    auto partitions = 2 + below(4);
+    std::vector<std::vector<timestamp>> stamps(partitions);
+    for (auto& p : stamps) {
+      auto count = below(40);
+      auto t = t0 + std::chrono::milliseconds{below(3)};
+      for (uint64_t i = 0; i < count; ++i) {
+        t += std::chrono::milliseconds{below(3) == 0 ? 1 : 0};
+        p.push_back(t);
+      }
+    }
+    // The one order: (timestamp, partition, offset).
+    std::vector<std::tuple<timestamp, uint32_t, int64_t>> keys;
+    for (uint32_t pid = 0; pid < partitions; ++pid)
+      for (int64_t o = 0; o < static_cast<int64_t>(stamps[pid].size()); ++o)
+        keys.emplace_back(stamps[pid][static_cast<size_t>(o)], pid, o);
+    std::sort(keys.begin(), keys.end());
+    std::vector<msg> expected;
+    for (auto& [t, pid, o] : keys)
+      expected.push_back(id(pid, o));
+    // Delivered in random chunks from random partitions, released at random
+    // moments with a random batch size.
+    std::vector<castor::partition_bounds> bounds;
+    for (auto& p : stamps)
+      bounds.push_back({0, static_cast<int64_t>(p.size())});
+    auto cfg = small(1 + below(20));
+    core c{bounds, cfg, t0};
+    std::vector<size_t> next(partitions, 0);
+    std::vector<msg> out;
+    auto left = [&] {
+      for (uint32_t pid = 0; pid < partitions; ++pid)
+        if (next[pid] < stamps[pid].size())
+          return true;
+      return false;
+    };
+    while (left()) {
+      auto pid = static_cast<uint32_t>(below(partitions));
+      auto chunk = 1 + below(8);
+      for (; chunk > 0 && next[pid] < stamps[pid].size(); --chunk, ++next[pid])
+        c.push(pid, static_cast<int64_t>(next[pid]), stamps[pid][next[pid]],
+               id(pid, static_cast<int64_t>(next[pid])), t0);
+      c.update(t0);
+      for (auto releases = below(3); releases > 0; --releases)
+        c.release(out);
+    }
+    while (c.release(out) > 0) {
+    }
+    for (uint32_t pid = 0; pid < partitions; ++pid)
+      c.end_of_partition(pid, t0);
+    c.update(t0);
+    while (c.release(out) > 0) {
+    }
+    INFO("round " << round << ", " << partitions << " partitions, batch size "
+                  << cfg.batch_size);
+    REQUIRE(out == expected);
+  }
 }

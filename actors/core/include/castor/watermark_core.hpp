@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <optional>
 #include <queue>
 #include <utility>
@@ -151,43 +152,76 @@ public:
 
   /// Whether `release` would give at least one message.
   bool releasable() const {
-    for (auto& p : parts_)
-      if (!p.fifo.empty() && (live_ || p.fifo.front().ts <= watermark_))
+    auto f = frontier();
+    for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
+      auto& p = parts_[pid];
+      if (!p.fifo.empty() && (live_ || key{p.fifo.front().ts, pid} < f))
         return true;
+    }
     return false;
   }
 
   /// Appends up to `batch_size` messages, merged in (timestamp, partition,
-  /// offset) order: in replay those at or before the watermark, when live all
-  /// held messages. Returns how many. With `times`, appends the time each
-  /// message was ordered by.
+  /// offset) order, and returns how many. In replay a message goes only when
+  /// no partition still replaying can deliver one that sorts before it: a
+  /// partition that holds nothing can still deliver messages at its latest
+  /// timestamp (its next ones are not earlier), so every message must sort
+  /// before (latest, partition) of each such partition. The order released
+  /// is therefore one and the same whatever the chunks and interleavings the
+  /// consumer delivers in and whatever the batch size (for partitions whose
+  /// timestamps do not go backwards; idle partitions are the exception).
+  /// When live, every held message goes, in the same merged order. With
+  /// `times`, appends the time each message was ordered by.
   size_t release(std::vector<Msg>& out, std::vector<timestamp>* times = nullptr) {
-    using head = std::pair<timestamp, uint32_t>;
-    std::priority_queue<head, std::vector<head>, std::greater<>> heads;
-    auto eligible = [this](const part& p) {
-      return !p.fifo.empty() && (live_ || p.fifo.front().ts <= watermark_);
-    };
+    std::priority_queue<key, std::vector<key>, std::greater<>> heads;
     for (uint32_t pid = 0; pid < parts_.size(); ++pid)
-      if (eligible(parts_[pid]))
-        heads.emplace(parts_[pid].fifo.front().ts, pid);
+      if (!parts_[pid].fifo.empty())
+        heads.push(key{parts_[pid].fifo.front().ts, pid});
+    auto f = frontier();
     size_t count = 0;
     while (!heads.empty() && count < config_.batch_size) {
-      auto pid = heads.top().second;
+      auto top = heads.top();
+      if (!live_ && !(top < f))
+        break;
       heads.pop();
+      auto pid = top.pid;
       auto& p = parts_[pid];
       out.push_back(std::move(p.fifo.front().msg));
       if (times != nullptr)
         times->push_back(p.fifo.front().ts);
       p.fifo.pop_front();
       ++count;
-      if (eligible(p))
-        heads.emplace(p.fifo.front().ts, pid);
+      if (!p.fifo.empty())
+        heads.push(key{p.fifo.front().ts, pid});
+      else if (auto bound = bound_of(pid))
+        f = std::min(f, *bound);
     }
     counters_.released += count;
     counters_.held -= count;
     if (count > 0)
       decide_pauses();
     return count;
+  }
+
+  /// Every message with a timestamp at or before this was released: no
+  /// partition still replaying can deliver one, and none is held. The last
+  /// time at which a replay may run cycles and fire timers (the end of time
+  /// when live).
+  timestamp complete_until() const {
+    if (live_)
+      return timestamp::max();
+    auto limit = timestamp::max();
+    for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
+      auto& p = parts_[pid];
+      if (!p.fifo.empty())
+        limit = std::min(limit, p.fifo.front().ts);
+      else if (auto bound = bound_of(pid))
+        limit = std::min(limit, bound->ts);
+    }
+    // Strictly before: more messages may come at that very time.
+    return limit == timestamp::min() || limit == timestamp::max()
+               ? limit
+               : limit - duration{1};
   }
 
   // -- pausing ----------------------------------------------------------------
@@ -289,6 +323,40 @@ private:
     int64_t offset;
     Msg msg;
   };
+
+  /// A message's place in the merged order, offsets aside (within a
+  /// partition, offset order).
+  struct key {
+    timestamp ts;
+    uint32_t pid;
+    friend auto operator<=>(const key&, const key&) = default;
+  };
+
+  /// The smallest key partition `pid` can still deliver when it holds
+  /// nothing: (latest, pid) while it replays; before any timestamp, the
+  /// beginning of time (it holds everything back); none when it is caught
+  /// up, idle, or has delivered only messages without timestamps.
+  std::optional<key> bound_of(uint32_t pid) const {
+    auto& p = parts_[pid];
+    if (live_ || p.caught_up || is_idle(p))
+      return std::nullopt;
+    if (!p.latest) {
+      if (p.untimed)
+        return std::nullopt;
+      return key{timestamp::min(), pid};
+    }
+    return key{*p.latest, pid};
+  }
+
+  /// The least bound over the partitions that hold nothing.
+  key frontier() const {
+    key f{timestamp::max(), std::numeric_limits<uint32_t>::max()};
+    for (uint32_t pid = 0; pid < parts_.size(); ++pid)
+      if (parts_[pid].fifo.empty())
+        if (auto bound = bound_of(pid))
+          f = std::min(f, *bound);
+    return f;
+  }
 
   struct part {
     std::deque<entry> fifo;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "castor/actors.hpp"
+#include "castor/cycles.hpp"
 #include "castor/defaults.hpp"
 #include "castor/pipeline.hpp"
 
@@ -41,6 +42,10 @@ struct executor_config {
   /// periods are skipped: the DAG's time then jumps to the next input (or the
   /// release's time), where the due timers fire once (0: never skip).
   uint64_t timer_catch_up = defaults::timer_catch_up;
+  /// How cycles are formed (engine.cycles).
+  cycle_policy cycles;
+  /// Most messages in one cycle (cycles by timestamp split there).
+  size_t batch_size = defaults::batch_size;
 
   caf::error validate() const;
 };
@@ -85,6 +90,18 @@ struct executor_state {
   /// release (with the messages up to that time) and one at the watermark;
   /// when live, the last one at the wall clock.
   caf::error step(job& j, size_t& budget);
+
+  /// `step` for cycles by event time (timestamps or buckets): a group whose
+  /// input is not complete yet waits in `carry` for the next release.
+  caf::error step_by_time(job& j, size_t& budget);
+
+  /// `step` for cycles by release ("batch"): the release's messages in one
+  /// cycle at the watermark (the wall clock when live), timers between.
+  caf::error step_by_release(job& j, size_t& budget);
+
+  /// Timers caught up timer_catch_up times without input: skip to the next
+  /// input.
+  void skip_timers(timestamp due, std::optional<timestamp> next_input);
 
   /// Feeds `messages` to their sources, executes the DAG at `t` and
   /// serializes the updated sinks into `out`; dead letters follow the
@@ -144,6 +161,11 @@ struct executor_state {
   std::optional<timestamp> armed;
   /// Timer cycles without input in a row (across releases).
   uint64_t timer_streak = 0;
+  /// Timers stopped catching up: they fire again with the next input.
+  bool skipping = false;
+  /// Messages of a group (a timestamp or a bucket) not complete at the last
+  /// release: they run with the next one.
+  std::vector<consumed_message> carry;
   /// Scratch for positions_of: next offset by pid (-1: not in the release).
   std::vector<int64_t> next_offsets;
   pipeline_stats stats;

@@ -58,7 +58,7 @@ struct orchestrator_state {
   partition_table_ptr table;
   std::unique_ptr<watermark_core<consumed_message>> core;
   size_t in_flight = 0;
-  std::optional<timestamp> last_sent_watermark;
+  std::optional<timestamp> last_sent_complete;
   std::optional<caf::typed_response_promise<uint32_t>> credit;
   std::optional<caf::typed_response_promise<ack_atom>> drained;
   bool draining = false;

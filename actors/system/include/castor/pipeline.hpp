@@ -14,6 +14,7 @@
 //   caf::anon_send(pipeline, castor::stop_atom::value);
 
 #include "castor/actors.hpp"
+#include "castor/cycles.hpp"
 #include "castor/dag.hpp"
 #include "castor/defaults.hpp"
 #include "castor/error.hpp"
@@ -170,6 +171,10 @@ struct pipeline_config {
   /// timer over a weekend without data fires 2880 times; one far-future
   /// timestamp would otherwise fire it for every minute up to it.
   uint64_t timer_catch_up = defaults::timer_catch_up;
+  /// How cycles are formed: by timestamp (the default: one cycle per
+  /// distinct timestamp, split at batch_size), by a bucket of event time, or
+  /// by release ("batch", not deterministic). See docs/pipeline.md.
+  cycle_policy cycles;
   /// Event-driven wake-ups from librdkafka (off only in deterministic tests,
   /// which send wake-ups themselves).
   bool event_driven = true;

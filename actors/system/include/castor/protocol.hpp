@@ -103,8 +103,12 @@ using consumed_batch_ptr = std::shared_ptr<consumed_batch>;
 /// topic, partition, offset) order.
 struct release_batch {
   std::vector<consumed_message> messages;
-  /// The low watermark: the cycle time during replay.
+  /// The low watermark (the cycle time of "batch" cycles during replay).
   timestamp watermark{};
+  /// Every message with a timestamp at or before this has been released
+  /// (this release included): cycles and timers up to it are complete. The
+  /// end of time when live.
+  timestamp complete_until{};
   /// True once every partition is caught up: the cycle time is the wall clock.
   bool live = false;
 };
@@ -237,6 +241,10 @@ struct pipeline_stats {
   uint64_t idled = 0;
   /// Messages whose timestamp castor cannot take (ordered as untimed).
   uint64_t bad_timestamps = 0;
+  /// Messages released whose cycle waits for the rest of its timestamp or
+  /// bucket (held by the executor; not committed, so read again after a
+  /// stop).
+  uint64_t waiting = 0;
   /// DAG cycles run.
   uint64_t cycles = 0;
   /// Records handed to the producer.
@@ -289,7 +297,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pipeline_stats& x) {
   return f(caf::meta::type_name("castor.pipeline_stats"), x.consumed, x.released, x.held,
            x.held_peak, x.paused_partitions, x.pauses, x.resumes, x.late, x.idled,
-           x.bad_timestamps, x.cycles, x.produced, x.delivered, x.delivery_errors,
+           x.bad_timestamps, x.waiting, x.cycles, x.produced, x.delivered, x.delivery_errors,
            x.dead_lettered, x.failed_cycles, x.commits, x.offset_resets,
            x.skipped_offsets, x.timer_skips, x.oversized, x.watermark_ms, x.live,
            x.lag_seconds, x.rate, x.eta_seconds, x.topics, x.partitions, x.nodes,
