@@ -195,3 +195,22 @@ TEST_CASE(
   CHECK_THAT(text, Catch::Contains("watermark 2026-01-01T00:00:01.000Z"));
   CHECK_THAT(text, Catch::Contains("3 msg/s; 8 left, ETA 3s"));
 }
+
+TEST_CASE("orchestrator actor: releases say up to when the input is complete, and the "
+          "switch to live sends a release even with nothing held",
+          "[actors][orchestrator]") {
+  orchestrator_fixture fx{100, {{"a", 1}, {"b", 2}}};
+  // a is caught up; b may still send more at t0 + 2 s.
+  fx.send(batch_of({{0, 0, t0 + 1s}, {1, 0, t0 + 2s}}));
+  REQUIRE(fx.elog->releases.size() == 1);
+  CHECK(values_of(*fx.elog->releases[0]) == std::vector<std::string>{"0:0", "1:0"});
+  CHECK(fx.elog->releases[0]->complete_until == t0 + 2s - castor::duration{1});
+  // b ends: live, with nothing held. The executor still has to hear it,
+  // or t0 + 2 s (which it holds back as not complete) would wait for the
+  // next live message.
+  fx.send(batch_of({}, {1}));
+  REQUIRE(fx.elog->releases.size() == 2);
+  CHECK(fx.elog->releases[1]->messages.empty());
+  CHECK(fx.elog->releases[1]->live);
+  CHECK(fx.elog->releases[1]->complete_until == castor::timestamp::max());
+}

@@ -408,16 +408,21 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
       auto group = group_of(all[j.next].order_time);
       auto t = cycle_time(group);
       auto end = j.next;
-      while (end < all.size() && end - j.next < config.batch_size &&
+      // A timestamp runs in cycles of at most batch_size; a bucket is one
+      // cycle whatever it holds (a count would make its cycles depend on
+      // batch_size).
+      while (end < all.size() && (by_bucket || end - j.next < config.batch_size) &&
              group_of(all[end].order_time) == group)
         ++end;
       // A group is complete when every message up to its last instant is
       // out, or when it already has batch_size messages (the first
       // batch_size of a timestamp in merge order are always the same).
-      bool complete = j.batch->live || end - j.next == config.batch_size ||
+      bool complete = (!by_bucket && end - j.next == config.batch_size) ||
                       last_of(group) <= j.batch->complete_until;
-      // Timers due before the group fire first, each in a cycle of its own.
-      if (!skipping && due && *due < t && *due <= j.until) {
+      // Timers due before the group fire first, each in a cycle of its own:
+      // whatever comes later sorts after the group (live too: the data says
+      // that time has passed, whatever the wall clock).
+      if (!skipping && due && *due < t) {
         if (config.timer_catch_up > 0 && ++timer_streak > config.timer_catch_up) {
           skip_timers(*due, t);
           continue;

@@ -213,9 +213,10 @@ void orchestrator_state::pump(
     orchestrator_actor::stateful_pointer<orchestrator_state> self) {
   while (!draining && in_flight < config.releases_in_flight) {
     // An empty release is worth sending when time moved: the executor runs
-    // what is complete and fires the timers due.
+    // what is complete and fires the timers due (and, at the switch to live,
+    // the last timestamp of the replay, which nothing after it completes).
     auto complete = core->complete_until();
-    bool advanced = !core->live() && complete != timestamp::min() &&
+    bool advanced = complete != timestamp::min() &&
                     (!last_sent_complete || *last_sent_complete < complete);
     if (!core->releasable() && !advanced)
       return;

@@ -205,11 +205,11 @@ public:
 
   /// Every message with a timestamp at or before this was released: no
   /// partition still replaying can deliver one, and none is held. The last
-  /// time at which a replay may run cycles and fire timers (the end of time
-  /// when live).
+  /// time at which a replay may run cycles and fire timers; live, the end of
+  /// time once nothing is held (what was held at the switch leaves in
+  /// several releases, and a timestamp that goes on in the next one is not
+  /// complete yet).
   timestamp complete_until() const {
-    if (live_)
-      return timestamp::max();
     auto limit = timestamp::max();
     for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
       auto& p = parts_[pid];

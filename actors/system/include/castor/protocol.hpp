@@ -106,8 +106,8 @@ struct release_batch {
   /// The low watermark (the cycle time of "batch" cycles during replay).
   timestamp watermark{};
   /// Every message with a timestamp at or before this has been released
-  /// (this release included): cycles and timers up to it are complete. The
-  /// end of time when live.
+  /// (this release included): cycles and timers up to it are complete. Live,
+  /// the end of time once nothing is held.
   timestamp complete_until{};
   /// True once every partition is caught up: the cycle time is the wall clock.
   bool live = false;
