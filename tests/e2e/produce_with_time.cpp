@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Test tool: produces lines "topic partition timestamp_ms key value" from
-// stdin with the given timestamps (kcat cannot set them).
+// Test tool: produces lines "topic partition timestamp_ms key value..." from
+// stdin with the given timestamps (kcat cannot set them); the value is the
+// rest of the line, spaces included; a key "-" is no key.
 // Usage: castor_test_produce BOOTSTRAP
 
 #include "castor/testing/io.hpp"
@@ -26,9 +27,10 @@ int main(int argc, char** argv) {
     castor::testing::record r;
     std::string key;
     std::string value;
-    if (!(in >> r.topic >> r.partition >> r.time_ms >> key >> value))
+    if (!(in >> r.topic >> r.partition >> r.time_ms >> key) || !std::getline(in >> std::ws, value))
       continue;
-    r.key = std::move(key);
+    if (key != "-")
+      r.key = std::move(key);
     r.value = std::move(value);
     if (auto err = (*w)->write(r)) {
       std::cerr << castor::render(err) << '\n';

@@ -99,7 +99,10 @@ views merge_two(const views& a, const views& b) {
 // also headers naming where it came from.
 void copy_messages(const views& messages, std::vector<producer_record>& out,
                    bool coordinates) {
-  out.reserve(out.size() + messages.size());
+  // `out` gathers many cycles' records: an exact reserve each cycle would
+  // copy them all every cycle.
+  if (out.capacity() < out.size() + messages.size())
+    out.reserve(std::max(out.size() + messages.size(), 2 * out.capacity()));
   for (auto& m : messages) {
     producer_record r;
     if (m.key)
