@@ -294,7 +294,7 @@ std::optional<node_failure> dag::execute(timestamp t) {
   }
   std::optional<node_failure> failure;
   if (timing_)
-    tick_ = clock::now();
+    tick_ = last_cycle_.timers_fired > 0 ? clock::now() : start;
   if (!initialised_) {
     // The initialisation cycle: every source, stream, state and cutoff runs
     // once; the rest follow the usual rule.

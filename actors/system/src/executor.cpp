@@ -133,7 +133,6 @@ caf::error executor_state::feed_source(uint32_t s) {
   auto& views = per_source[s];
   auto& indices = per_source_index[s];
   auto& binding = definition->sources()[s];
-  auto stage = "deserialize:" + binding.source;
   while (!views.empty()) {
     std::optional<size_t> bad;
     std::string reason;
@@ -184,7 +183,7 @@ caf::error executor_state::feed_source(uint32_t s) {
     size_t kept = 0;
     for (size_t i = 0; i < views.size(); ++i) {
       if (rejected[i]) {
-        dead_letter(indices[i], views[i], stage, *rejected[i]);
+        dead_letter(indices[i], views[i], "deserialize:" + binding.source, *rejected[i]);
       } else {
         views[kept] = views[i];
         indices[kept] = indices[i];
