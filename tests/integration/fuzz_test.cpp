@@ -154,9 +154,13 @@ TEST_CASE("fuzz: the built-in deserializers take random messages without crashin
 TEST_CASE("fuzz: every built-in DAG's sources reject garbage with an error, never a "
           "crash",
           "[fuzz][serde]") {
-  for (auto& [name, make] : castor::dags::builtin()) {
-    std::vector<castor::dags::source_spec> sources{{"a", "a", {}}, {"b", "b", {}}};
-    std::vector<castor::dags::sink_spec> sinks{{"x", "x"}, {"y", "y"}};
+  castor::registry dags;
+  for (auto& name : dags.names()) {
+    std::vector<castor::source_spec> sources{{"a", "a", {}}, {"b", "b", {}}};
+    std::vector<castor::sink_spec> sinks{{"x", "x"}, {"y", "y"}};
+    auto make = [&](std::vector<castor::source_spec> so, std::vector<castor::sink_spec> si) {
+      return dags.make(name, castor::dag_config{std::move(so), std::move(si), {}});
+    };
     auto def = make(sources, sinks);
     if (!def) { // some take one source or one sink
       def = make({sources[0]}, {sinks[0]});
@@ -215,7 +219,8 @@ TEST_CASE("fuzz: mutated example configs load or fail with an error naming the f
       }
       auto path = dir / "fuzz.toml";
       std::ofstream{path, std::ios::trunc} << s;
-      auto cfg = castor::service::load(path.string());
+      castor::registry dags;
+      auto cfg = castor::service::load(path.string(), dags);
       if (cfg) {
         ++loaded;
         continue;

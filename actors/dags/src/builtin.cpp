@@ -364,25 +364,21 @@ positions_dag(const std::vector<source_spec>& sources,
   return def;
 }
 
-const std::map<std::string, factory>& builtin() {
-  static const std::map<std::string, factory> dags{{"wordcount", wordcount},
-                                                   {"merge", merge},
-                                                   {"copy", copy},
-                                                   {"positions", positions_dag}};
-  return dags;
+void add_builtins(registry& r) {
+  auto bind = [](factory f) {
+    return [f = std::move(f)](const dag_config& cfg) { return f(cfg.sources, cfg.sinks); };
+  };
+  r.add("wordcount", bind(wordcount));
+  r.add("merge", bind(merge));
+  r.add("copy", bind(copy));
+  r.add("positions", bind(positions_dag));
 }
 
 caf::expected<pipeline_definition_ptr> make(const std::string& name,
                                             const std::vector<source_spec>& sources,
                                             const std::vector<sink_spec>& sinks) {
-  auto i = builtin().find(name);
-  if (i == builtin().end())
-    return make_error(ec::invalid_config, fmt::format("no built-in DAG '{}'", name));
-  try {
-    return i->second(sources, sinks);
-  } catch (const std::exception& e) {
-    return make_error(ec::invalid_config, fmt::format("dag '{}': {}", name, e.what()));
-  }
+  static const registry builtins;
+  return builtins.make(name, dag_config{sources, sinks, {}});
 }
 
 } // namespace castor::dags

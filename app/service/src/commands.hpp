@@ -7,6 +7,7 @@
 
 #include "castor/error.hpp"
 #include "castor/kafka/config.hpp"
+#include "castor/registry.hpp"
 #include "castor/testing/mock_cluster.hpp"
 
 #include <caf/expected.hpp>
@@ -108,12 +109,14 @@ bool write_addr_file(const std::string& path, const std::string& bootstrap);
 caf::expected<std::unique_ptr<testing::mock_cluster>>
 start_broker(const std::vector<kafka::topic_spec>& topics);
 
-/// `castor run`: runs the configured pipeline until a signal.
-int run(signal_watcher& signals, const std::string& path, const std::string& log_level,
-        const std::string& addr_file);
+/// `castor run`: runs the configured pipeline (a DAG of `dags`, or of a
+/// plugin the configuration loads) until a signal.
+int run(signal_watcher& signals, registry dags, const std::string& path,
+        const std::string& log_level, const std::string& addr_file);
 
-/// `castor check`: validates a configuration and prints it.
-int check(const std::string& path);
+/// `castor check`: validates a configuration, prints it and lists the DAGs
+/// castor can run with it.
+int check(registry dags, const std::string& path);
 
 /// Fault injection for soak tests: every `every`, the broker is down for
 /// `down` (connections closed and refused), and `errors` retriable errors

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // `castor run` and `castor check`.
 
-#include "castor/dags/builtin.hpp"
 #include "castor/logger.hpp"
 #include "castor/metrics_endpoint.hpp"
 #include "castor/pipeline.hpp"
@@ -46,9 +45,9 @@ int stopped_during_startup() {
   return exit_ok;
 }
 
-int run(signal_watcher& signals, const std::string& path, const std::string& log_level,
-        const std::string& addr_file) {
-  auto cfg = load(path);
+int run(signal_watcher& signals, registry dags, const std::string& path,
+        const std::string& log_level, const std::string& addr_file) {
+  auto cfg = load(path, dags);
   if (!cfg)
     return fail(cfg.error());
   spdlog::set_level(
@@ -74,7 +73,7 @@ int run(signal_watcher& signals, const std::string& path, const std::string& log
                                    "cannot write the address file " + addr_file));
   if (signals.requested())
     return stopped_during_startup();
-  auto def = castor::dags::make(cfg->dag, cfg->sources, cfg->sinks);
+  auto def = dags.make(cfg->dag, dag_config_of(*cfg));
   if (!def)
     return fail(def.error());
   caf::actor_system_config sys_cfg;
@@ -107,12 +106,17 @@ int run(signal_watcher& signals, const std::string& path, const std::string& log
   return exit_ok;
 }
 
-int check(const std::string& path) {
-  auto cfg = load(path);
+int check(registry dags, const std::string& path) {
+  auto cfg = load(path, dags);
   if (!cfg)
     return fail(cfg.error());
   std::cout << "# " << path << ": valid; effective configuration (secrets masked):\n\n"
-            << to_toml(*cfg);
+            << to_toml(*cfg) << "\n# DAGs castor can run with this configuration:\n";
+  for (auto& name : dags.names())
+    std::cout << "#   " << name << " (" << dags.origin(name) << ")"
+              << (name == cfg->dag ? ": engine.dag, checked against the sources and sinks"
+                                   : "")
+              << '\n';
   return exit_ok;
 }
 

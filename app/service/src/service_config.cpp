@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "service_config.hpp"
 
+#include "plugins.hpp"
+
 #include "castor/kafka/config.hpp"
 #include "castor/logger.hpp"
 
@@ -12,6 +14,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <sstream>
@@ -280,7 +283,43 @@ pipeline_config service_config::to_pipeline_config(const std::string& bootstrap)
   return result;
 }
 
-caf::expected<service_config> load(const std::string& path) {
+// A value of [engine.params] as the DAG reads it; nullopt (and a failure
+// recorded) for what params cannot hold (tables, dates).
+std::optional<param_value> param_of(checker& check, const toml::node& node,
+                                    const std::string& path, const std::string& dotted) {
+  param_value v;
+  v.where = fmt::format("{}:{}", path, node.source().begin.line);
+  if (auto* i = node.as_integer())
+    v.value = i->get();
+  else if (auto* f = node.as_floating_point())
+    v.value = f->get();
+  else if (auto* b = node.as_boolean())
+    v.value = b->get();
+  else if (auto* s = node.as_string())
+    v.value = s->get();
+  else if (auto* a = node.as_array()) {
+    param_value::array items;
+    for (size_t k = 0; k < a->size(); ++k) {
+      auto item = param_of(check, *a->get(k), path, fmt::format("{}[{}]", dotted, k));
+      if (!item)
+        return std::nullopt;
+      items.push_back(std::move(*item));
+    }
+    v.value = std::move(items);
+  } else {
+    check.fail(node.source(), fmt::format("'{}' must be an integer, float, boolean, "
+                                          "string or an array of them",
+                                          dotted));
+    return std::nullopt;
+  }
+  return v;
+}
+
+dag_config dag_config_of(const service_config& cfg) {
+  return dag_config{cfg.sources, cfg.sinks, cfg.params};
+}
+
+caf::expected<service_config> load(const std::string& path, registry& dags) {
   toml::table doc;
   try {
     doc = toml::parse_file(path);
@@ -379,9 +418,42 @@ caf::expected<service_config> load(const std::string& path) {
   if (auto* engine = table_of("engine")) {
     check.only(*engine, "engine.",
                {"dag", "batch_size", "idle_timeout", "startup_timeout", "flush_timeout",
-                "progress_interval", "commit_interval", "timer_catch_up", "cycles"});
+                "progress_interval", "commit_interval", "timer_catch_up", "cycles",
+                "plugins", "params"});
     if (auto v = check.string(*engine, "dag", "engine."))
       cfg.dag = *v;
+    // Plugins first: the DAG may be one of theirs. A relative path is
+    // relative to the configuration file's folder.
+    if (auto* node = engine->get("plugins")) {
+      auto* list = node->as_array();
+      if (list == nullptr || !list->is_homogeneous<std::string>()) {
+        check.fail(node->source(), "'engine.plugins' must be an array of paths (strings)");
+      } else {
+        auto base = std::filesystem::path{path}.parent_path();
+        for (auto& item : *list) {
+          std::filesystem::path file{item.as_string()->get()};
+          if (file.is_relative() && !base.empty())
+            file = base / file;
+          if (check.error())
+            break;
+          if (auto err = load_plugin(file.string(), dags)) {
+            check.fail(item.source(), fmt::format("'engine.plugins': {}", message_of(err)));
+            break;
+          }
+          cfg.plugins.push_back(file.string());
+        }
+      }
+    }
+    if (auto* node = engine->get("params")) {
+      if (auto* table = node->as_table()) {
+        for (auto& [key, value] : *table)
+          if (auto v = param_of(check, value, path,
+                                fmt::format("engine.params.{}", key.str())))
+            cfg.params.set(std::string{key.str()}, std::move(*v));
+      } else {
+        check.fail(node->source(), "'engine.params' must be a table ([engine.params])");
+      }
+    }
     if (auto v = check.integer(*engine, "batch_size", "engine.", 1,
                                static_cast<int64_t>(defaults::max_batch_size)))
       cfg.pipeline.batch_size = static_cast<size_t>(*v);
@@ -406,13 +478,14 @@ caf::expected<service_config> load(const std::string& path) {
                                    "positive duration (e.g. 100ms, 1s)",
                                    *v));
     }
-    if (!cfg.dag.empty() && !dags::builtin().contains(cfg.dag)) {
+    if (!cfg.dag.empty() && !check.error() && !dags.contains(cfg.dag)) {
       std::string names;
-      for (auto& [name, _] : dags::builtin())
+      for (auto& name : dags.names())
         names += (names.empty() ? "" : ", ") + name;
-      check.fail_key(
-          "engine.dag", engine->get("dag")->source(),
-          fmt::format("'engine.dag' = '{}' is not a built-in DAG ({})", cfg.dag, names));
+      check.fail_key("engine.dag", engine->get("dag")->source(),
+                     fmt::format("'engine.dag' = '{}' is not a DAG castor knows ({}; a "
+                                 "plugin's DAGs come with engine.plugins)",
+                                 cfg.dag, names));
     }
   }
   if (cfg.dag.empty())
@@ -567,7 +640,7 @@ caf::expected<service_config> load(const std::string& path) {
   if (auto err = check.error())
     return err;
   // The DAG must accept the sources and sinks as configured.
-  auto def = dags::make(cfg.dag, cfg.sources, cfg.sinks);
+  auto def = dags.make(cfg.dag, dag_config_of(cfg));
   if (!def)
     return make_error(ec::invalid_config,
                       fmt::format("{}: {}", path, message_of(def.error())));
@@ -603,6 +676,17 @@ std::string to_toml(const service_config& cfg) {
       period(cfg.pipeline.startup_timeout), period(cfg.pipeline.flush_timeout),
       period(cfg.pipeline.progress_interval), period(cfg.pipeline.commit_interval),
       cfg.pipeline.timer_catch_up, quote(cfg.pipeline.cycles.to_string()));
+  if (!cfg.plugins.empty()) {
+    std::string list;
+    for (auto& plugin : cfg.plugins)
+      list += (list.empty() ? "" : ", ") + quote(plugin);
+    out += fmt::format("plugins = [{}]\n", list);
+  }
+  if (!cfg.params.empty()) {
+    out += "\n[engine.params]\n";
+    for (auto& [key, value] : cfg.params.entries())
+      out += fmt::format("{} = {}\n", key, value.to_string());
+  }
   auto& p = cfg.pipeline;
   out += fmt::format("\n[errors]\ndead_letter_topic = {}\non_deserialize_error = {}\n"
                      "on_node_error = {}\n",

@@ -7,6 +7,7 @@
 #include "castor/dags/builtin.hpp"
 #include "castor/kafka/config.hpp"
 #include "castor/pipeline.hpp"
+#include "castor/registry.hpp"
 
 #include <caf/expected.hpp>
 
@@ -25,8 +26,13 @@ struct service_config {
   /// librdkafka properties and engine settings, with the library's defaults
   /// (`bootstrap.servers` and `group.id` are added by `to_pipeline_config`).
   pipeline_config pipeline;
-  /// A built-in DAG: wordcount, merge, copy or positions.
+  /// A DAG of the registry (built-in, the program's, or a plugin's).
   std::string dag;
+  /// The plugins loaded (`engine.plugins`, as resolved: relative to the
+  /// configuration file's folder).
+  std::vector<std::string> plugins;
+  /// `[engine.params]`, for the DAG's factory.
+  dag_params params;
   /// spdlog level name: trace, debug, info, warn, error, critical, off.
   std::string log_level = "info";
   std::vector<dags::source_spec> sources;
@@ -42,10 +48,15 @@ struct service_config {
   pipeline_config to_pipeline_config(const std::string& bootstrap) const;
 };
 
-/// Loads and checks `path`. Errors (`ec::invalid_config`, or
-/// `ec::kafka_config` when librdkafka rejects a property) name the file, the
-/// line and the key: unknown keys, wrong types, bad values.
-caf::expected<service_config> load(const std::string& path);
+/// Loads and checks `path`: loads the plugins it names into `dags`, and
+/// builds its DAG from `dags` (the sources, sinks and parameters must suit
+/// it). Errors (`ec::invalid_config`, or `ec::kafka_config` when librdkafka
+/// rejects a property) name the file, the line and the key: unknown keys,
+/// wrong types, bad values, a bad plugin.
+caf::expected<service_config> load(const std::string& path, registry& dags);
+
+/// The DAG's configuration: sources, sinks and parameters.
+dag_config dag_config_of(const service_config& cfg);
 
 /// The effective configuration as TOML, with secrets (passwords, keys,
 /// secrets, tokens) masked.

@@ -21,7 +21,7 @@ using namespace service;
 
 namespace {
 
-int run_main(int argc, char** argv) {
+int run_main(int argc, char** argv, const registry& dags) {
   // Before any thread exists, so that every thread inherits the mask.
   signal_watcher::block_signals();
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
@@ -78,9 +78,9 @@ int run_main(int argc, char** argv) {
   try {
     signal_watcher signals;
     if (*run_cmd)
-      return run(signals, config_path, log_level, addr_file);
+      return run(signals, dags, config_path, log_level, addr_file);
     if (*check_cmd)
-      return check(config_path);
+      return check(dags, config_path);
     if (*broker_cmd) {
       fault_plan faults;
       faults.errors = fault_errors;
@@ -117,7 +117,11 @@ int run_main(int argc, char** argv) {
 } // namespace
 
 int service_main(int argc, char** argv) {
-  auto code = run_main(argc, argv);
+  service_main(argc, argv, registry{});
+}
+
+int service_main(int argc, char** argv, const registry& dags) {
+  auto code = run_main(argc, argv, dags);
   // A librdkafka client may still be closing on a thread of its own (its
   // broker does not answer): exit without waiting for it, and without
   // running static destructors under it.

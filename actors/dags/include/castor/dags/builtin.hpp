@@ -6,6 +6,7 @@
 // source into one topic, the tool for checking ordered replay from outside).
 
 #include "castor/pipeline.hpp"
+#include "castor/registry.hpp"
 
 #include <caf/expected.hpp>
 
@@ -16,18 +17,8 @@
 
 namespace castor::dags {
 
-/// A DAG source bound to a topic.
-struct source_spec {
-  std::string name;
-  std::string topic;
-  start_policy start;
-};
-
-/// A DAG sink bound to a topic.
-struct sink_spec {
-  std::string name;
-  std::string topic;
-};
+using castor::sink_spec;
+using castor::source_spec;
 
 using factory = std::function<caf::expected<pipeline_definition_ptr>(
     const std::vector<source_spec>&, const std::vector<sink_spec>&)>;
@@ -61,8 +52,8 @@ caf::expected<pipeline_definition_ptr>
 positions_dag(const std::vector<source_spec>& sources,
               const std::vector<sink_spec>& sinks);
 
-/// The built-in DAGs by name.
-const std::map<std::string, factory>& builtin();
+/// Adds the built-in DAGs to `r` (a default-constructed registry has them).
+void add_builtins(registry& r);
 
 /// Builds the built-in DAG `name` for these sources and sinks; a DAG that
 /// rejects them (wrong shape, a name used twice) is `ec::invalid_config`
