@@ -34,6 +34,8 @@ mock_orchestrator(castor::orchestrator_actor::pointer,
       [](castor::tick_atom) {},
       [](castor::drain_atom) { return ack_atom::value; },
       [](castor::stats_atom) { return castor::pipeline_stats{}; },
+      [](castor::finish_atom) { return ack_atom::value; },
+      [](castor::wake_atom) {},
   };
 }
 

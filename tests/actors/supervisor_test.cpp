@@ -77,6 +77,8 @@ orchestrator_mock(castor::orchestrator_actor::pointer self,
         return answer(self, *log, "orchestrator: drain");
       },
       [](castor::stats_atom) { return castor::pipeline_stats{}; },
+      [](castor::finish_atom) { return ack_atom::value; },
+      [](castor::wake_atom) {},
   };
 }
 

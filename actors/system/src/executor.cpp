@@ -394,6 +394,8 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
     // wall clock (live; the executor's timer covers the rest).
     j.until = j.batch->live ? std::max(wall_clock_now(), graph.time())
                             : j.batch->complete_until;
+    if (config.stop)
+      j.until = std::min(j.until, *config.stop - duration{1});
     // The DAG's initialisation cycle runs, with no input, at the time of the
     // first message: timers its nodes set count from the data's time.
     if (graph.cycle_id() == 0 && !messages.empty())
@@ -416,12 +418,12 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
       // A group is complete when every message up to its last instant is
       // out, or when it already has batch_size messages (the first
       // batch_size of a timestamp in merge order are always the same).
-      bool complete = (!by_bucket && end - j.next == config.batch_size) ||
+      bool complete = j.batch->final || (!by_bucket && end - j.next == config.batch_size) ||
                       last_of(group) <= j.batch->complete_until;
       // Timers due before the group fire first, each in a cycle of its own:
       // whatever comes later sorts after the group (live too: the data says
       // that time has passed, whatever the wall clock).
-      if (!skipping && due && *due < t) {
+      if (!skipping && due && *due < t && (!config.stop || *due < *config.stop)) {
         if (config.timer_catch_up > 0 && ++timer_streak > config.timer_catch_up) {
           skip_timers(*due, t);
           continue;
@@ -489,6 +491,8 @@ caf::error executor_state::step_by_release(job& j, size_t& budget) {
     if (j.batch->live) {
       live = true;
       j.until = std::max(wall_clock_now(), graph.time());
+      if (config.stop)
+        j.until = std::min(j.until, *config.stop - duration{1});
     }
     // The DAG's initialisation cycle runs, with no input, at the time of the
     // first message: timers its nodes set count from the data's time.
@@ -618,7 +622,7 @@ void executor_state::fail(pointer self, const caf::error& err) {
 
 void executor_state::arm_timer(pointer self) {
   auto due = definition->graph().next_timer();
-  if (!live || !due || (armed && *armed == *due))
+  if (!live || !due || (armed && *armed == *due) || (config.stop && *due >= *config.stop))
     return;
   armed = *due;
   auto wait = std::max(duration::zero(), *due - wall_clock_now());
@@ -668,6 +672,8 @@ executor_actor::behavior_type executor(executor_state::pointer self,
           return; // the releases run the due timers; the timer is armed after
         auto& graph = st.definition->graph();
         auto now = std::max(wall_clock_now(), graph.time());
+        if (st.config.stop)
+          now = std::min(now, *st.config.stop - duration{1});
         if (auto due = graph.next_timer(); st.live && due && *due <= now) {
           // The timer's cycle runs at its time (at the wall clock with
           // batch cycles, whose live cycles all do).

@@ -17,6 +17,8 @@ caf::error orchestrator_config::validate() const {
     return make_error(ec::invalid_config, "releases_in_flight must be at least 1");
   if (watermark.idle_timeout <= duration::zero())
     return make_error(ec::invalid_config, "idle_timeout must be positive");
+  if (!(replay_speed >= 0))
+    return make_error(ec::invalid_config, "replay_speed must not be negative");
   return {};
 }
 
@@ -57,11 +59,57 @@ void orchestrator_state::after_change(
     else
       logger()->info("orchestrator: every partition is caught up: live (all at once, "
                      "before any watermark)");
-    if (config.listener)
-      caf::anon_send(config.listener, live_atom::value);
+    live_pending = true;
+  }
+  if (auto done = core->take_finished(); !done.empty()) {
+    // Not read again: nothing past the stop is wanted.
+    self->send(consumer, pause_atom::value, done);
+    for (auto pid : done) {
+      auto& e = table->partitions[pid];
+      logger()->debug("orchestrator: {}[{}] reached the stop", e.topic, e.partition);
+    }
   }
   held_peak = std::max<uint64_t>(held_peak, core->held());
   pump(self);
+  // The switch is announced once everything replayed has been released to
+  // the DAG: a host that stops on it loses nothing of the replay.
+  if (live_pending && core->held() == 0 && in_flight == 0) {
+    live_pending = false;
+    if (config.listener)
+      caf::anon_send(config.listener, live_atom::value);
+  }
+  // A bounded replay: everything before the stop released and run.
+  if (core->all_finished() && core->held() == 0 && in_flight == 0 && !draining) {
+    if (!final_sent) {
+      final_sent = true;
+      auto batch = std::make_shared<release_batch>();
+      batch->watermark = core->watermark();
+      batch->complete_until = limit(timestamp::max());
+      batch->final = true;
+      ++in_flight;
+      logger()->info("orchestrator: every partition reached the stop ({}): the last "
+                     "cycles run",
+                     config.stop.what == stop_policy::kind::end
+                         ? std::string{"the end offsets recorded at start-up"}
+                         : castor::to_string(*stop_time));
+      self->request(executor, caf::infinite, std::move(batch))
+          .then(
+              [self](ack_atom) {
+                auto& st = self->state;
+                --st.in_flight;
+                st.finished = true;
+                if (st.finish_promise) {
+                  st.finish_promise->deliver(ack_atom::value);
+                  st.finish_promise.reset();
+                }
+                if (st.draining && st.in_flight == 0 && st.drained) {
+                  st.drained->deliver(ack_atom::value);
+                  st.drained.reset();
+                }
+              },
+              [self](caf::error& err) { self->quit(std::move(err)); });
+    }
+  }
   if (credit && core->wants_more()) {
     credit->deliver(static_cast<uint32_t>(core->allowance()));
     credit.reset();
@@ -128,6 +176,14 @@ std::vector<partition_progress> orchestrator_state::progress() const {
         p.caught_up ? std::max(core->position(pid), e.end_offset) : core->position(pid);
     p.held = core->held(pid);
     p.paused = core->paused(pid);
+    if (pid < released_of.size()) {
+      p.released = released_of[pid];
+      p.first_ms = first_ms[pid];
+      p.last_ms = last_ms[pid];
+      p.next_offset = next_offset[pid];
+      p.beyond_stop = beyond_stop[pid];
+    }
+    p.finished = core->finished(pid);
     result.push_back(std::move(p));
   }
   return result;
@@ -180,6 +236,9 @@ pipeline_stats orchestrator_state::stats(
   stats.idled = c.idled;
   stats.bad_timestamps = bad_timestamps;
   stats.live = core->live();
+  stats.finished = finished;
+  for (auto n : beyond_stop)
+    stats.beyond_stop += n;
   if (core->has_watermark())
     stats.watermark_ms = to_millis(core->watermark());
   auto wall = wall_clock_now();
@@ -209,25 +268,105 @@ pipeline_stats orchestrator_state::stats(
   return stats;
 }
 
+bool orchestrator_state::past_stop(uint32_t pid, const consumed_message& m) {
+  bool past = core->finished(pid) ||
+              (config.stop.what == stop_policy::kind::end &&
+               m.offset() >= table->partitions[pid].end_offset) ||
+              (stop_time && m.time() && *m.time() >= *stop_time);
+  if (past) {
+    ++beyond_stop[pid];
+    core->finish(pid);
+  }
+  return past;
+}
+
+void orchestrator_state::check_stop(
+    orchestrator_actor::stateful_pointer<orchestrator_state>) {
+  if (!config.stop.bounded())
+    return;
+  // A caught-up partition is finished at the end offsets; at a stop time,
+  // once the wall clock has reached it (until then new messages may still
+  // come before it).
+  bool reached = config.stop.what == stop_policy::kind::end ||
+                 (stop_time && wall_clock_now() >= *stop_time);
+  for (uint32_t pid = 0; pid < table->partitions.size(); ++pid)
+    if (!core->finished(pid) && core->caught_up(pid) && reached)
+      core->finish(pid);
+  if (!core->live() && !core->all_finished() && core->all_caught_up())
+    core->go_live();
+}
+
+timestamp orchestrator_state::paced_until() const {
+  if (config.replay_speed <= 0 || core->live() || !pace_event0)
+    return timestamp::max();
+  auto elapsed = std::chrono::duration<double>(wall_clock_now() - pace_wall0).count();
+  auto ahead = std::chrono::duration_cast<duration>(
+      std::chrono::duration<double>(elapsed * config.replay_speed));
+  return *pace_event0 + ahead;
+}
+
+timestamp orchestrator_state::limit(timestamp complete) const {
+  auto result = std::min(complete, paced_until());
+  if (stop_time)
+    result = std::min(result, *stop_time - duration{1});
+  else if (config.stop.what == stop_policy::kind::end)
+    result = std::min(result, last_released.value_or(timestamp::min()));
+  return result;
+}
+
 void orchestrator_state::pump(
     orchestrator_actor::stateful_pointer<orchestrator_state> self) {
   while (!draining && in_flight < config.releases_in_flight) {
     // An empty release is worth sending when time moved: the executor runs
     // what is complete and fires the timers due (and, at the switch to live,
     // the last timestamp of the replay, which nothing after it completes).
-    auto complete = core->complete_until();
+    if (final_sent)
+      return;
+    // Pacing starts at the first message held.
+    if (config.replay_speed > 0 && !pace_event0 && !core->live())
+      if (auto head = core->head_time()) {
+        pace_event0 = *head;
+        pace_wall0 = wall_clock_now();
+      }
+    auto paced = paced_until();
+    auto complete = limit(core->complete_until());
     bool advanced = complete != timestamp::min() &&
                     (!last_sent_complete || *last_sent_complete < complete);
-    if (!core->releasable() && !advanced)
+    auto head = core->head_time();
+    bool due = core->releasable() && (!head || *head <= paced);
+    if (!due && !advanced) {
+      // Paced: wake when the next message is due (and meanwhile, for the
+      // timers between messages).
+      if (paced != timestamp::max() && !pace_wake_pending) {
+        auto wait = std::chrono::duration_cast<duration>(std::chrono::milliseconds{50});
+        if (head && *head > paced)
+          wait = std::min(wait, std::chrono::duration_cast<duration>(
+                                    (*head - paced) / config.replay_speed));
+        pace_wake_pending = true;
+        self->delayed_send(self, std::max(wait, duration{std::chrono::milliseconds{1}}),
+                           wake_atom::value);
+      }
       return;
+    }
     auto batch = std::make_shared<release_batch>();
     batch->messages.reserve(std::min(config.watermark.batch_size, core->held()));
     times.clear();
-    core->release(batch->messages, &times);
-    for (size_t i = 0; i < times.size(); ++i)
-      batch->messages[i].order_time = times[i];
+    core->release(batch->messages, &times, paced);
+    for (size_t i = 0; i < times.size(); ++i) {
+      auto& m = batch->messages[i];
+      m.order_time = times[i];
+      auto pid = m.pid();
+      ++released_of[pid];
+      auto ms = to_millis(times[i]);
+      if (first_ms[pid] == INT64_MIN)
+        first_ms[pid] = ms;
+      last_ms[pid] = std::max(last_ms[pid], ms);
+      next_offset[pid] = m.offset() + 1;
+      if (!last_released || *last_released < times[i])
+        last_released = times[i];
+    }
     batch->watermark = core->watermark();
-    batch->complete_until = core->complete_until();
+    batch->complete_until = limit(core->complete_until());
     batch->live = core->live();
     last_sent_complete = batch->complete_until;
     ++in_flight;
@@ -266,8 +405,33 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
         bounds.reserve(table->partitions.size());
         for (auto& e : table->partitions)
           bounds.push_back({e.start_offset, e.end_offset, e.leader});
+        auto n = table->partitions.size();
+        st.beyond_stop.assign(n, 0);
+        st.released_of.assign(n, 0);
+        st.first_ms.assign(n, INT64_MIN);
+        st.last_ms.assign(n, INT64_MIN);
+        st.next_offset.assign(n, -1);
+        auto& stop = st.config.stop;
+        if (stop.what == stop_policy::kind::at) {
+          auto t = stop.resolve(wall_clock_now());
+          if (!t) {
+            self->quit(to_error(t.error()));
+            return;
+          }
+          st.stop_time = *t;
+          logger()->info("orchestrator: a bounded replay: nothing at or after {} is "
+                         "released (engine.stop = {}); castor exits once every partition "
+                         "reached it",
+                         castor::to_string(*t), stop.to_string());
+        } else if (stop.what == stop_policy::kind::end) {
+          logger()->info("orchestrator: a bounded replay: every partition stops at the "
+                         "end offset recorded at start-up (engine.stop = end); castor "
+                         "exits once all have");
+        }
+        st.config.watermark.bounded = stop.bounded();
         st.core = std::make_unique<watermark_core<consumed_message>>(
             std::move(bounds), st.config.watermark, st.now(self));
+        st.check_stop(self);
         st.last_progress = st.now(self);
         st.started = st.last_progress;
         self->send(st.executor, start_atom::value, table);
@@ -281,6 +445,8 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
           auto pid = m.pid();
           if (m.time_out_of_range())
             st.note_bad_time(pid, m.offset());
+          if (st.config.stop.bounded() && st.past_stop(pid, m))
+            continue;
           auto offset = m.offset();
           auto time = m.time();
           st.core->push(pid, offset, time, std::move(m), now);
@@ -289,6 +455,7 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
           st.core->end_of_partition(pid, now);
         if (batch->broker_errors > 0)
           st.core->broker_trouble();
+        st.check_stop(self);
         st.core->update(now);
         auto promise = self->make_response_promise<uint32_t>();
         st.credit = promise;
@@ -299,6 +466,7 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
         auto& st = self->state;
         if (st.core) {
           auto now = st.now(self);
+          st.check_stop(self);
           st.core->update(now);
           st.after_change(self);
           st.check_stall(now);
@@ -319,6 +487,20 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
         return promise;
       },
       [self](stats_atom) { return self->state.stats(self); },
+      [self](finish_atom) -> caf::result<ack_atom> {
+        auto& st = self->state;
+        if (st.finished)
+          return ack_atom::value;
+        auto promise = self->make_response_promise<ack_atom>();
+        st.finish_promise = promise;
+        return promise;
+      },
+      [self](wake_atom) {
+        auto& st = self->state;
+        st.pace_wake_pending = false;
+        if (st.core)
+          st.after_change(self);
+      },
   };
 }
 

@@ -95,6 +95,11 @@ caf::error pipeline_config::validate() const {
     return make_error(ec::invalid_config, "releases_in_flight must be at least 1");
   if (cycles.what == cycle_policy::kind::bucket && cycles.bucket <= duration::zero())
     return make_error(ec::invalid_config, "cycles by bucket need a positive duration");
+  if (!(replay_speed >= 0) || replay_speed > 1e9)
+    return make_error(ec::invalid_config,
+                      fmt::format("replay_speed must be 0 (as fast as possible) or a "
+                                  "positive rate up to 1e9, not {}",
+                                  replay_speed));
   if (idle_timeout <= duration::zero())
     return make_error(ec::invalid_config, "idle_timeout must be positive");
   if (startup_timeout <= duration::zero())
@@ -146,6 +151,19 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
     return sys.spawn(failed_pipeline, std::move(invalid));
   supervisor_config scfg;
   scfg.flush_timeout = cfg.flush_timeout;
+  scfg.bounded = cfg.stop.bounded();
+  scfg.on_exit = cfg.on_exit;
+  // A stop time is resolved once, now: the orchestrator and the executor
+  // share it.
+  auto stop = cfg.stop;
+  std::optional<timestamp> stop_time;
+  if (stop.what == stop_policy::kind::at) {
+    auto t = stop.resolve(wall_clock_now());
+    if (!t)
+      return sys.spawn(failed_pipeline, to_error(t.error()));
+    stop_time = *t;
+    stop = stop_policy::at(*t);
+  }
   pipeline_components c;
   producer_config pcfg;
   pcfg.properties = cfg.producer;
@@ -164,6 +182,7 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
   ecfg.timer_catch_up = cfg.timer_catch_up;
   ecfg.cycles = cfg.cycles;
   ecfg.batch_size = cfg.batch_size;
+  ecfg.stop = stop_time;
   c.executor = sys.spawn(executor, definition, c.producer, ecfg);
   orchestrator_config ocfg;
   ocfg.watermark.batch_size = cfg.batch_size;
@@ -171,6 +190,8 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
   ocfg.releases_in_flight = cfg.releases_in_flight;
   ocfg.progress_interval = cfg.progress_interval;
   ocfg.listener = cfg.listener;
+  ocfg.stop = stop;
+  ocfg.replay_speed = cfg.replay_speed;
   c.orchestrator = sys.spawn(orchestrator, ocfg, c.executor);
   consumer_config ccfg;
   ccfg.properties = cfg.consumer;

@@ -33,6 +33,8 @@ void merge_into(pipeline_stats& into, const pipeline_stats& from) {
   into.oversized += from.oversized;
   into.watermark_ms = std::max(into.watermark_ms, from.watermark_ms);
   into.live = into.live || from.live;
+  into.beyond_stop += from.beyond_stop;
+  into.finished = into.finished || from.finished;
   if (!std::isnan(from.lag_seconds))
     into.lag_seconds = from.lag_seconds;
   into.rate = std::max(into.rate, from.rate);
@@ -62,6 +64,12 @@ void merge_into(pipeline_stats& into, const pipeline_stats& from) {
     i->skipped += p.skipped;
     i->paused = i->paused || p.paused;
     i->caught_up = i->caught_up || p.caught_up;
+    i->released += p.released;
+    i->first_ms = std::max(i->first_ms, p.first_ms);
+    i->last_ms = std::max(i->last_ms, p.last_ms);
+    i->next_offset = std::max(i->next_offset, p.next_offset);
+    i->beyond_stop += p.beyond_stop;
+    i->finished = i->finished || p.finished;
   }
   into.nodes.insert(into.nodes.end(), from.nodes.begin(), from.nodes.end());
   if (into.cycle_buckets.empty())

@@ -61,8 +61,19 @@ void fail(supervisor_state::pointer self, caf::error err) {
   st.stopping = true;
   st.config.cancel->store(true);
   logger()->error("pipeline: stops on error: {}", render(err));
-  exit_components(self, caf::exit_reason::user_shutdown);
-  self->quit(std::move(err));
+  if (!st.config.on_exit) {
+    exit_components(self, caf::exit_reason::user_shutdown);
+    self->quit(std::move(err));
+    return;
+  }
+  // The figures for the report first (short timeouts: stopping), then out.
+  collect_stats(self, [self, err](const pipeline_stats& s) {
+    auto& st = self->state;
+    if (auto report = std::exchange(st.config.on_exit, nullptr))
+      report(s, err);
+    exit_components(self, caf::exit_reason::user_shutdown);
+    self->quit(err);
+  });
 }
 
 // The last step of a clean stop: counters, a summary line, then exit.
@@ -82,21 +93,23 @@ void finish(supervisor_state::pointer self) {
                    s.consumed, s.released, waiting, s.cycles, s.produced, s.delivered,
                    st.undelivered, s.delivery_errors, s.dead_lettered, s.commits);
     exit_components(self, caf::exit_reason::user_shutdown);
+    caf::error reason;
     if (st.component_error)
-      self->quit(st.component_error);
+      reason = st.component_error;
     else if (st.flush_unanswered)
-      self->quit(make_error(ec::produce_failed,
-                            "the producer did not answer the flush in time: records "
-                            "may not have been delivered"));
+      reason = make_error(ec::produce_failed,
+                          "the producer did not answer the flush in time: records "
+                          "may not have been delivered");
     else if (st.undelivered > 0)
-      self->quit(make_error(ec::produce_failed,
-                            fmt::format("{} record(s) not delivered within the flush "
-                                        "timeout",
-                                        st.undelivered)));
+      reason = make_error(ec::produce_failed,
+                          fmt::format("{} record(s) not delivered within the flush "
+                                      "timeout",
+                                      st.undelivered));
     else if (st.commit_error)
-      self->quit(st.commit_error);
-    else
-      self->quit();
+      reason = st.commit_error;
+    if (auto report = std::exchange(st.config.on_exit, nullptr))
+      report(s, reason);
+    self->quit(reason);
   });
 }
 
@@ -220,6 +233,20 @@ pipeline_actor::behavior_type supervisor(supervisor_state::pointer self,
   self->link_to(st.components.executor);
   self->link_to(st.components.orchestrator);
   self->link_to(st.components.consumer);
+  // A bounded replay ends by itself: the orchestrator answers once every
+  // partition reached the stop and the last cycles ran.
+  if (st.config.bounded)
+    self->request(st.components.orchestrator, caf::infinite, finish_atom::value)
+        .then(
+            [self](ack_atom) {
+              if (self->state.stopping)
+                return;
+              logger()->info("pipeline: the bounded replay is complete: stopping");
+              stop(self);
+            },
+            [](caf::error&) {
+              // The orchestrator exited: its exit message decides.
+            });
   self->set_exit_handler([self](caf::exit_msg& em) {
     auto& st = self->state;
     // (anon_send_exit names the receiver itself as the source: an exit

@@ -109,10 +109,41 @@ bool write_addr_file(const std::string& path, const std::string& bootstrap);
 caf::expected<std::unique_ptr<testing::mock_cluster>>
 start_broker(const std::vector<kafka::topic_spec>& topics);
 
+/// What `castor run` takes besides the configuration file.
+struct run_options {
+  /// Overrides log.level (empty: the file's).
+  std::string log_level;
+  /// Where to write the bootstrap address (empty: nowhere).
+  std::string addr_file;
+  /// Overrides engine.stop (empty: the file's).
+  std::string stop;
+  /// Where to write the JSON run report at exit (empty: none).
+  std::string report;
+};
+
 /// `castor run`: runs the configured pipeline (a DAG of `dags`, or of a
-/// plugin the configuration loads) until a signal.
+/// plugin the configuration loads) until a signal, or, for a bounded
+/// replay, until it is complete.
 int run(signal_watcher& signals, registry dags, const std::string& path,
-        const std::string& log_level, const std::string& addr_file);
+        const run_options& options);
+
+/// What `castor produce` takes.
+struct produce_options {
+  std::string bootstrap;
+  std::string topic;
+  /// A file of lines, or "-" / empty for standard input.
+  std::string file;
+  /// Lines carry a partition column after the timestamp.
+  bool partition_column = false;
+  /// librdkafka producer properties.
+  kafka::properties properties;
+};
+
+/// `castor produce`: writes records from lines TIMESTAMP<TAB>KEY<TAB>VALUE
+/// (TIMESTAMP<TAB>PARTITION<TAB>KEY<TAB>VALUE with a partition column),
+/// timestamps in ms since the epoch or ISO 8601; stops at the first bad
+/// line, naming it, after delivering what came before (exit 5).
+int produce(const produce_options& options);
 
 /// `castor check`: validates a configuration, prints it and lists the DAGs
 /// castor can run with it.

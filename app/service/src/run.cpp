@@ -8,6 +8,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/send.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "report.hpp"
 #include "service_config.hpp"
 
 namespace castor::service {
@@ -39,17 +41,60 @@ start_broker(const std::vector<kafka::topic_spec>& topics) {
   return std::move(*cluster);
 }
 
+// Why the run failed, for its report.
+caf::error report_error;
+
 // A stop signal during start-up: exit 0 without starting anything more.
 int stopped_during_startup() {
   castor::logger()->info("castor: stopped during start-up");
   return exit_ok;
 }
 
+namespace {
+
+int run_pipeline(signal_watcher& signals, registry& dags, const std::string& path,
+                 const run_options& options, run_report& report);
+
+} // namespace
+
 int run(signal_watcher& signals, registry dags, const std::string& path,
-        const std::string& log_level, const std::string& addr_file) {
+        const run_options& options) {
+  run_report report{options.report};
+  report.describe(path, "", stop_policy{}, {});
+  auto code = run_pipeline(signals, dags, path, options, report);
+  if (!report.write(code, code == exit_ok ? caf::error{} : report_error))
+    return code == exit_ok ? exit_unexpected : code;
+  return code;
+}
+
+namespace {
+
+int run_pipeline(signal_watcher& signals, registry& dags, const std::string& path,
+                 const run_options& options, run_report& report) {
+  auto& log_level = options.log_level;
+  auto& addr_file = options.addr_file;
+  auto fail = [&](const caf::error& err) {
+    report_error = err;
+    return service::fail(err);
+  };
   auto cfg = load(path, dags);
   if (!cfg)
     return fail(cfg.error());
+  if (!options.stop.empty()) {
+    auto stop = stop_policy::parse(options.stop);
+    if (!stop)
+      return fail(make_error(ec::invalid_config,
+                             fmt::format("--stop: {}", message_of(stop.error()))));
+    cfg->pipeline.stop = *stop;
+  }
+  {
+    std::vector<std::string> sinks;
+    for (auto& s : cfg->sinks)
+      sinks.push_back(s.topic);
+    if (!cfg->pipeline.dead_letter_topic.empty())
+      sinks.push_back(cfg->pipeline.dead_letter_topic);
+    report.describe(path, cfg->dag, cfg->pipeline.stop, std::move(sinks));
+  }
   spdlog::set_level(
       spdlog::level::from_str(log_level.empty() ? cfg->log_level : log_level));
   castor::logger()->set_level(spdlog::get_level());
@@ -83,7 +128,12 @@ int run(signal_watcher& signals, registry dags, const std::string& path,
     caf::actor_system sys{sys_cfg};
     castor::logger()->info("castor: runs dag '{}' ({} source(s), {} sink(s)) on {}",
                            cfg->dag, cfg->sources.size(), cfg->sinks.size(), bootstrap);
-    auto pipeline = castor::spawn_pipeline(sys, *def, cfg->to_pipeline_config(bootstrap));
+    auto pcfg = cfg->to_pipeline_config(bootstrap);
+    if (report.enabled())
+      pcfg.on_exit = [&report](const pipeline_stats& s, const caf::error& reason) {
+        report.record(s, reason);
+      };
+    auto pipeline = castor::spawn_pipeline(sys, *def, std::move(pcfg));
     signals.on_stop([pipeline] { caf::anon_send(pipeline, castor::stop_atom::value); });
     std::unique_ptr<castor::metrics_endpoint> metrics;
     if (!cfg->metrics_listen.empty()) {
@@ -105,6 +155,8 @@ int run(signal_watcher& signals, registry dags, const std::string& path,
     return fail(result);
   return exit_ok;
 }
+
+} // namespace
 
 int check(registry dags, const std::string& path) {
   auto cfg = load(path, dags);

@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
@@ -45,6 +46,8 @@ constexpr overridable_key overridable[] = {
     {"engine", "commit_interval"},
     {"engine", "timer_catch_up", true},
     {"engine", "cycles"},
+    {"engine", "stop"},
+    {"engine", "replay_speed"},
     {"errors", "dead_letter_topic"},
     {"errors", "on_deserialize_error"},
     {"errors", "on_node_error"},
@@ -315,6 +318,24 @@ std::optional<param_value> param_of(checker& check, const toml::node& node,
   return v;
 }
 
+std::optional<double> parse_replay_speed(std::string_view text) {
+  if (text == "max")
+    return 0.0;
+  if (text.size() < 2 || text.back() != 'x')
+    return std::nullopt;
+  std::string number{text.substr(0, text.size() - 1)};
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(number.c_str(), &end);
+  if (errno != 0 || end != number.c_str() + number.size() || !(v > 0) || v > 1e9)
+    return std::nullopt;
+  return v;
+}
+
+std::string replay_speed_to_string(double speed) {
+  return speed <= 0 ? std::string{"max"} : fmt::format("{}x", speed);
+}
+
 dag_config dag_config_of(const service_config& cfg) {
   return dag_config{cfg.sources, cfg.sinks, cfg.params};
 }
@@ -419,7 +440,27 @@ caf::expected<service_config> load(const std::string& path, registry& dags) {
     check.only(*engine, "engine.",
                {"dag", "batch_size", "idle_timeout", "startup_timeout", "flush_timeout",
                 "progress_interval", "commit_interval", "timer_catch_up", "cycles",
-                "plugins", "params"});
+                "plugins", "params", "stop", "replay_speed"});
+    if (auto v = check.string(*engine, "stop", "engine.")) {
+      if (auto policy = stop_policy::parse(*v))
+        cfg.pipeline.stop = *policy;
+      else
+        check.fail_key("engine.stop", engine->get("stop")->source(),
+                       fmt::format("'engine.stop' = '{}' is not never, end or a time "
+                                   "(absolute:<ISO 8601>, start_of_day:HH:MM@Zone, "
+                                   "relative:[-|+]<duration>): {}",
+                                   *v, message_of(policy.error())));
+    }
+    if (auto v = check.string(*engine, "replay_speed", "engine.")) {
+      if (auto speed = parse_replay_speed(*v))
+        cfg.pipeline.replay_speed = *speed;
+      else
+        check.fail_key("engine.replay_speed", engine->get("replay_speed")->source(),
+                       fmt::format("'engine.replay_speed' = '{}' is not \"max\" or "
+                                   "\"<N>x\" with N a positive number (e.g. 1x, 10x, "
+                                   "0.25x)",
+                                   *v));
+    }
     if (auto v = check.string(*engine, "dag", "engine."))
       cfg.dag = *v;
     // Plugins first: the DAG may be one of theirs. A relative path is
@@ -671,11 +712,14 @@ std::string to_toml(const service_config& cfg) {
   out += fmt::format(
       "\n[engine]\ndag = {}\nbatch_size = {}\nidle_timeout = {}\n"
       "startup_timeout = {}\nflush_timeout = {}\nprogress_interval = {}\n"
-      "commit_interval = {}\ntimer_catch_up = {}\ncycles = {}\n",
+      "commit_interval = {}\ntimer_catch_up = {}\ncycles = {}\nstop = {}\n"
+      "replay_speed = {}\n",
       quote(cfg.dag), cfg.pipeline.batch_size, period(cfg.pipeline.idle_timeout),
       period(cfg.pipeline.startup_timeout), period(cfg.pipeline.flush_timeout),
       period(cfg.pipeline.progress_interval), period(cfg.pipeline.commit_interval),
-      cfg.pipeline.timer_catch_up, quote(cfg.pipeline.cycles.to_string()));
+      cfg.pipeline.timer_catch_up, quote(cfg.pipeline.cycles.to_string()),
+      quote(cfg.pipeline.stop.to_string()),
+      quote(replay_speed_to_string(cfg.pipeline.replay_speed)));
   if (!cfg.plugins.empty()) {
     std::string list;
     for (auto& plugin : cfg.plugins)

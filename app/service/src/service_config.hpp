@@ -11,7 +11,9 @@
 
 #include <caf/expected.hpp>
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace castor::service {
@@ -54,6 +56,10 @@ struct service_config {
 /// rejects a property) name the file, the line and the key: unknown keys,
 /// wrong types, bad values, a bad plugin.
 caf::expected<service_config> load(const std::string& path, registry& dags);
+
+/// "max" (0: as fast as possible) or "<N>x" (N > 0).
+std::optional<double> parse_replay_speed(std::string_view text);
+std::string replay_speed_to_string(double speed);
 
 /// The DAG's configuration: sources, sinks and parameters.
 dag_config dag_config_of(const service_config& cfg);

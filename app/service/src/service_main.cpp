@@ -46,10 +46,35 @@ int run_main(int argc, char** argv, const registry& dags) {
           CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   run_cmd->add_option("--addr-file", addr_file,
                       "write the Kafka bootstrap address here (useful with embedded)");
+  std::string stop;
+  run_cmd->add_option("--stop", stop,
+                      "end the replay there and exit (overrides engine.stop): end, "
+                      "absolute:<ISO 8601>, start_of_day:HH:MM@Zone, "
+                      "relative:[-|+]<duration>");
+  std::string report;
+  run_cmd->add_option("--report", report,
+                      "write a JSON report of the run to this file at exit");
 
   auto* check_cmd = app.add_subcommand("check", "validate a configuration and print it");
   check_cmd->add_option("--config,-c", config_path, "TOML configuration file")
       ->required();
+
+  produce_options produce_opts;
+  std::vector<std::string> produce_props;
+  auto* produce_cmd = app.add_subcommand(
+      "produce", "write timestamped records from lines TIMESTAMP<TAB>KEY<TAB>VALUE "
+                 "(timestamps in ms since the epoch or ISO 8601; an empty key is none; "
+                 "the value is the rest of the line), for backtest data");
+  produce_cmd->add_option("--bootstrap,-b", produce_opts.bootstrap, "Kafka bootstrap servers")
+      ->required();
+  produce_cmd->add_option("--topic,-t", produce_opts.topic, "the topic")->required();
+  produce_cmd->add_option("--file,-f", produce_opts.file,
+                          "read lines from this file (default: standard input)");
+  produce_cmd->add_flag("--partition-column", produce_opts.partition_column,
+                        "lines are TIMESTAMP<TAB>PARTITION<TAB>KEY<TAB>VALUE (without it "
+                        "librdkafka's partitioner chooses, by key)");
+  produce_cmd->add_option("--property,-X", produce_props,
+                          "a librdkafka producer property NAME=VALUE, repeatable");
 
   std::vector<std::string> topics;
   auto* broker_cmd = app.add_subcommand(
@@ -78,9 +103,20 @@ int run_main(int argc, char** argv, const registry& dags) {
   try {
     signal_watcher signals;
     if (*run_cmd)
-      return run(signals, dags, config_path, log_level, addr_file);
+      return run(signals, dags, config_path,
+                 run_options{log_level, addr_file, stop, report});
     if (*check_cmd)
       return check(dags, config_path);
+    if (*produce_cmd) {
+      for (auto& p : produce_props) {
+        auto eq = p.find('=');
+        if (eq == std::string::npos || eq == 0)
+          return fail(make_error(ec::invalid_config,
+                                 fmt::format("--property '{}' is not NAME=VALUE", p)));
+        produce_opts.properties[p.substr(0, eq)] = p.substr(eq + 1);
+      }
+      return produce(produce_opts);
+    }
     if (*broker_cmd) {
       fault_plan faults;
       faults.errors = fault_errors;

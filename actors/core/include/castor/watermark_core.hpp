@@ -33,6 +33,10 @@ struct watermark_config {
   /// that is down or frozen answers nothing: that time is not idleness, and
   /// replay order holds.
   duration answer_window = defaults::answer_window;
+  /// A bounded replay (a backtest): the core does not switch to live by
+  /// itself when every partition is caught up; the orchestrator finishes
+  /// partitions (`finish`) and switches (`go_live`) as its stop says.
+  bool bounded = false;
 
   size_t hold_cap() const noexcept { return batch_size * 5; }
 };
@@ -138,8 +142,7 @@ public:
   /// Called after pushes and on a timer.
   void update(timestamp now) {
     dirty_ = false;
-    if (!live_ && std::all_of(parts_.begin(), parts_.end(),
-                              [](const part& p) { return p.caught_up; })) {
+    if (!live_ && !config_.bounded && all_caught_up()) {
       live_ = true;
       went_live_ = true;
     }
@@ -147,6 +150,49 @@ public:
       advance_watermark(now);
     decide_pauses();
   }
+
+  // -- bounded replays ---------------------------------------------------------
+
+  /// Partition `pid` delivers nothing more (its replay reached the stop): it
+  /// no longer holds anything back, is never paused or resumed again, and
+  /// `take_finished` tells the orchestrator to stop reading it.
+  void finish(uint32_t pid) {
+    auto& p = parts_[pid];
+    if (p.finished)
+      return;
+    p.finished = true;
+    p.caught_up = true;
+    if (p.paused) {
+      p.paused = false;
+      --counters_.paused_partitions;
+    }
+    finished_.push_back(pid);
+    ++finished_count_;
+    dirty_ = true;
+  }
+
+  bool finished(uint32_t pid) const { return parts_[pid].finished; }
+  bool all_finished() const noexcept { return finished_count_ == parts_.size(); }
+  bool all_caught_up() const {
+    return std::all_of(parts_.begin(), parts_.end(),
+                       [](const part& p) { return p.caught_up; });
+  }
+
+  /// Partitions finished since the last call.
+  std::vector<uint32_t> take_finished() { return std::exchange(finished_, {}); }
+
+  /// Switches to live (a bounded replay whose stop is still ahead once
+  /// every partition is caught up).
+  void go_live() {
+    if (live_)
+      return;
+    live_ = true;
+    went_live_ = true;
+    decide_pauses();
+  }
+
+  /// The earliest timestamp held, if any.
+  std::optional<timestamp> head_time() const { return oldest_held(); }
 
   // -- releasing --------------------------------------------------------------
 
@@ -172,7 +218,8 @@ public:
   /// timestamps do not go backwards; idle partitions are the exception).
   /// When live, every held message goes, in the same merged order. With
   /// `times`, appends the time each message was ordered by.
-  size_t release(std::vector<Msg>& out, std::vector<timestamp>* times = nullptr) {
+  size_t release(std::vector<Msg>& out, std::vector<timestamp>* times = nullptr,
+                 timestamp not_after = timestamp::max()) {
     std::priority_queue<key, std::vector<key>, std::greater<>> heads;
     for (uint32_t pid = 0; pid < parts_.size(); ++pid)
       if (!parts_[pid].fifo.empty())
@@ -181,7 +228,7 @@ public:
     size_t count = 0;
     while (!heads.empty() && count < config_.batch_size) {
       auto top = heads.top();
-      if (!live_ && !(top < f))
+      if ((!live_ && !(top < f)) || not_after < top.ts)
         break;
       heads.pop();
       auto pid = top.pid;
@@ -373,6 +420,8 @@ private:
     /// The leading broker's slot in brokers_.
     uint32_t broker = 0;
     bool paused = false;
+    /// Reached the stop of a bounded replay.
+    bool finished = false;
     // Delivered messages without timestamps only: does not hold the
     // watermark back.
     bool untimed = false;
@@ -453,6 +502,8 @@ private:
   void decide_pauses() {
     for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
       auto& p = parts_[pid];
+      if (p.finished)
+        continue;
       bool ahead = !live_ && p.latest && watermark_ < *p.latest;
       if (p.paused && !ahead) {
         p.paused = false;
@@ -477,6 +528,8 @@ private:
   std::vector<uint32_t> to_pause_;
   std::vector<uint32_t> to_resume_;
   std::vector<uint32_t> idled_;
+  std::vector<uint32_t> finished_;
+  size_t finished_count_ = 0;
   /// The brokers leading the partitions, by slot.
   std::vector<int32_t> brokers_;
   /// When each broker (slot) last answered: a message or an end of partition.

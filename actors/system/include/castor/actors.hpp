@@ -89,6 +89,11 @@ using orchestrator_actor = caf::typed_actor<
     caf::reacts_to<tick_atom>,
     // Stops releasing; answers once no release is in flight.
     caf::replies_to<drain_atom>::with<ack_atom>,
+    // A bounded replay: answers once every partition reached the stop and
+    // the executor ran everything before it.
+    caf::replies_to<finish_atom>::with<ack_atom>,
+    // Pacing (engine.replay_speed): releases what is due by now.
+    caf::reacts_to<wake_atom>,
     // Counters (consumed, released, held, pauses, watermark, live).
     caf::replies_to<stats_atom>::with<pipeline_stats>>;
 

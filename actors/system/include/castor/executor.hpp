@@ -46,6 +46,9 @@ struct executor_config {
   cycle_policy cycles;
   /// Most messages in one cycle (cycles by timestamp split there).
   size_t batch_size = defaults::batch_size;
+  /// A bounded replay's stop time: no timer due at or after it fires (live
+  /// included).
+  std::optional<timestamp> stop;
 
   caf::error validate() const;
 };

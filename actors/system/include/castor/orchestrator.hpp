@@ -2,6 +2,7 @@
 #pragma once
 
 #include "castor/actors.hpp"
+#include "castor/stop_policy.hpp"
 #include "castor/watermark_core.hpp"
 
 #include <caf/actor.hpp>
@@ -22,8 +23,14 @@ struct orchestrator_config {
   duration tick_interval = defaults::tick_interval;
   /// How often a progress line is logged during replay (zero: never).
   duration progress_interval = defaults::progress_interval;
-  /// Told `live_atom` on the switch to live (optional).
+  /// Told `live_atom` once every partition is caught up and everything
+  /// replayed has been released (optional).
   caf::actor listener;
+  /// Where a bounded replay ends (never: replay, then live).
+  stop_policy stop;
+  /// Event time paced against wall time at this rate during replay (0: as
+  /// fast as possible).
+  double replay_speed = 0;
 
   caf::error validate() const;
 
@@ -82,6 +89,39 @@ struct orchestrator_state {
   void check_stall(timestamp now);
   /// When the replay started (for its rate).
   timestamp started{};
+
+  // -- bounded replays ---------------------------------------------------------
+  /// engine.stop = a time, resolved at start.
+  std::optional<timestamp> stop_time;
+  /// Messages read at or past the stop, per partition.
+  std::vector<uint64_t> beyond_stop;
+  /// The latest timestamp released (a stop at the end fires timers up to it).
+  std::optional<timestamp> last_released;
+  bool final_sent = false;
+  bool finished = false;
+  std::optional<caf::typed_response_promise<ack_atom>> finish_promise;
+  /// Finishes the partitions that reached the stop; switches to live when a
+  /// stop time is still ahead and every partition is caught up.
+  void check_stop(orchestrator_actor::stateful_pointer<orchestrator_state> self);
+  /// Whether `m` of `pid` is at or past the stop (and finishes `pid`).
+  bool past_stop(uint32_t pid, const consumed_message& m);
+  /// The latest time cycles and timers may reach now: the stop's, and the
+  /// pacing's.
+  timestamp limit(timestamp complete) const;
+
+  // -- pacing --------------------------------------------------------------------
+  std::optional<timestamp> pace_event0;
+  timestamp pace_wall0{};
+  bool pace_wake_pending = false;
+  /// The event time the pacing allows now (max when not pacing).
+  timestamp paced_until() const;
+
+  // -- what was released, per partition (for run reports) ------------------------
+  std::vector<uint64_t> released_of;
+  std::vector<int64_t> first_ms, last_ms, next_offset;
+
+  /// live_atom waits until everything replayed has been released.
+  bool live_pending = false;
 
   /// Where each partition's replay stands, in pid order.
   std::vector<partition_progress> progress() const;

@@ -21,6 +21,7 @@
 #include "castor/kafka/config.hpp"
 #include "castor/serde.hpp"
 #include "castor/start_policy.hpp"
+#include "castor/stop_policy.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
@@ -175,12 +176,28 @@ struct pipeline_config {
   /// distinct timestamp, split at batch_size), by a bucket of event time, or
   /// by release ("batch", not deterministic). See docs/pipeline.md.
   cycle_policy cycles;
+  /// Where the replay ends (a backtest): never (replay, then live, until a
+  /// stop), at the end offsets recorded at start-up, or at a time (nothing
+  /// at or after it is released). A bounded pipeline, once every partition
+  /// is finished, runs its last cycles (timers due before the stop fire,
+  /// none after), delivers, commits and exits normally by itself.
+  stop_policy stop;
+  /// During replay, event time is paced against wall time at this rate (the
+  /// cycle at time t runs no earlier than start + (t - t0) / replay_speed);
+  /// 0: as fast as possible. Live is unchanged.
+  double replay_speed = 0;
+  /// Called once as the pipeline exits (after a clean stop, a bounded
+  /// replay's end, or an error) with its last figures and its exit reason
+  /// (none for a clean stop), on the supervisor's thread: for run reports.
+  std::function<void(const pipeline_stats&, const caf::error&)> on_exit;
   /// Event-driven wake-ups from librdkafka (off only in deterministic tests,
   /// which send wake-ups themselves).
   bool event_driven = true;
   /// Spawn the consumer on its own thread (its start-up queries block).
   bool detached_consumer = true;
-  /// Receives `live_atom` when the pipeline switches to live, and with
+  /// Receives `live_atom` when the pipeline switches to live and everything
+  /// replayed has been released to the DAG (a stop then loses nothing of
+  /// the replay), and with
   /// `stats_interval` the pipeline's figures (`pipeline_stats`) that often
   /// (optional).
   caf::actor listener;

@@ -59,6 +59,9 @@ using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using commit_atom = caf::atom_constant<caf::atom("commit")>;
 /// Goes on with work left from the last turn (the executor's own message).
 using run_atom = caf::atom_constant<caf::atom("run")>;
+/// The end of a bounded replay (engine.stop): the orchestrator answers once
+/// every partition reached the stop and everything before it was run.
+using finish_atom = caf::atom_constant<caf::atom("finish")>;
 
 // -- start-up -------------------------------------------------------------------
 
@@ -111,6 +114,10 @@ struct release_batch {
   timestamp complete_until{};
   /// True once every partition is caught up: the cycle time is the wall clock.
   bool live = false;
+  /// The last release of a bounded replay: nothing follows, so every
+  /// timestamp and bucket is complete (timers still fire only up to
+  /// `complete_until`, the stop).
+  bool final = false;
 };
 
 using release_batch_ptr = std::shared_ptr<release_batch>;
@@ -166,6 +173,17 @@ struct partition_progress {
   /// Offsets skipped by offset resets (retention removed them before castor
   /// read them, or auto.offset.reset = latest jumped past them).
   int64_t skipped = 0;
+  /// Messages released to the DAG, the first and last of their timestamps
+  /// (ms; INT64_MIN before the first) and the offset after the last (-1
+  /// before the first).
+  uint64_t released = 0;
+  int64_t first_ms = INT64_MIN;
+  int64_t last_ms = INT64_MIN;
+  int64_t next_offset = -1;
+  /// A bounded replay: messages read at or past the stop (not released),
+  /// and whether the partition reached its stop.
+  uint64_t beyond_stop = 0;
+  bool finished = false;
 
   /// Messages behind the latest end offset (0 while unknown).
   int64_t lag() const noexcept {
@@ -197,7 +215,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, partition_progress& x) {
   return f(caf::meta::type_name("castor.partition_progress"), x.topic, x.partition,
            x.start_offset, x.position, x.end_offset, x.high_watermark, x.held, x.paused,
-           x.caught_up, x.skipped);
+           x.caught_up, x.skipped, x.released, x.first_ms, x.last_ms, x.next_offset,
+           x.beyond_stop, x.finished);
 }
 
 /// Runs and time of one DAG node.
@@ -271,6 +290,10 @@ struct pipeline_stats {
   int64_t watermark_ms = INT64_MIN;
   /// Whether every partition is caught up.
   bool live = false;
+  /// A bounded replay: messages read at or past the stop (not released),
+  /// and whether every partition reached the stop.
+  uint64_t beyond_stop = 0;
+  bool finished = false;
   /// How far castor is behind its input (seconds): in replay, the wall
   /// clock minus the watermark; when live, the age of the oldest message
   /// held (0 when nothing is held: a quiet input is not lag). NaN before
@@ -300,6 +323,7 @@ typename Inspector::result_type inspect(Inspector& f, pipeline_stats& x) {
            x.bad_timestamps, x.waiting, x.cycles, x.produced, x.delivered, x.delivery_errors,
            x.dead_lettered, x.failed_cycles, x.commits, x.offset_resets,
            x.skipped_offsets, x.timer_skips, x.oversized, x.watermark_ms, x.live,
+           x.beyond_stop, x.finished,
            x.lag_seconds, x.rate, x.eta_seconds, x.topics, x.partitions, x.nodes,
            x.cycle_buckets, x.cycle_seconds);
 }

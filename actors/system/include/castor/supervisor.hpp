@@ -9,6 +9,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 
 namespace castor {
@@ -28,6 +29,12 @@ struct supervisor_config {
   duration stop_grace = defaults::stop_grace;
   /// Set when the pipeline stops: the consumer's start-up gives up.
   std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
+  /// A bounded replay: the pipeline stops by itself once the orchestrator
+  /// says every partition reached the stop.
+  bool bounded = false;
+  /// Called once as the pipeline exits, with its last figures and exit
+  /// reason (pipeline_config::on_exit).
+  std::function<void(const pipeline_stats&, const caf::error&)> on_exit;
 };
 
 struct supervisor_state {
