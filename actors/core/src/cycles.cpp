@@ -6,6 +6,10 @@
 namespace castor {
 
 timestamp cycle_policy::bucket_start(timestamp t) const noexcept {
+  // Messages without any time (the beginning of time) form a group of
+  // their own: no arithmetic on the extreme.
+  if (t == timestamp::min())
+    return t;
   auto d = bucket.count();
   auto n = t.time_since_epoch().count();
   // Floor division, also before the epoch.

@@ -392,10 +392,19 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
     }
     // Timers fire up to where the input is complete (replay), or up to the
     // wall clock (live; the executor's timer covers the rest).
-    j.until = j.batch->live ? std::max(wall_clock_now(), graph.time())
+    // Live, not beyond what is complete either: history still held at the
+    // switch to live comes in later releases, and timers must not run
+    // ahead of it.
+    j.until = j.batch->live ? std::min(std::max(wall_clock_now(), graph.time()),
+                                       j.batch->complete_until)
                             : j.batch->complete_until;
+    // A replay release never makes the input complete to the end of time
+    // (timers would run there): at most to its watermark.
+    if (!j.batch->live && !j.batch->final && j.until == timestamp::max())
+      j.until = j.batch->watermark;
     if (config.stop)
       j.until = std::min(j.until, *config.stop - duration{1});
+    last_complete = j.batch->complete_until;
     // The DAG's initialisation cycle runs, with no input, at the time of the
     // first message: timers its nodes set count from the data's time.
     if (graph.cycle_id() == 0 && !messages.empty())
@@ -488,6 +497,7 @@ caf::error executor_state::step_by_release(job& j, size_t& budget) {
     j.started = true;
     // The cycle time: the watermark in replay, the wall clock when live.
     j.until = j.batch->watermark;
+    last_complete = j.batch->complete_until;
     if (j.batch->live) {
       live = true;
       j.until = std::max(wall_clock_now(), graph.time());
@@ -670,6 +680,10 @@ executor_actor::behavior_type executor(executor_state::pointer self,
         st.armed.reset();
         if (!st.jobs.empty())
           return; // the releases run the due timers; the timer is armed after
+        // History still held at the switch to live (a group carried, or
+        // input not complete yet): its releases fire the timers in order.
+        if (!st.carry.empty() || st.last_complete != timestamp::max())
+          return;
         auto& graph = st.definition->graph();
         auto now = std::max(wall_clock_now(), graph.time());
         if (st.config.stop)

@@ -239,6 +239,8 @@ pipeline_stats orchestrator_state::stats(
   stats.finished = finished;
   for (auto n : beyond_stop)
     stats.beyond_stop += n;
+  // Read, too: messages past the stop were consumed (and dropped).
+  stats.consumed += stats.beyond_stop;
   if (core->has_watermark())
     stats.watermark_ms = to_millis(core->watermark());
   auto wall = wall_clock_now();
@@ -258,7 +260,7 @@ pipeline_stats orchestrator_state::stats(
     auto& p = stats.partitions[pid];
     remaining += p.replay_total() - p.replay_done();
     auto& t = topic_of(stats, p.topic);
-    t.consumed += core->received(pid);
+    t.consumed += core->received(pid) + (pid < beyond_stop.size() ? beyond_stop[pid] : 0);
     t.released += core->received(pid) - p.held;
   }
   if (core->live())

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <dlfcn.h>
+#include <filesystem>
 #include <sys/stat.h>
 
 namespace castor::service {
@@ -21,12 +22,27 @@ caf::error load_plugin(const std::string& path, registry& dags) {
     return fail("no such file");
   if (!S_ISREG(st.st_mode))
     return fail("not a file");
+  // An absolute path: a bare file name would make dlopen search the
+  // library path instead of the folder it names.
+  std::error_code ec;
+  auto absolute = std::filesystem::absolute(path, ec);
+  auto file = ec ? path : absolute.string();
   // RTLD_NOW: a symbol the binary lacks is an error now, not a crash later.
   // RTLD_LOCAL: plugins do not see each other's symbols.
-  auto* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  auto* handle = ::dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
     const char* why = ::dlerror();
-    return fail(fmt::format("cannot be loaded: {}", why != nullptr ? why : "unknown"));
+    std::string text = why != nullptr ? why : "unknown";
+    // A castor symbol this binary does not have: built against another
+    // castor, or loaded by a binary that does not export castor's symbols.
+    if (text.find("undefined symbol: _ZN6castor") != std::string::npos ||
+        text.find("undefined symbol: _ZNK6castor") != std::string::npos)
+      text += " (a castor function this binary does not have: the plugin was built "
+              "against another castor, or this binary does not export castor's "
+              "symbols, as a service_main binary does not; rebuild the plugin with "
+              "castor_add_plugin against this castor and run it with the castor "
+              "binary)";
+    return fail(fmt::format("cannot be loaded: {}", text));
   }
   ::dlerror();
   auto* symbol = ::dlsym(handle, CASTOR_PLUGIN_ENTRY);

@@ -729,7 +729,8 @@ std::string to_toml(const service_config& cfg) {
   if (!cfg.params.empty()) {
     out += "\n[engine.params]\n";
     for (auto& [key, value] : cfg.params.entries())
-      out += fmt::format("{} = {}\n", key, value.to_string());
+      out += fmt::format("{} = {}\n", key,
+                         kafka::is_secret(key) ? quote("***") : value.to_string());
   }
   auto& p = cfg.pipeline;
   out += fmt::format("\n[errors]\ndead_letter_topic = {}\non_deserialize_error = {}\n"

@@ -265,10 +265,13 @@ public:
       else if (auto bound = bound_of(pid))
         limit = std::min(limit, bound->ts);
     }
+    // In replay, never beyond the watermark (every partition still
+    // replaying idle and nothing held bounds nothing, but timers must not
+    // run to the end of time).
+    if (limit == timestamp::max())
+      return live_ ? limit : watermark_;
     // Strictly before: more messages may come at that very time.
-    return limit == timestamp::min() || limit == timestamp::max()
-               ? limit
-               : limit - duration{1};
+    return limit == timestamp::min() ? limit : limit - duration{1};
   }
 
   // -- pausing ----------------------------------------------------------------
@@ -500,11 +503,19 @@ private:
   }
 
   void decide_pauses() {
+    // A partition whose next message cannot go yet (it ties or follows the
+    // frontier: many messages at one timestamp) is paused at the cap like
+    // one ahead of the watermark, and stays paused until that message can
+    // go, or the hold would grow past the cap.
+    bool at_cap = counters_.held >= config_.hold_cap();
+    auto f = live_ ? key{timestamp::max(), 0} : frontier();
     for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
       auto& p = parts_[pid];
       if (p.finished)
         continue;
-      bool ahead = !live_ && p.latest && watermark_ < *p.latest;
+      bool stuck = !live_ && !p.fifo.empty() && !(key{p.fifo.front().ts, pid} < f);
+      bool ahead = !live_ && ((p.latest && watermark_ < *p.latest) ||
+                              (stuck && (p.paused || at_cap)));
       if (p.paused && !ahead) {
         p.paused = false;
         to_resume_.push_back(pid);

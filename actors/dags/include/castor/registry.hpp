@@ -64,6 +64,7 @@ struct param_value {
 /// The `[engine.params]` table: what a DAG is parameterized with.
 ///
 ///     auto window = cfg.params.get<castor::duration>("window");
+///     auto depth = cfg.params.get_or<int>("depth", 5);
 ///     auto symbols = cfg.params.get_or<std::vector<std::string>>("symbols", {});
 ///
 /// `T` is an integer type, `double` or `float`, `bool`, `std::string`,
@@ -90,7 +91,7 @@ public:
   }
 
   template <class T>
-  T get_or(std::string_view key, T fallback) const {
+  T get_or(std::string_view key, std::type_identity_t<T> fallback) const {
     auto i = entries_.find(key);
     if (i == entries_.end())
       return fallback;

@@ -162,6 +162,9 @@ struct executor_state {
   std::optional<caf::typed_response_promise<ack_atom>> drained;
   bool live = false;
   std::optional<timestamp> armed;
+  /// complete_until of the last release (live timers wait until it is the
+  /// end of time: nothing of the replay is still to come).
+  timestamp last_complete = timestamp::min();
   /// Timer cycles without input in a row (across releases).
   uint64_t timer_streak = 0;
   /// Timers stopped catching up: they fire again with the next input.
