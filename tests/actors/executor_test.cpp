@@ -559,3 +559,33 @@ TEST_CASE("executor actor: a replay release that says the input is complete to t
   CHECK(fx.cycle_times->size() < 100);
   CHECK(fx.cycle_times->back() < t0 + 100s);
 }
+
+TEST_CASE("executor actor: live with a stop time ahead, a timer fires when the wall clock "
+          "reaches it; none at or after the stop",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  auto at = std::chrono::time_point_cast<std::chrono::milliseconds>(
+      castor::wall_clock_now() - 900ms);
+  cfg.stop = at + 1500ms; // the timer at +1 s fires, the one at +2 s does not
+  executor_fixture fx{cfg, true};
+  // Live releases of a bounded replay say the input is complete up to just
+  // before the stop.
+  auto batch = std::make_shared<castor::release_batch>();
+  batch->messages.push_back(consumed_message::make(0, 1, at, std::nullopt, "a"));
+  batch->messages.back().order_time = at;
+  batch->watermark = at;
+  batch->complete_until = *cfg.stop - castor::duration{1};
+  batch->live = true;
+  caf::anon_send(fx.feed, batch);
+  fx.run();
+  fx.cycle_times->clear();
+  std::this_thread::sleep_for(300ms);
+  fx.sched->trigger_timeouts();
+  fx.run();
+  REQUIRE(fx.cycle_times->size() == 1);
+  CHECK(fx.cycle_times->front() == at + 1s);
+  std::this_thread::sleep_for(1200ms);
+  fx.sched->trigger_timeouts();
+  fx.run();
+  CHECK(fx.cycle_times->size() == 1); // the next, at +2 s, is past the stop
+}

@@ -206,3 +206,24 @@ TEST_CASE("backtest: an embedder that stops on live_atom loses nothing of the re
   CHECK(latest["x"] == 40'000);
   CHECK(latest["w7"] == 800);
 }
+
+TEST_CASE("backtest: pacing holds through the switch to live: what was held at the switch "
+          "goes at its paced time too",
+          "[integration][backtest]") {
+  kafka_env env{{{"in", 2}, {"out", 1}}};
+  std::vector<record> input;
+  for (int i = 0; i <= 30; ++i) // 3 s of event time
+    input.push_back({"in", i % 2, fmt::format("p{}", i), "v", t0 + i * 100});
+  env.produce(input);
+  system_fixture fx;
+  auto cfg = env.config();
+  cfg.replay_speed = 2; // 1.5 s of wall time; all of it held at the switch to live
+  auto started = std::chrono::steady_clock::now();
+  auto pipeline = fx.run(copy_of("in", "out"), cfg);
+  castor::test::wait_until(*fx.sys, pipeline,
+                           [&](auto& s) { return s.released == input.size(); });
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  CHECK(elapsed >= 1400ms);
+  CHECK(elapsed < 10s);
+  castor::test::stop_and_wait(*fx.sys, pipeline);
+}

@@ -495,8 +495,11 @@ caf::error executor_state::step_by_release(job& j, size_t& budget) {
   std::span<const consumed_message> messages{j.batch->messages};
   if (!j.started) {
     j.started = true;
-    // The cycle time: the watermark in replay, the wall clock when live.
-    j.until = j.batch->watermark;
+    // The cycle time: the watermark in replay (no further than what is
+    // complete: pacing and a stop bound it), the wall clock when live; the
+    // last release of a bounded replay runs to the stop.
+    j.until = j.batch->final ? j.batch->complete_until
+                             : std::min(j.batch->watermark, j.batch->complete_until);
     last_complete = j.batch->complete_until;
     if (j.batch->live) {
       live = true;
@@ -682,7 +685,9 @@ executor_actor::behavior_type executor(executor_state::pointer self,
           return; // the releases run the due timers; the timer is armed after
         // History still held at the switch to live (a group carried, or
         // input not complete yet): its releases fire the timers in order.
-        if (!st.carry.empty() || st.last_complete != timestamp::max())
+        // (With a stop time, the input is complete up to just before it.)
+        auto complete = st.config.stop ? *st.config.stop - duration{1} : timestamp::max();
+        if (!st.carry.empty() || st.last_complete < complete)
           return;
         auto& graph = st.definition->graph();
         auto now = std::max(wall_clock_now(), graph.time());

@@ -60,6 +60,7 @@ void orchestrator_state::after_change(
       logger()->info("orchestrator: every partition is caught up: live (all at once, "
                      "before any watermark)");
     live_pending = true;
+    received_at_live = core->counters().received;
   }
   if (auto done = core->take_finished(); !done.empty()) {
     // Not read again: nothing past the stop is wanted.
@@ -72,19 +73,32 @@ void orchestrator_state::after_change(
   held_peak = std::max<uint64_t>(held_peak, core->held());
   pump(self);
   // The switch is announced once everything replayed has been released to
-  // the DAG: a host that stops on it loses nothing of the replay.
-  if (live_pending && core->held() == 0 && in_flight == 0) {
+  // the DAG and run: a host that stops on it loses nothing of the replay.
+  if (live_pending && acked >= received_at_live) {
     live_pending = false;
     if (config.listener)
       caf::anon_send(config.listener, live_atom::value);
   }
-  // A bounded replay: everything before the stop released and run.
-  if (core->all_finished() && core->held() == 0 && in_flight == 0 && !draining) {
-    if (!final_sent) {
+  // A bounded replay: everything before the stop released and run; paced,
+  // the last cycles wait for their time too.
+  if (core->all_finished() && core->held() == 0 && in_flight == 0 && !draining &&
+      !final_sent) {
+    auto until = final_limit();
+    auto paced = paced_until();
+    if (paced < until) {
+      if (!pace_wake_pending) {
+        pace_wake_pending = true;
+        auto wait = std::min(std::chrono::duration_cast<duration>(
+                                 (until - paced) / config.replay_speed),
+                             duration{std::chrono::milliseconds{50}});
+        self->delayed_send(self, std::max(wait, duration{std::chrono::milliseconds{1}}),
+                           wake_atom::value);
+      }
+    } else {
       final_sent = true;
       auto batch = std::make_shared<release_batch>();
       batch->watermark = core->watermark();
-      batch->complete_until = limit(timestamp::max());
+      batch->complete_until = until;
       batch->final = true;
       ++in_flight;
       logger()->info("orchestrator: every partition reached the stop ({}): the last "
@@ -270,6 +284,12 @@ pipeline_stats orchestrator_state::stats(
   return stats;
 }
 
+timestamp orchestrator_state::final_limit() const {
+  if (stop_time)
+    return *stop_time - duration{1};
+  return last_released.value_or(timestamp::min());
+}
+
 bool orchestrator_state::past_stop(uint32_t pid, const consumed_message& m) {
   bool past = core->finished(pid) ||
               (config.stop.what == stop_policy::kind::end &&
@@ -289,8 +309,10 @@ void orchestrator_state::check_stop(
   // A caught-up partition is finished at the end offsets; at a stop time,
   // once the wall clock has reached it (until then new messages may still
   // come before it).
+  // A second of grace after a stop time: what was produced just before it
+  // may still be on its way.
   bool reached = config.stop.what == stop_policy::kind::end ||
-                 (stop_time && wall_clock_now() >= *stop_time);
+                 (stop_time && wall_clock_now() >= *stop_time + std::chrono::seconds{1});
   for (uint32_t pid = 0; pid < table->partitions.size(); ++pid)
     if (!core->finished(pid) && core->caught_up(pid) && reached)
       core->finish(pid);
@@ -299,12 +321,17 @@ void orchestrator_state::check_stop(
 }
 
 timestamp orchestrator_state::paced_until() const {
-  if (config.replay_speed <= 0 || core->live() || !pace_event0)
+  // Paced until everything replayed has gone (what was held at the switch
+  // to live included).
+  if (config.replay_speed <= 0 || !pace_event0 ||
+      (core->live() && core->counters().released >= received_at_live))
     return timestamp::max();
   auto elapsed = std::chrono::duration<double>(wall_clock_now() - pace_wall0).count();
-  auto ahead = std::chrono::duration_cast<duration>(
-      std::chrono::duration<double>(elapsed * config.replay_speed));
-  return *pace_event0 + ahead;
+  auto ahead = elapsed * config.replay_speed * 1e9; // ns of event time
+  auto room = static_cast<double>((timestamp::max() - *pace_event0).count());
+  if (!(ahead < room))
+    return timestamp::max();
+  return *pace_event0 + duration{static_cast<int64_t>(ahead)};
 }
 
 timestamp orchestrator_state::limit(timestamp complete) const {
@@ -324,8 +351,10 @@ void orchestrator_state::pump(
     // the last timestamp of the replay, which nothing after it completes).
     if (final_sent)
       return;
-    // Pacing starts at the first message held.
-    if (config.replay_speed > 0 && !pace_event0 && !core->live())
+    // Pacing starts at the first message that can go (the release rule
+    // makes it the earliest of all).
+    bool replaying = !core->live() || core->counters().released < received_at_live;
+    if (config.replay_speed > 0 && !pace_event0 && replaying && core->releasable())
       if (auto head = core->head_time()) {
         pace_event0 = *head;
         pace_wall0 = wall_clock_now();
@@ -359,10 +388,12 @@ void orchestrator_state::pump(
       m.order_time = times[i];
       auto pid = m.pid();
       ++released_of[pid];
-      auto ms = to_millis(times[i]);
-      if (first_ms[pid] == INT64_MIN)
-        first_ms[pid] = ms;
-      last_ms[pid] = std::max(last_ms[pid], ms);
+      if (auto t = m.time()) {
+        auto ms = to_millis(*t);
+        if (first_ms[pid] == INT64_MIN)
+          first_ms[pid] = ms;
+        last_ms[pid] = std::max(last_ms[pid], ms);
+      }
       next_offset[pid] = m.offset() + 1;
       if (!last_released || *last_released < times[i])
         last_released = times[i];
@@ -372,11 +403,13 @@ void orchestrator_state::pump(
     batch->live = core->live();
     last_sent_complete = batch->complete_until;
     ++in_flight;
+    auto count = batch->messages.size();
     self->request(executor, caf::infinite, std::move(batch))
         .then(
-            [self](ack_atom) {
+            [self, count](ack_atom) {
               auto& st = self->state;
               --st.in_flight;
+              st.acked += count;
               if (st.draining && st.in_flight == 0 && st.drained) {
                 st.drained->deliver(ack_atom::value);
                 st.drained.reset();
@@ -471,9 +504,10 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
           st.check_stop(self);
           st.core->update(now);
           st.after_change(self);
-          st.check_stall(now);
+          if (!st.core->all_finished())
+            st.check_stall(now);
           auto interval = st.config.progress_interval;
-          if (!st.core->live() && interval > duration::zero() &&
+          if (!st.core->live() && !st.core->all_finished() && interval > duration::zero() &&
               now - st.last_progress >= interval)
             st.log_progress(now);
         }

@@ -147,8 +147,13 @@ caf::error validate(const pipeline_definition& def, const pipeline_config& cfg) 
 
 pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr definition,
                               pipeline_config cfg) {
+  auto refuse = [&](caf::error reason) {
+    if (cfg.on_exit)
+      cfg.on_exit(pipeline_stats{}, reason);
+    return sys.spawn(failed_pipeline, std::move(reason));
+  };
   if (auto invalid = validate(*definition, cfg))
-    return sys.spawn(failed_pipeline, std::move(invalid));
+    return refuse(std::move(invalid));
   supervisor_config scfg;
   scfg.flush_timeout = cfg.flush_timeout;
   scfg.bounded = cfg.stop.bounded();
@@ -160,7 +165,7 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
   if (stop.what == stop_policy::kind::at) {
     auto t = stop.resolve(wall_clock_now());
     if (!t)
-      return sys.spawn(failed_pipeline, to_error(t.error()));
+      return refuse(to_error(t.error()));
     stop_time = *t;
     stop = stop_policy::at(*t);
   }

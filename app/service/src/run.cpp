@@ -80,19 +80,27 @@ int run_pipeline(signal_watcher& signals, registry& dags, const std::string& pat
   auto cfg = load(path, dags);
   if (!cfg)
     return fail(cfg.error());
-  if (!options.stop.empty()) {
-    auto stop = stop_policy::parse(options.stop);
-    if (!stop)
-      return fail(make_error(ec::invalid_config,
-                             fmt::format("--stop: {}", message_of(stop.error()))));
-    cfg->pipeline.stop = *stop;
-  }
   {
     std::vector<std::string> sinks;
     for (auto& s : cfg->sinks)
       sinks.push_back(s.topic);
     if (!cfg->pipeline.dead_letter_topic.empty())
       sinks.push_back(cfg->pipeline.dead_letter_topic);
+    report.describe(path, cfg->dag, cfg->pipeline.stop, sinks);
+    if (!options.stop.empty()) {
+      auto stop = stop_policy::parse(options.stop);
+      if (!stop)
+        return fail(make_error(ec::invalid_config,
+                               fmt::format("--stop: {}", message_of(stop.error()))));
+      cfg->pipeline.stop = *stop;
+    }
+    // A stop time is resolved once, now (the report names the time).
+    if (cfg->pipeline.stop.what == stop_policy::kind::at) {
+      auto t = cfg->pipeline.stop.resolve(wall_clock_now());
+      if (!t)
+        return fail(to_error(t.error()));
+      cfg->pipeline.stop = stop_policy::at(*t);
+    }
     report.describe(path, cfg->dag, cfg->pipeline.stop, std::move(sinks));
   }
   spdlog::set_level(

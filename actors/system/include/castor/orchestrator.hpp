@@ -120,8 +120,15 @@ struct orchestrator_state {
   std::vector<uint64_t> released_of;
   std::vector<int64_t> first_ms, last_ms, next_offset;
 
-  /// live_atom waits until everything replayed has been released.
+  /// live_atom (and pacing) wait until everything received before the
+  /// switch to live has been released and run: its count, and the count of
+  /// messages whose releases the executor acknowledged.
   bool live_pending = false;
+  uint64_t received_at_live = 0;
+  uint64_t acked = 0;
+  /// The last time cycles and timers of a bounded replay reach: just
+  /// before the stop time, or the last message's time at the end offsets.
+  timestamp final_limit() const;
 
   /// Where each partition's replay stands, in pid order.
   std::vector<partition_progress> progress() const;
