@@ -288,9 +288,9 @@ double raw_loop(const std::string& bootstrap, const std::vector<std::string>& to
 
 // -- castor -----------------------------------------------------------------------
 
-castor::pipeline_config castor_config(
-    const std::string& bootstrap, size_t batch,
-    castor::cycle_policy cycles = castor::cycle_policy::by_timestamp()) {
+castor::pipeline_config
+castor_config(const std::string& bootstrap, size_t batch,
+              castor::cycle_policy cycles = castor::cycle_policy::by_timestamp()) {
   castor::pipeline_config pc;
   pc.cycles = cycles;
   pc.consumer = {{"bootstrap.servers", bootstrap}, {"fetch.wait.max.ms", "10"}};
@@ -333,10 +333,11 @@ void reset_peak_rss() {
 
 // Runs DAG `make` from earliest over `topics` until `done(stats)` holds.
 template <class Done>
-castor_result castor_run(const castor::dags::factory& make, const std::string& bootstrap,
-                         const std::vector<std::string>& topics, const std::string& out,
-                         size_t batch, Done done,
-                         castor::cycle_policy cycles = castor::cycle_policy::by_timestamp()) {
+castor_result
+castor_run(const castor::dags::factory& make, const std::string& bootstrap,
+           const std::vector<std::string>& topics, const std::string& out, size_t batch,
+           Done done,
+           castor::cycle_policy cycles = castor::cycle_policy::by_timestamp()) {
   caf::actor_system_config cfg;
   castor::add_message_types(cfg);
   castor_result result;
@@ -351,7 +352,8 @@ castor_result castor_run(const castor::dags::factory& make, const std::string& b
     auto def = need(make(sources, {{"out", out}}), "dag");
     auto start = steady::now();
     auto cpu_before = cpu_seconds();
-    auto pipeline = castor::spawn_pipeline(sys, def, castor_config(bootstrap, batch, cycles));
+    auto pipeline =
+        castor::spawn_pipeline(sys, def, castor_config(bootstrap, batch, cycles));
     caf::scoped_actor self{sys};
     // A pipeline that delivers nothing for 60 s is stuck: fail, naming where.
     uint64_t last_delivered = 0;
@@ -671,22 +673,23 @@ int main(int argc, char** argv) {
       });
       expect_all(copied, "copy");
       add("3", "castor copy (ordered merge), cycles by timestamp", copied.seconds);
-      target(pass_through / copied.seconds >= 1.0,
-             fmt::format("case 3 (cycles by timestamp) >= 100 % of case 2 at {} B: {:.0f} %",
-                         size, 100 * pass_through / copied.seconds));
+      target(
+          pass_through / copied.seconds >= 1.0,
+          fmt::format("case 3 (cycles by timestamp) >= 100 % of case 2 at {} B: {:.0f} %",
+                      size, 100 * pass_through / copied.seconds));
     }
     if (run_case("3b")) {
       auto r = best_of(repeat, [&] {
         return castor_run(
-            castor::dags::copy, bootstrap, topics, fmt::format("out-copyb-{}", size), batch,
-            [&](auto& s) { return s.delivered >= messages; }, by_batch);
+            castor::dags::copy, bootstrap, topics, fmt::format("out-copyb-{}", size),
+            batch, [&](auto& s) { return s.delivered >= messages; }, by_batch);
       });
       expect_all(r, "copy (batch cycles)");
       add("3b", "castor copy, batch cycles (not deterministic)", r.seconds);
       if (copied.seconds > 0)
-        determinism_cost.push_back(fmt::format(
-            "copy at {} B: by timestamp {:.3f} s, batch {:.3f} s: x{:.2f}", size,
-            copied.seconds, r.seconds, copied.seconds / r.seconds));
+        determinism_cost.push_back(
+            fmt::format("copy at {} B: by timestamp {:.3f} s, batch {:.3f} s: x{:.2f}",
+                        size, copied.seconds, r.seconds, copied.seconds / r.seconds));
     }
     if (run_case("3h")) {
       merged = best_of(repeat, [&] {
@@ -700,8 +703,8 @@ int main(int argc, char** argv) {
     auto count_words = [&](castor::cycle_policy cycles, const char* out) {
       auto counted = best_of(repeat, [&] {
         return castor_run(
-            castor::dags::wordcount, bootstrap, topics, fmt::format("out-{}-{}", out, size),
-            batch,
+            castor::dags::wordcount, bootstrap, topics,
+            fmt::format("out-{}-{}", out, size), batch,
             [&](auto& s) {
               return s.live && s.released >= messages && s.waiting == 0 &&
                      s.delivered == s.produced;
@@ -730,11 +733,12 @@ int main(int argc, char** argv) {
              fmt::format("case 4b >= 60 % of case 2 at {} B: {:.0f} %", size,
                          100 * pass_through / r.seconds));
       if (counted.seconds > 0)
-        determinism_cost.push_back(fmt::format(
-            "wordcount at {} B: by timestamp {:.3f} s ({} records out), batch {:.3f} s ({} "
-            "records out): x{:.2f}",
-            size, counted.seconds, counted.stats.delivered, r.seconds, r.stats.delivered,
-            counted.seconds / r.seconds));
+        determinism_cost.push_back(
+            fmt::format("wordcount at {} B: by timestamp {:.3f} s ({} records out), "
+                        "batch {:.3f} s ({} "
+                        "records out): x{:.2f}",
+                        size, counted.seconds, counted.stats.delivered, r.seconds,
+                        r.stats.delivered, counted.seconds / r.seconds));
     }
   }
 
@@ -832,8 +836,8 @@ int main(int argc, char** argv) {
   for (auto& r : rows) {
     auto ratio = r.ratio > 0 ? fmt::format("{:.0f}%", 100 * r.ratio) : std::string{"-"};
     auto out = r.records_out > 0 ? std::to_string(r.records_out) : std::string{"-"};
-    fmt::print("{:<4} {:<46} {:>6} {:>10} {:>9.3f} {:>12.0f} {:>8} {:>11}\n", r.id, r.name,
-               r.size, r.messages, r.seconds, r.messages / r.seconds, ratio, out);
+    fmt::print("{:<4} {:<46} {:>6} {:>10} {:>9.3f} {:>12.0f} {:>8} {:>11}\n", r.id,
+               r.name, r.size, r.messages, r.seconds, r.messages / r.seconds, ratio, out);
     nlohmann::json c{{"case", r.id},          {"what", r.name},
                      {"value_bytes", r.size}, {"messages", r.messages},
                      {"seconds", r.seconds},  {"messages_per_s", r.messages / r.seconds}};
@@ -859,7 +863,8 @@ int main(int argc, char** argv) {
     fmt::print("  {:<9} p50 {:>6.1f} ms  p99 {:>6.1f} ms  max {:>6.1f} ms\n", name,
                l.p50_ms, l.p99_ms, l.max_ms);
   if (!determinism_cost.empty()) {
-    fmt::print("\nthe cost of determinism (engine.cycles timestamp vs batch, time ratio):\n");
+    fmt::print(
+        "\nthe cost of determinism (engine.cycles timestamp vs batch, time ratio):\n");
     for (auto& line : determinism_cost)
       fmt::print("  {}\n", line);
   }

@@ -2,9 +2,9 @@
 // The same DAG in a binary of its own: castor's whole command line, config,
 // signals, metrics and exit codes, with trade_marks beside the built-in DAGs.
 
-#include "marks.hpp"
-
 #include <castor/service.hpp>
+
+#include "marks.hpp"
 
 int main(int argc, char** argv) {
   castor::registry registry;

@@ -58,7 +58,8 @@ double hundredths(double x) {
 } // namespace
 
 caf::expected<castor::pipeline_definition_ptr> make(const castor::dag_config& cfg) {
-  auto max_age = cfg.params.get_or<castor::duration>("max_quote_age", std::chrono::minutes{1});
+  auto max_age =
+      cfg.params.get_or<castor::duration>("max_quote_age", std::chrono::minutes{1});
   auto min_spread = cfg.params.get_or<double>("min_spread_bps", 0.0);
   auto& quotes_in = cfg.source("quotes");
   auto& trades_in = cfg.source("trades");
@@ -70,51 +71,53 @@ caf::expected<castor::pipeline_definition_ptr> make(const castor::dag_config& cf
   auto now = graph->now();
   // A cycle is one timestamp of both topics: the book has every quote up to
   // the trades' time (those at that very time included) and none after.
-  auto last = graph
-                  ->accumulate(book{},
-                               [min_spread](book& b, const std::vector<quote>& in,
-                                            castor::timestamp t) {
-                                 bool changed = false;
-                                 for (auto& q : in) {
-                                   auto mid = (q.bid + q.ask) / 2;
-                                   if (mid <= 0 || (q.ask - q.bid) / mid * 1e4 < min_spread)
-                                     continue;
-                                   b.mids[q.symbol] = {mid, t};
-                                   changed = true;
-                                 }
-                                 return changed ? castor::change::updated
-                                                : castor::change::unchanged;
-                               })
-                  .named("last_mid")
-                  .map(quotes, now);
-  auto marked =
+  auto last =
       graph
-          ->stream([max_age](const book& b, const std::vector<trade>& in,
-                             castor::timestamp t) {
-            marks out;
-            for (auto& tr : in) {
-              nlohmann::json doc{{"id", tr.id},
-                                 {"symbol", tr.symbol},
-                                 {"side", tr.side},
-                                 {"price", tr.price},
-                                 {"mid", nullptr},
-                                 {"slippage_bps", nullptr},
-                                 {"quote_age_ms", nullptr}};
-              auto i = b.mids.find(tr.symbol);
-              if (i != b.mids.end() && t - i->second.at <= max_age) {
-                auto mid = i->second.value;
-                // Positive: the trade paid more than mid (buy) or got less (sell).
-                auto sign = tr.side == "buy" ? 1.0 : -1.0;
-                doc["mid"] = mid;
-                doc["slippage_bps"] = hundredths(sign * (tr.price - mid) / mid * 1e4);
-                doc["quote_age_ms"] = castor::to_millis(t) - castor::to_millis(i->second.at);
-              }
-              out.emplace_back(tr.id, doc.dump());
-            }
-            return out;
-          })
-          .named("mark")
-          .map(last, trades, now);
+          ->accumulate(
+              book{},
+              [min_spread](book& b, const std::vector<quote>& in, castor::timestamp t) {
+                bool changed = false;
+                for (auto& q : in) {
+                  auto mid = (q.bid + q.ask) / 2;
+                  if (mid <= 0 || (q.ask - q.bid) / mid * 1e4 < min_spread)
+                    continue;
+                  b.mids[q.symbol] = {mid, t};
+                  changed = true;
+                }
+                return changed ? castor::change::updated : castor::change::unchanged;
+              })
+          .named("last_mid")
+          .map(quotes, now);
+  auto marked = graph
+                    ->stream([max_age](const book& b, const std::vector<trade>& in,
+                                       castor::timestamp t) {
+                      marks out;
+                      for (auto& tr : in) {
+                        nlohmann::json doc{{"id", tr.id},
+                                           {"symbol", tr.symbol},
+                                           {"side", tr.side},
+                                           {"price", tr.price},
+                                           {"mid", nullptr},
+                                           {"slippage_bps", nullptr},
+                                           {"quote_age_ms", nullptr}};
+                        auto i = b.mids.find(tr.symbol);
+                        if (i != b.mids.end() && t - i->second.at <= max_age) {
+                          auto mid = i->second.value;
+                          // Positive: the trade paid more than mid (buy) or got less
+                          // (sell).
+                          auto sign = tr.side == "buy" ? 1.0 : -1.0;
+                          doc["mid"] = mid;
+                          doc["slippage_bps"] =
+                              hundredths(sign * (tr.price - mid) / mid * 1e4);
+                          doc["quote_age_ms"] =
+                              castor::to_millis(t) - castor::to_millis(i->second.at);
+                        }
+                        out.emplace_back(tr.id, doc.dump());
+                      }
+                      return out;
+                    })
+                    .named("mark")
+                    .map(last, trades, now);
   auto sink = graph->sink("marks", marked);
 
   auto def = std::make_shared<castor::pipeline_definition>(std::move(graph));

@@ -6,9 +6,9 @@
 #include "castor/kafka/config.hpp"
 #include "castor/pipeline.hpp"
 
-#include "fixtures.hpp"
-
 #include <thread>
+
+#include "fixtures.hpp"
 
 using namespace castor::test;
 
@@ -63,25 +63,24 @@ struct executor_fixture : test_system {
     auto tm = graph->timer_manager();
     auto times = cycle_times;
     auto armed = std::make_shared<bool>(false);
-    auto ticks =
-        graph
-            ->stream([times, every_second, armed](const castor::timer& t,
-                                                  const timestamp& now,
-                                                  const std::vector<std::string>& words) {
-              times->push_back(now);
-              if (every_second && !t.next())
-                t.set(now + 1s);
-              else if (!every_second && !*armed) {
-                t.set(t0 + 10s);
-                *armed = true;
-              }
-              std::vector<std::string> out;
-              if (t.fired())
-                out.push_back("timer@" + std::to_string(castor::to_millis(now)));
-              (void)words;
-              return out;
-            })
-            .map(tm, graph->now(), in);
+    auto ticks = graph
+                     ->stream([times, every_second,
+                               armed](const castor::timer& t, const timestamp& now,
+                                      const std::vector<std::string>& words) {
+                       times->push_back(now);
+                       if (every_second && !t.next())
+                         t.set(now + 1s);
+                       else if (!every_second && !*armed) {
+                         t.set(t0 + 10s);
+                         *armed = true;
+                       }
+                       std::vector<std::string> out;
+                       if (t.fired())
+                         out.push_back("timer@" + std::to_string(castor::to_millis(now)));
+                       (void)words;
+                       return out;
+                     })
+                     .map(tm, graph->now(), in);
     auto out = graph->sink("out", upper);
     auto fired = graph->sink("fired", ticks);
     auto def = std::make_shared<castor::pipeline_definition>(std::move(graph));
@@ -273,10 +272,9 @@ TEST_CASE("executor actor: answers a release only once the producer took its rec
   CHECK(fx.flog->acks == 1);
 }
 
-TEST_CASE(
-    "executor actor: in replay, a timer fires in a cycle of its own at its time, "
-    "between the messages before and after it",
-    "[actors][executor]") {
+TEST_CASE("executor actor: in replay, a timer fires in a cycle of its own at its time, "
+          "between the messages before and after it",
+          "[actors][executor]") {
   executor_fixture fx;
   fx.release({{1, "a"}}, t0 + 1s); // sets the timer for t0 + 10 s
   fx.cycle_times->clear();
@@ -446,8 +444,8 @@ TEST_CASE("executor actor: a timestamp whose messages may not all be out waits f
   auto batch = std::make_shared<castor::release_batch>();
   for (int64_t offset : {1, 2, 3}) {
     auto ts = offset == 1 ? t0 + 1s : t0 + 5s;
-    batch->messages.push_back(
-        consumed_message::make(0, offset, ts, std::nullopt, "m" + std::to_string(offset)));
+    batch->messages.push_back(consumed_message::make(0, offset, ts, std::nullopt,
+                                                     "m" + std::to_string(offset)));
     batch->messages.back().order_time = ts;
   }
   batch->watermark = t0 + 5s;
@@ -457,7 +455,8 @@ TEST_CASE("executor actor: a timestamp whose messages may not all be out waits f
   CHECK(fx.produced("out-topic") == std::vector<std::string>{"M1"});
   CHECK(fx.flog->acks == 1);
   REQUIRE(fx.plog->batches.size() == 1);
-  CHECK(fx.plog->batches[0]->positions == std::vector<castor::partition_position>{{0, 2}});
+  CHECK(fx.plog->batches[0]->positions ==
+        std::vector<castor::partition_position>{{0, 2}});
   // The rest of t0 + 5 s: the group runs as one cycle.
   fx.cycle_times->clear();
   fx.release({{4, "m4"}}, t0 + 6s, false, t0 + 5s);
@@ -493,7 +492,8 @@ TEST_CASE("executor actor: bucket cycles run once per bucket of event time, at t
   CHECK(fx.produced("timer-topic").size() == 1);
   CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B", "C", "D", "E"});
   fx.release({}, t0 + 15s);
-  CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B", "C", "D", "E", "F"});
+  CHECK(fx.produced("out-topic") ==
+        std::vector<std::string>{"A", "B", "C", "D", "E", "F"});
   CHECK(fx.cycle_times->back() == t0 + 15s);
 }
 
@@ -517,8 +517,8 @@ TEST_CASE("executor actor: live, a timer due after the last message fires when t
 
 // A release helper for the live-switch and idle cases below.
 namespace {
-castor::release_batch_ptr live_switch_batch(std::vector<int64_t> secs, castor::timestamp complete,
-                                       bool live) {
+castor::release_batch_ptr live_switch_batch(std::vector<int64_t> secs,
+                                            castor::timestamp complete, bool live) {
   auto batch = std::make_shared<castor::release_batch>();
   for (auto s : secs) {
     auto ts = t0 + std::chrono::seconds{s};
@@ -543,8 +543,7 @@ TEST_CASE("executor actor: history held at the switch to live comes in two relea
   caf::anon_send(fx.feed, live_switch_batch({5}, castor::timestamp::max(), true));
   fx.run();
   // A full replay gives: init 1, 1, 5, timer 10
-  CHECK(*fx.cycle_times ==
-        std::vector<timestamp>{t0 + 1s, t0 + 1s, t0 + 5s, t0 + 10s});
+  CHECK(*fx.cycle_times == std::vector<timestamp>{t0 + 1s, t0 + 1s, t0 + 5s, t0 + 10s});
 }
 
 TEST_CASE("executor actor: a replay release that says the input is complete to the end "
@@ -560,9 +559,10 @@ TEST_CASE("executor actor: a replay release that says the input is complete to t
   CHECK(fx.cycle_times->back() < t0 + 100s);
 }
 
-TEST_CASE("executor actor: live with a stop time ahead, a timer fires when the wall clock "
-          "reaches it; none at or after the stop",
-          "[actors][executor]") {
+TEST_CASE(
+    "executor actor: live with a stop time ahead, a timer fires when the wall clock "
+    "reaches it; none at or after the stop",
+    "[actors][executor]") {
   castor::executor_config cfg;
   auto at = std::chrono::time_point_cast<std::chrono::milliseconds>(
       castor::wall_clock_now() - 900ms);

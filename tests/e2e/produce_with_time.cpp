@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
     castor::testing::record r;
     std::string key;
     std::string value;
-    if (!(in >> r.topic >> r.partition >> r.time_ms >> key) || !std::getline(in >> std::ws, value))
+    if (!(in >> r.topic >> r.partition >> r.time_ms >> key) ||
+        !std::getline(in >> std::ws, value))
       continue;
     if (key != "-")
       r.key = std::move(key);

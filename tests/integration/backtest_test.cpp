@@ -43,11 +43,12 @@ caf::error exits_by_itself(caf::actor_system& sys, const castor::pipeline_actor&
   self->monitor(p);
   caf::error reason;
   bool exited = false;
-  self->receive([&](caf::down_msg& dm) {
-    reason = std::move(dm.reason);
-    exited = true;
-  },
-                caf::after(timeout) >> [&] {});
+  self->receive(
+      [&](caf::down_msg& dm) {
+        reason = std::move(dm.reason);
+        exited = true;
+      },
+      caf::after(timeout) >> [&] {});
   if (!exited)
     caf::anon_send_exit(p, caf::exit_reason::kill);
   REQUIRE(exited);
@@ -120,8 +121,8 @@ TEST_CASE("backtest: a window from a start time to a stop time holds exactly "
   kafka_env env{{{"a", 2}, {"b", 1}, {"out", 1}}};
   std::vector<record> input;
   for (int i = 0; i < 900; ++i)
-    input.push_back({i % 3 == 2 ? "b" : "a", i % 3 == 2 ? 0 : i % 3, fmt::format("m{}", i),
-                     "v", t0 + i * 100});
+    input.push_back({i % 3 == 2 ? "b" : "a", i % 3 == 2 ? 0 : i % 3,
+                     fmt::format("m{}", i), "v", t0 + i * 100});
   env.produce(input);
   auto t1 = castor::timestamp{std::chrono::milliseconds{t0 + 10'000}};
   auto t2 = castor::timestamp{std::chrono::milliseconds{t0 + 50'000}};
@@ -188,8 +189,9 @@ TEST_CASE("backtest: an embedder that stops on live_atom loses nothing of the re
         [](const castor::pipeline_stats&) {},
     };
   });
-  auto def = castor::dags::make("wordcount", {{"words", "words", start_policy::earliest()}},
-                                {{"counts", "counts"}});
+  auto def =
+      castor::dags::make("wordcount", {{"words", "words", start_policy::earliest()}},
+                         {{"counts", "counts"}});
   REQUIRE(def);
   *pipeline_slot = fx.run(*def, cfg);
   CHECK_FALSE(exits_by_itself(*fx.sys, *pipeline_slot));
@@ -207,9 +209,10 @@ TEST_CASE("backtest: an embedder that stops on live_atom loses nothing of the re
   CHECK(latest["w7"] == 800);
 }
 
-TEST_CASE("backtest: pacing holds through the switch to live: what was held at the switch "
-          "goes at its paced time too",
-          "[integration][backtest]") {
+TEST_CASE(
+    "backtest: pacing holds through the switch to live: what was held at the switch "
+    "goes at its paced time too",
+    "[integration][backtest]") {
   kafka_env env{{{"in", 2}, {"out", 1}}};
   std::vector<record> input;
   for (int i = 0; i <= 30; ++i) // 3 s of event time

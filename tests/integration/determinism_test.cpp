@@ -137,21 +137,21 @@ private:
 
 // Timestamps with many ties, within partitions and across them: partition
 // p's message i is at t0 + ((i + p) / 5) * 30 ms.
-int64_t tied_time(int i, int p) { return t0 + ((i + p) / 5) * 30; }
+int64_t tied_time(int i, int p) {
+  return t0 + ((i + p) / 5) * 30;
+}
 
 // Runs `variants` and checks that all of them give the same records as the
 // first; returns those.
-std::vector<std::vector<record>> same_in_every_run(runner& r,
-                                                   const std::vector<variant>& variants,
-                                                   size_t input) {
+std::vector<std::vector<record>>
+same_in_every_run(runner& r, const std::vector<variant>& variants, size_t input) {
   auto first = r.run(variants.front(), input);
   for (auto& out : first)
     REQUIRE_FALSE(out.empty());
   for (size_t k = 1; k < variants.size(); ++k) {
     INFO("engine.cycles = " << variants[k].cycles << ", batch_size "
-                            << variants[k].batch_size << " vs "
-                            << variants.front().cycles << ", batch_size "
-                            << variants.front().batch_size);
+                            << variants[k].batch_size << " vs " << variants.front().cycles
+                            << ", batch_size " << variants.front().batch_size);
     auto again = r.run(variants[k], input);
     REQUIRE(again.size() == first.size());
     for (size_t s = 0; s < first.size(); ++s) {
@@ -167,8 +167,8 @@ const std::vector<variant> by_timestamp{
 const std::vector<variant> by_bucket{{"100ms", 37}, {"100ms", 501}, {"100ms", 37}};
 
 std::vector<std::string> vocabulary() {
-  return {"the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "and",
-          "cat", "sleeps", "all", "day", "long", "while", "birds", "sing"};
+  return {"the", "quick",  "brown", "fox", "jumps", "over",  "lazy",  "dog", "and",
+          "cat", "sleeps", "all",   "day", "long",  "while", "birds", "sing"};
 }
 
 // 4,500 lines of random words over three partitions with tied timestamps.
@@ -200,6 +200,27 @@ definition_factory builtin(const std::string& name, std::vector<source_spec> sou
     REQUIRE(def);
     return *def;
   };
+}
+
+// Trades and prices of four symbols, 1,200 each over five minutes from
+// `base` (ms), four to a second: ties in and across partitions.
+std::vector<record> trades_and_prices(int64_t base) {
+  std::mt19937 rng{3};
+  std::vector<record> input;
+  for (int i = 0; i < 1200; ++i) {
+    auto p = static_cast<int32_t>(i % 2);
+    auto ts = base + (i / 4) * 1000; // ties in and across partitions
+    input.push_back(
+        {"trades", p, std::nullopt,
+         fmt::format(R"({{"symbol":"S{}","quantity":{},"price":{}}})", rng() % 4,
+                     static_cast<int>(rng() % 21) - 10, 100 + rng() % 50),
+         ts});
+    input.push_back(
+        {"prices", p, std::nullopt,
+         fmt::format(R"({{"symbol":"S{}","price":{}}})", rng() % 4, 100 + rng() % 50),
+         ts + 500});
+  }
+  return input;
 }
 
 // -- the as-of join: trades marked with the last quote's mid, as a new user
@@ -252,7 +273,8 @@ castor::pipeline_definition_ptr asof_join(const std::string& out_topic) {
                       for (auto& t : in) {
                         auto i = m.find(t.symbol);
                         nlohmann::json doc{{"id", t.id}};
-                        doc["mid"] = i == m.end() ? nlohmann::json() : nlohmann::json(i->second);
+                        doc["mid"] =
+                            i == m.end() ? nlohmann::json() : nlohmann::json(i->second);
                         out.emplace_back(t.id, doc.dump());
                       }
                       return out;
@@ -260,18 +282,20 @@ castor::pipeline_definition_ptr asof_join(const std::string& out_topic) {
                     .map(last_mid, trades);
   auto sink = graph->sink("marks", marked);
   auto def = std::make_shared<castor::pipeline_definition>(std::move(graph));
-  def->source(quotes, "quotes", castor::serde::json_as<quote>(), start_policy::earliest());
-  def->source(trades, "trades", castor::serde::json_as<trade>(), start_policy::earliest());
+  def->source(quotes, "quotes", castor::serde::json_as<quote>(),
+              start_policy::earliest());
+  def->source(trades, "trades", castor::serde::json_as<trade>(),
+              start_policy::earliest());
   def->sink(sink,
-            castor::serializer<marks>{[](const marks& ms,
-                                         std::vector<castor::producer_record>& out) {
-              for (auto& [key, doc] : ms) {
-                castor::producer_record r;
-                r.key = key;
-                r.value = doc;
-                out.push_back(std::move(r));
-              }
-            }},
+            castor::serializer<marks>{
+                [](const marks& ms, std::vector<castor::producer_record>& out) {
+                  for (auto& [key, doc] : ms) {
+                    castor::producer_record r;
+                    r.key = key;
+                    r.value = doc;
+                    out.push_back(std::move(r));
+                  }
+                }},
             out_topic);
   return def;
 }
@@ -286,16 +310,16 @@ std::vector<record> quotes_and_trades() {
     auto symbol = "S" + std::to_string(rng() % 5);
     auto ts = t0 + i * 20; // quotes at multiples of 20 ms
     auto bid = 100.0 + static_cast<double>(rng() % 1000) / 10;
-    input.push_back({"quotes", static_cast<int32_t>(rng() % 2), std::nullopt,
-                     fmt::format(R"({{"symbol":"{}","bid":{},"ask":{}}})", symbol, bid,
-                                 bid + 0.5),
-                     ts});
+    input.push_back(
+        {"quotes", static_cast<int32_t>(rng() % 2), std::nullopt,
+         fmt::format(R"({{"symbol":"{}","bid":{},"ask":{}}})", symbol, bid, bid + 0.5),
+         ts});
     if (rng() % 3 == 0) {
       auto id = "T" + std::to_string(trade_id++);
-      input.push_back({"trades", static_cast<int32_t>(rng() % 2), std::nullopt,
-                       fmt::format(R"({{"id":"{}","symbol":"S{}","price":{}}})", id,
-                                   rng() % 5, bid),
-                       ts + 10 + static_cast<int64_t>(rng() % 9)});
+      input.push_back(
+          {"trades", static_cast<int32_t>(rng() % 2), std::nullopt,
+           fmt::format(R"({{"id":"{}","symbol":"S{}","price":{}}})", id, rng() % 5, bid),
+           ts + 10 + static_cast<int64_t>(rng() % 9)});
     }
   }
   std::stable_sort(input.begin(), input.end(),
@@ -356,8 +380,11 @@ TEST_CASE("merge: three partitions with many equal timestamps come out byte-iden
   std::vector<record> input;
   for (int i = 0; i < 1500; ++i)
     for (int p = 0; p < 3; ++p)
-      input.push_back({p < 2 ? "a" : "b", p < 2 ? p : 0, fmt::format("k{}-{}", p, i),
-                       "v" + std::to_string(i), tied_time(i, p),
+      input.push_back({p < 2 ? "a" : "b",
+                       p < 2 ? p : 0,
+                       fmt::format("k{}-{}", p, i),
+                       "v" + std::to_string(i),
+                       tied_time(i, p),
                        {{"h", std::to_string(i % 7)}}});
   env.produce(input);
   runner r{env,
@@ -439,22 +466,8 @@ TEST_CASE("positions: positions and minute marks are byte-identical in every run
   // In the future: the minute timer fires only between the data (live
   // timers wait for the wall clock), so what comes out is the data's alone.
   auto base = castor::to_millis(std::chrono::floor<std::chrono::minutes>(
-                  castor::wall_clock_now() + std::chrono::hours{24}));
-  std::mt19937 rng{3};
-  std::vector<record> input;
-  for (int i = 0; i < 1200; ++i) {
-    auto p = static_cast<int32_t>(i % 2);
-    auto ts = base + (i / 4) * 1000; // ties in and across partitions
-    input.push_back({"trades", p, std::nullopt,
-                     fmt::format(R"({{"symbol":"S{}","quantity":{},"price":{}}})",
-                                 rng() % 4, static_cast<int>(rng() % 21) - 10,
-                                 100 + rng() % 50),
-                     ts});
-    input.push_back(
-        {"prices", p, std::nullopt,
-         fmt::format(R"({{"symbol":"S{}","price":{}}})", rng() % 4, 100 + rng() % 50),
-         ts + 500});
-  }
+      castor::wall_clock_now() + std::chrono::hours{24}));
+  auto input = trades_and_prices(base);
   env.produce(input);
   runner r{env,
            builtin("positions", {{"trades", "trades", start_policy::earliest()},
@@ -478,9 +491,9 @@ TEST_CASE("wordcount: a replay followed by live input gives the keys and values 
   std::vector<std::vector<record>> split;
   {
     system_fixture fx;
-    auto pipeline = fx.run(builtin("wordcount", {{"words", "words",
-                                                  start_policy::earliest()}})(topics),
-                           env.config());
+    auto pipeline = fx.run(
+        builtin("wordcount", {{"words", "words", start_policy::earliest()}})(topics),
+        env.config());
     runner::settle(fx, pipeline, half);
     feed_live(env, fx, pipeline, std::span{input}.subspan(half));
     runner::settle(fx, pipeline, input.size());
@@ -558,21 +571,7 @@ TEST_CASE("positions over past data: what the replay makes is byte-identical at 
           "[integration][determinism]") {
   kafka_env env{{{"trades", 2}, {"prices", 2}}};
   auto base = t0; // in the past of the wall clock
-  std::mt19937 rng{3};
-  std::vector<record> input;
-  for (int i = 0; i < 1200; ++i) {
-    auto p = static_cast<int32_t>(i % 2);
-    auto ts = base + (i / 4) * 1000;
-    input.push_back({"trades", p, std::nullopt,
-                     fmt::format(R"({{"symbol":"S{}","quantity":{},"price":{}}})",
-                                 rng() % 4, static_cast<int>(rng() % 21) - 10,
-                                 100 + rng() % 50),
-                     ts});
-    input.push_back(
-        {"prices", p, std::nullopt,
-         fmt::format(R"({{"symbol":"S{}","price":{}}})", rng() % 4, 100 + rng() % 50),
-         ts + 500});
-  }
+  auto input = trades_and_prices(base);
   int64_t last = 0;
   for (auto& r : input)
     last = std::max(last, r.time_ms);
@@ -587,10 +586,16 @@ TEST_CASE("positions over past data: what the replay makes is byte-identical at 
     auto cfg = env.config();
     cfg.batch_size = batch;
     cfg.timer_catch_up = 5;
-    auto pipeline = fx.run(builtin("positions", {{"trades", "trades", start_policy::earliest()},
-                                 {"prices", "prices", start_policy::earliest()}})(topics), cfg);
-    wait_until(*fx.sys, pipeline, [&](const castor::pipeline_stats& s) {
-      return s.live && s.released == input.size() && s.waiting == 0; }, 30s);
+    auto pipeline = fx.run(
+        builtin("positions", {{"trades", "trades", start_policy::earliest()},
+                              {"prices", "prices", start_policy::earliest()}})(topics),
+        cfg);
+    wait_until(
+        *fx.sys, pipeline,
+        [&](const castor::pipeline_stats& s) {
+          return s.live && s.released == input.size() && s.waiting == 0;
+        },
+        30s);
     std::this_thread::sleep_for(1s);
     stop_and_wait(*fx.sys, pipeline);
     auto out = r.read(topics);
@@ -603,7 +608,8 @@ TEST_CASE("positions over past data: what the replay makes is byte-identical at 
   for (auto& x : a)
     if (x.time_ms > last)
       ++late;
-  INFO("positions records a/b/c " << a.size() << " " << b.size() << " " << c.size() << ", a stamped after the data: " << late);
+  INFO("positions records a/b/c " << a.size() << " " << b.size() << " " << c.size()
+                                  << ", a stamped after the data: " << late);
   CHECK(late == 0);
   CHECK(bytes_of(a) == bytes_of(b));
   CHECK(bytes_of(a) == bytes_of(c));

@@ -158,7 +158,8 @@ TEST_CASE("fuzz: every built-in DAG's sources reject garbage with an error, neve
   for (auto& name : dags.names()) {
     std::vector<castor::source_spec> sources{{"a", "a", {}}, {"b", "b", {}}};
     std::vector<castor::sink_spec> sinks{{"x", "x"}, {"y", "y"}};
-    auto make = [&](std::vector<castor::source_spec> so, std::vector<castor::sink_spec> si) {
+    auto make = [&](std::vector<castor::source_spec> so,
+                    std::vector<castor::sink_spec> si) {
       return dags.make(name, castor::dag_config{std::move(so), std::move(si), {}});
     };
     auto def = make(sources, sinks);

@@ -4,7 +4,6 @@
 // engine.params.suffix (default none). DAG "boom": its factory throws.
 
 #include <castor/plugin.hpp>
-
 #include <cctype>
 
 namespace {
@@ -18,21 +17,22 @@ caf::expected<castor::pipeline_definition_ptr> make_upper(const castor::dag_conf
   auto& out = cfg.sink("out");
   auto graph = std::make_unique<castor::dag>();
   auto source = graph->source_stream<values>("in");
-  auto shouted = graph
-                     ->stream([repeat, suffix](const values& vs) {
-                       values result;
-                       for (auto v : vs) {
-                         for (auto& c : v)
-                           c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-                         std::string text;
-                         for (int k = 0; k < repeat; ++k)
-                           text += v;
-                         result.push_back(text + suffix);
-                       }
-                       return result;
-                     })
-                     .named("shout")
-                     .map(source);
+  auto shouted =
+      graph
+          ->stream([repeat, suffix](const values& vs) {
+            values result;
+            for (auto v : vs) {
+              for (auto& c : v)
+                c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+              std::string text;
+              for (int k = 0; k < repeat; ++k)
+                text += v;
+              result.push_back(text + suffix);
+            }
+            return result;
+          })
+          .named("shout")
+          .map(source);
   auto sink = graph->sink("out", shouted);
   auto def = std::make_shared<castor::pipeline_definition>(std::move(graph));
   def->source(source, in.topic,
@@ -60,7 +60,9 @@ caf::expected<castor::pipeline_definition_ptr> make_upper(const castor::dag_conf
 
 CASTOR_PLUGIN(registry) {
   registry.add("upper", make_upper);
-  registry.add("boom", [](const castor::dag_config&) -> caf::expected<castor::pipeline_definition_ptr> {
-    throw std::runtime_error("the boom factory always throws");
-  });
+  registry.add(
+      "boom",
+      [](const castor::dag_config&) -> caf::expected<castor::pipeline_definition_ptr> {
+        throw std::runtime_error("the boom factory always throws");
+      });
 }

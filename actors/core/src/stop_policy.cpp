@@ -61,7 +61,8 @@ std::string stop_policy::to_string() const {
     break;
   }
   if (time.what == start_policy::kind::relative)
-    return fmt::format("relative:{}{}", ahead ? "+" : "-", format_duration(time.relative));
+    return fmt::format("relative:{}{}", ahead ? "+" : "-",
+                       format_duration(time.relative));
   return time.to_string();
 }
 

@@ -366,7 +366,8 @@ positions_dag(const std::vector<source_spec>& sources,
 
 void add_builtins(registry& r) {
   auto bind = [](factory f) {
-    return [f = std::move(f)](const dag_config& cfg) { return f(cfg.sources, cfg.sinks); };
+    return
+        [f = std::move(f)](const dag_config& cfg) { return f(cfg.sources, cfg.sinks); };
   };
   r.add("wordcount", bind(wordcount));
   r.add("merge", bind(merge));

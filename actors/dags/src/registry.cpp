@@ -77,7 +77,8 @@ const source_spec& dag_config::source(std::string_view name) const {
   for (auto& s : sources)
     if (s.name == name)
       return s;
-  throw config_error(fmt::format("this DAG needs a source named '{}' ([[sources]])", name));
+  throw config_error(
+      fmt::format("this DAG needs a source named '{}' ([[sources]])", name));
 }
 
 const sink_spec& dag_config::sink(std::string_view name) const {
@@ -139,17 +140,16 @@ caf::expected<pipeline_definition_ptr> registry::make(std::string_view name,
   try {
     auto def = i->second.factory(cfg);
     if (def && *def == nullptr)
-      return make_error(ec::invalid_config,
-                        fmt::format("DAG '{}' ({}) made no definition", name,
-                                    i->second.origin));
+      return make_error(
+          ec::invalid_config,
+          fmt::format("DAG '{}' ({}) made no definition", name, i->second.origin));
     return def;
   } catch (const std::exception& e) {
     return make_error(ec::invalid_config,
                       fmt::format("DAG '{}' ({}): {}", name, i->second.origin, e.what()));
   } catch (...) {
-    return make_error(ec::invalid_config,
-                      fmt::format("DAG '{}' ({}): unknown exception", name,
-                                  i->second.origin));
+    return make_error(ec::invalid_config, fmt::format("DAG '{}' ({}): unknown exception",
+                                                      name, i->second.origin));
   }
 }
 

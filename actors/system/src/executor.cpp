@@ -427,7 +427,8 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
       // A group is complete when every message up to its last instant is
       // out, or when it already has batch_size messages (the first
       // batch_size of a timestamp in merge order are always the same).
-      bool complete = j.batch->final || (!by_bucket && end - j.next == config.batch_size) ||
+      bool complete = j.batch->final ||
+                      (!by_bucket && end - j.next == config.batch_size) ||
                       last_of(group) <= j.batch->complete_until;
       // Timers due before the group fire first, each in a cycle of its own:
       // whatever comes later sorts after the group (live too: the data says
@@ -444,15 +445,17 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
       }
       if (!complete) {
         // More of this group may come: it waits for the next release.
-        carry.assign(std::make_move_iterator(messages.begin() + static_cast<ptrdiff_t>(j.next)),
-                     std::make_move_iterator(messages.end()));
+        carry.assign(
+            std::make_move_iterator(messages.begin() + static_cast<ptrdiff_t>(j.next)),
+            std::make_move_iterator(messages.end()));
         messages.resize(j.next);
         all = std::span<const consumed_message>{messages};
         continue;
       }
       timer_streak = 0;
       skipping = false;
-      if (auto err = run_cycle(all.subspan(j.next, end - j.next), std::max(t, graph.time())))
+      if (auto err =
+              run_cycle(all.subspan(j.next, end - j.next), std::max(t, graph.time())))
         return err;
       j.next = end;
       --budget;

@@ -88,9 +88,9 @@ void orchestrator_state::after_change(
     if (paced < until) {
       if (!pace_wake_pending) {
         pace_wake_pending = true;
-        auto wait = std::min(std::chrono::duration_cast<duration>(
-                                 (until - paced) / config.replay_speed),
-                             duration{std::chrono::milliseconds{50}});
+        auto wait = std::min(
+            std::chrono::duration_cast<duration>((until - paced) / config.replay_speed),
+            duration{std::chrono::milliseconds{50}});
         self->delayed_send(self, std::max(wait, duration{std::chrono::milliseconds{1}}),
                            wake_atom::value);
       }
@@ -507,8 +507,8 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
           if (!st.core->all_finished())
             st.check_stall(now);
           auto interval = st.config.progress_interval;
-          if (!st.core->live() && !st.core->all_finished() && interval > duration::zero() &&
-              now - st.last_progress >= interval)
+          if (!st.core->live() && !st.core->all_finished() &&
+              interval > duration::zero() && now - st.last_progress >= interval)
             st.log_progress(now);
         }
         self->delayed_send(self, st.config.tick_period(), tick_atom::value);

@@ -83,10 +83,10 @@ void finish(supervisor_state::pointer self) {
     // Messages waiting for the rest of their cycle's timestamp or bucket
     // are not run (a part of a cycle would not be the replay's): they are
     // not committed and are read again at the next start.
-    auto waiting = s.waiting > 0
-                       ? fmt::format(" ({} waiting for the rest of their cycle, not run)",
-                                     s.waiting)
-                       : std::string{};
+    auto waiting =
+        s.waiting > 0
+            ? fmt::format(" ({} waiting for the rest of their cycle, not run)", s.waiting)
+            : std::string{};
     logger()->info("pipeline: stopped: {} consumed, {} released{}, {} cycles, {} "
                    "produced, {} delivered, {} undelivered, {} delivery errors, {} "
                    "dead-lettered, {} commits",

@@ -38,8 +38,8 @@ int produce(const produce_options& options) {
   if (!options.file.empty() && options.file != "-") {
     file.open(options.file);
     if (!file)
-      return fail(make_error(ec::invalid_config,
-                             fmt::format("cannot read {}", options.file)));
+      return fail(
+          make_error(ec::invalid_config, fmt::format("cannot read {}", options.file)));
     in = &file;
     source = options.file;
   }
@@ -72,13 +72,13 @@ int produce(const produce_options& options) {
     fields.push_back(rest);
     auto where = fmt::format("{}:{}", source, line_no);
     if (fields.size() != wanted) {
-      error = make_error(ec::deserialize_failed,
-                         fmt::format("{}: expected {} tab-separated fields ({}), found {}",
-                                     where, wanted,
-                                     options.partition_column
-                                         ? "TIMESTAMP, PARTITION, KEY, VALUE"
-                                         : "TIMESTAMP, KEY, VALUE",
-                                     fields.size()));
+      error = make_error(
+          ec::deserialize_failed,
+          fmt::format("{}: expected {} tab-separated fields ({}), found {}", where,
+                      wanted,
+                      options.partition_column ? "TIMESTAMP, PARTITION, KEY, VALUE"
+                                               : "TIMESTAMP, KEY, VALUE",
+                      fields.size()));
       break;
     }
     testing::record r;
@@ -86,11 +86,12 @@ int produce(const produce_options& options) {
     r.partition = -1;
     auto ts = parse_time(fields[0]);
     if (!ts || *ts <= 0) {
-      error = make_error(ec::deserialize_failed,
-                         fmt::format("{}: '{}' is not a timestamp (milliseconds since the "
-                                     "epoch, above 0, or ISO 8601 such as "
-                                     "2026-01-05T09:30:00.250Z)",
-                                     where, fields[0]));
+      error =
+          make_error(ec::deserialize_failed,
+                     fmt::format("{}: '{}' is not a timestamp (milliseconds since the "
+                                 "epoch, above 0, or ISO 8601 such as "
+                                 "2026-01-05T09:30:00.250Z)",
+                                 where, fields[0]));
       break;
     }
     r.time_ms = *ts;
@@ -118,9 +119,9 @@ int produce(const produce_options& options) {
   // What was written before a bad line is delivered (and said).
   if (auto err = (*w)->flush(); err && !error)
     error = to_error(err);
-  std::cerr << fmt::format("castor: produced {} record(s) to '{}'{}\n", count,
-                           options.topic,
-                           error ? fmt::format(" (then stopped at line {})", line_no) : "");
+  std::cerr << fmt::format(
+      "castor: produced {} record(s) to '{}'{}\n", count, options.topic,
+      error ? fmt::format(" (then stopped at line {})", line_no) : "");
   if (error)
     code = fail(error);
   return code;

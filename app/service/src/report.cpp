@@ -82,27 +82,28 @@ bool run_report::write(int code, const caf::error& reason) {
   doc["stopped_at"] = to_string(stopped);
   doc["wall_seconds"] = wall;
   doc["figures_known"] = stats_.has_value();
-  doc["messages"] = {{"consumed", s.consumed},     {"released", s.released},
+  doc["messages"] = {{"consumed", s.consumed},       {"released", s.released},
                      {"beyond_stop", s.beyond_stop}, {"late", s.late},
-                     {"waiting", s.waiting},        {"dead_lettered", s.dead_lettered}};
+                     {"waiting", s.waiting},         {"dead_lettered", s.dead_lettered}};
   doc["cycles"] = s.cycles;
   doc["failed_cycles"] = s.failed_cycles;
   doc["commits"] = s.commits;
   doc["rate_per_s"] = wall > 0 ? static_cast<double>(s.released) / wall : 0.0;
   auto partitions = nlohmann::json::array();
   for (auto& p : s.partitions)
-    partitions.push_back({{"topic", p.topic},
-                          {"partition", p.partition},
-                          {"start_offset", p.start_offset},
-                          {"stop_offset", p.next_offset >= 0 ? p.next_offset : p.start_offset},
-                          {"end_offset_at_start", p.end_offset},
-                          {"messages", p.released},
-                          {"beyond_stop", p.beyond_stop},
-                          {"first_timestamp", time_of(p.first_ms)},
-                          {"first_timestamp_ms", ms_of(p.first_ms)},
-                          {"last_timestamp", time_of(p.last_ms)},
-                          {"last_timestamp_ms", ms_of(p.last_ms)},
-                          {"reached_stop", p.finished}});
+    partitions.push_back(
+        {{"topic", p.topic},
+         {"partition", p.partition},
+         {"start_offset", p.start_offset},
+         {"stop_offset", p.next_offset >= 0 ? p.next_offset : p.start_offset},
+         {"end_offset_at_start", p.end_offset},
+         {"messages", p.released},
+         {"beyond_stop", p.beyond_stop},
+         {"first_timestamp", time_of(p.first_ms)},
+         {"first_timestamp_ms", ms_of(p.first_ms)},
+         {"last_timestamp", time_of(p.last_ms)},
+         {"last_timestamp_ms", ms_of(p.last_ms)},
+         {"reached_stop", p.finished}});
   doc["partitions"] = partitions;
   auto sinks = nlohmann::json::array();
   for (auto& topic : sinks_) {

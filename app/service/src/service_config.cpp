@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "service_config.hpp"
 
-#include "plugins.hpp"
-
 #include "castor/kafka/config.hpp"
 #include "castor/logger.hpp"
 
@@ -19,6 +17,8 @@
 #include <map>
 #include <set>
 #include <sstream>
+
+#include "plugins.hpp"
 
 extern char** environ;
 
@@ -468,7 +468,8 @@ caf::expected<service_config> load(const std::string& path, registry& dags) {
     if (auto* node = engine->get("plugins")) {
       auto* list = node->as_array();
       if (list == nullptr || !list->is_homogeneous<std::string>()) {
-        check.fail(node->source(), "'engine.plugins' must be an array of paths (strings)");
+        check.fail(node->source(),
+                   "'engine.plugins' must be an array of paths (strings)");
       } else {
         auto base = std::filesystem::path{path}.parent_path();
         for (auto& item : *list) {
@@ -478,7 +479,8 @@ caf::expected<service_config> load(const std::string& path, registry& dags) {
           if (check.error())
             break;
           if (auto err = load_plugin(file.string(), dags)) {
-            check.fail(item.source(), fmt::format("'engine.plugins': {}", message_of(err)));
+            check.fail(item.source(),
+                       fmt::format("'engine.plugins': {}", message_of(err)));
             break;
           }
           cfg.plugins.push_back(file.string());

@@ -65,7 +65,8 @@ int run_main(int argc, char** argv, const registry& dags) {
       "produce", "write timestamped records from lines TIMESTAMP<TAB>KEY<TAB>VALUE "
                  "(timestamps in ms since the epoch or ISO 8601; an empty key is none; "
                  "the value is the rest of the line), for backtest data");
-  produce_cmd->add_option("--bootstrap,-b", produce_opts.bootstrap, "Kafka bootstrap servers")
+  produce_cmd
+      ->add_option("--bootstrap,-b", produce_opts.bootstrap, "Kafka bootstrap servers")
       ->required();
   produce_cmd->add_option("--topic,-t", produce_opts.topic, "the topic")->required();
   produce_cmd->add_option("--file,-f", produce_opts.file,

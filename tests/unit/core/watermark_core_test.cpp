@@ -7,9 +7,8 @@
 
 #include <algorithm>
 #include <random>
-#include <tuple>
-
 #include <string>
+#include <tuple>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -543,7 +542,8 @@ TEST_CASE("many messages at one timestamp pause their partition at the cap: the 
     out.clear();
     c.release(out);
   }
-  INFO("held " << c.held() << " paused1 " << c.paused(1) << " allowance " << c.allowance());
+  INFO("held " << c.held() << " paused1 " << c.paused(1) << " allowance "
+               << c.allowance());
   CHECK(c.paused(1));
   CHECK(c.held() <= 5 * 10 + 2 * 10);
   // Partition 0 moves on: partition 1's messages can go, and it resumes.

@@ -30,7 +30,8 @@ dag_params example() {
   p.set("strict", at(true));
   p.set("venue", at(std::string{"XNYS"}));
   p.set("window", at(std::string{"250ms"}));
-  p.set("symbols", at(param_value::array{at(std::string{"AAPL"}), at(std::string{"MSFT"})}));
+  p.set("symbols",
+        at(param_value::array{at(std::string{"AAPL"}), at(std::string{"MSFT"})}));
   p.set("levels", at(param_value::array{at(int64_t{1}), at(int64_t{300})}));
   return p;
 }
@@ -62,8 +63,9 @@ TEST_CASE("params: a missing or ill-typed key names engine.params.<key> and wher
   CHECK_THROWS_WITH(p.get<int>("venue"),
                     "vwap.toml:7: 'engine.params.venue' must be an integer, not \"XNYS\" "
                     "(string)");
-  CHECK_THROWS_WITH(p.get_or<bool>("depth", false),
-                    "vwap.toml:7: 'engine.params.depth' must be a boolean, not 5 (integer)");
+  CHECK_THROWS_WITH(
+      p.get_or<bool>("depth", false),
+      "vwap.toml:7: 'engine.params.depth' must be a boolean, not 5 (integer)");
   CHECK_THROWS_WITH(p.get<castor::duration>("venue"), Contains("must be a duration"));
   CHECK_THROWS_WITH(p.get<uint8_t>("levels"), Contains("must be an integer"));
   CHECK_THROWS_WITH(p.get<std::vector<uint8_t>>("levels"),
@@ -83,9 +85,11 @@ TEST_CASE("registry: the built-in DAGs are registered like any other, and a name
     throw config_error("'engine.params.window' is required by this DAG");
   });
   CHECK(r.origin("vwap") == "program");
-  CHECK_THROWS_WITH(r.add("wordcount", [](const dag_config&) {
-    return caf::expected<castor::pipeline_definition_ptr>{nullptr};
-  }),
+  CHECK_THROWS_WITH(r.add("wordcount",
+                          [](const dag_config&) {
+                            return caf::expected<castor::pipeline_definition_ptr>{
+                                nullptr};
+                          }),
                     "DAG 'wordcount' from program is already registered (from built-in)");
   // A factory that throws is a configuration error naming the DAG.
   auto made = r.make("vwap", {});
@@ -95,8 +99,9 @@ TEST_CASE("registry: the built-in DAGs are registered like any other, and a name
              Contains("DAG 'vwap' (program): 'engine.params.window' is required"));
   auto unknown = r.make("pricing", {});
   REQUIRE_FALSE(unknown);
-  CHECK_THAT(castor::message_of(unknown.error()),
-             Contains("no DAG 'pricing' (known: copy, merge, positions, vwap, wordcount)"));
+  CHECK_THAT(
+      castor::message_of(unknown.error()),
+      Contains("no DAG 'pricing' (known: copy, merge, positions, vwap, wordcount)"));
   // A built-in DAG checks its shape.
   auto wrong = r.make("wordcount", {{}, {{"a", "a"}, {"b", "b"}}, {}});
   CHECK_FALSE(wrong);

@@ -36,9 +36,9 @@
 /// What must match between castor and a plugin: castor's version, the C++
 /// ABI of the compiler and standard library, and CAF's version.
 #define CASTOR_PLUGIN_ABI                                                                \
-  "castor " CASTOR_VERSION "; gxx-abi " CASTOR_PLUGIN_STR(__GXX_ABI_VERSION)             \
-  "; cxx11-abi " CASTOR_PLUGIN_STR(_GLIBCXX_USE_CXX11_ABI) "; caf " CASTOR_PLUGIN_STR(   \
-      CAF_VERSION)
+  "castor " CASTOR_VERSION                                                               \
+  "; gxx-abi " CASTOR_PLUGIN_STR(__GXX_ABI_VERSION) "; cxx11-abi " CASTOR_PLUGIN_STR(    \
+      _GLIBCXX_USE_CXX11_ABI) "; caf " CASTOR_PLUGIN_STR(CAF_VERSION)
 
 /// The name of a plugin's entry point.
 #define CASTOR_PLUGIN_ENTRY "castor_plugin_v1"
@@ -64,10 +64,10 @@ using castor_plugin_entry = const castor_plugin_info* (*)();
 /// with `NAME` (a `castor::registry&`). It may throw: castor then reports a
 /// configuration error naming the plugin.
 #define CASTOR_PLUGIN(NAME)                                                              \
-  static void castor_plugin_register_(::castor::registry&);                             \
-  extern "C" __attribute__((visibility("default"))) const ::castor_plugin_info*        \
+  static void castor_plugin_register_(::castor::registry&);                              \
+  extern "C" __attribute__((visibility("default"))) const ::castor_plugin_info*          \
   castor_plugin_v1() {                                                                   \
-    static const ::castor_plugin_info info{::castor_plugin_magic,                       \
+    static const ::castor_plugin_info info{::castor_plugin_magic,                        \
                                            sizeof(::castor_plugin_info), CASTOR_VERSION, \
                                            CASTOR_PLUGIN_ABI, &castor_plugin_register_}; \
     return &info;                                                                        \

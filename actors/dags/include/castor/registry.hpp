@@ -143,12 +143,13 @@ private:
         wrong_type(v, key, "an array");
       T out;
       for (size_t k = 0; k < items->size(); ++k)
-        out.push_back(convert<typename T::value_type>((*items)[k],
-                                                      key + "[" + std::to_string(k) + "]"));
+        out.push_back(convert<typename T::value_type>(
+            (*items)[k], key + "[" + std::to_string(k) + "]"));
       return out;
     } else {
-      static_assert(!sizeof(T), "dag_params::get<T>: T is an integer, floating point, "
-                                "bool, std::string, castor::duration or a vector of them");
+      static_assert(!sizeof(T),
+                    "dag_params::get<T>: T is an integer, floating point, "
+                    "bool, std::string, castor::duration or a vector of them");
     }
   }
 

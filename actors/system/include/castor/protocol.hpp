@@ -320,12 +320,11 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pipeline_stats& x) {
   return f(caf::meta::type_name("castor.pipeline_stats"), x.consumed, x.released, x.held,
            x.held_peak, x.paused_partitions, x.pauses, x.resumes, x.late, x.idled,
-           x.bad_timestamps, x.waiting, x.cycles, x.produced, x.delivered, x.delivery_errors,
-           x.dead_lettered, x.failed_cycles, x.commits, x.offset_resets,
-           x.skipped_offsets, x.timer_skips, x.oversized, x.watermark_ms, x.live,
-           x.beyond_stop, x.finished,
-           x.lag_seconds, x.rate, x.eta_seconds, x.topics, x.partitions, x.nodes,
-           x.cycle_buckets, x.cycle_seconds);
+           x.bad_timestamps, x.waiting, x.cycles, x.produced, x.delivered,
+           x.delivery_errors, x.dead_lettered, x.failed_cycles, x.commits,
+           x.offset_resets, x.skipped_offsets, x.timer_skips, x.oversized, x.watermark_ms,
+           x.live, x.beyond_stop, x.finished, x.lag_seconds, x.rate, x.eta_seconds,
+           x.topics, x.partitions, x.nodes, x.cycle_buckets, x.cycle_seconds);
 }
 
 /// The counters of `topic` in `stats` (added if missing).
