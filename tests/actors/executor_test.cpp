@@ -589,3 +589,29 @@ TEST_CASE(
   fx.run();
   CHECK(fx.cycle_times->size() == 1); // the next, at +2 s, is past the stop
 }
+
+TEST_CASE(
+    "executor actor: a bucket that spans many releases runs once, with every message "
+    "in order, when it is complete",
+    "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.cycles = castor::cycle_policy::by_bucket(std::chrono::minutes{10});
+  executor_fixture fx{cfg};
+  // 299 releases of two messages, one second apart, all in [t0, t0 + 10 min).
+  std::vector<std::string> expected;
+  for (int64_t k = 0; k < 299; ++k) {
+    auto a = "a" + std::to_string(k);
+    auto b = "b" + std::to_string(k);
+    fx.release({{2 * k + 1, a}, {2 * k + 2, b}}, t0 + std::chrono::seconds{2 * k + 2});
+    for (auto& w : {a, b}) {
+      std::string upper = w;
+      for (auto& c : upper)
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      expected.push_back(upper);
+    }
+  }
+  CHECK(fx.produced("out-topic").empty()); // the bucket is not complete yet
+  fx.release({}, t0 + std::chrono::minutes{10});
+  CHECK(fx.produced("out-topic") == expected);
+  CHECK(fx.cycle_times->back() == t0 + std::chrono::minutes{10});
+}

@@ -385,10 +385,14 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
       live = true;
     // Messages of a group that was not complete at the last release come
     // first: the group goes on with this release's messages.
+    // (Appended to the carry, not inserted before this release: a bucket
+    // that spans many releases costs what comes, not what it holds.)
     if (!carry.empty()) {
-      messages.insert(messages.begin(), std::make_move_iterator(carry.begin()),
-                      std::make_move_iterator(carry.end()));
+      carry.insert(carry.end(), std::make_move_iterator(messages.begin()),
+                   std::make_move_iterator(messages.end()));
+      messages.swap(carry);
       carry.clear();
+      j.scanned = std::exchange(carry_scanned, 0);
     }
     // Timers fire up to where the input is complete (replay), or up to the
     // wall clock (live; the executor's timer covers the rest).
@@ -417,7 +421,8 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
     if (j.next < all.size()) {
       auto group = group_of(all[j.next].order_time);
       auto t = cycle_time(group);
-      auto end = j.next;
+      // The carried messages are known to be of the first group.
+      auto end = j.next == 0 ? j.scanned : j.next;
       // A timestamp runs in cycles of at most batch_size; a bucket is one
       // cycle whatever it holds (a count would make its cycles depend on
       // batch_size).
@@ -445,10 +450,16 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
       }
       if (!complete) {
         // More of this group may come: it waits for the next release.
-        carry.assign(
-            std::make_move_iterator(messages.begin() + static_cast<ptrdiff_t>(j.next)),
-            std::make_move_iterator(messages.end()));
-        messages.resize(j.next);
+        carry_scanned = end - j.next;
+        if (j.next == 0) {
+          carry.swap(messages);
+          messages.clear();
+        } else {
+          carry.assign(
+              std::make_move_iterator(messages.begin() + static_cast<ptrdiff_t>(j.next)),
+              std::make_move_iterator(messages.end()));
+          messages.resize(j.next);
+        }
         all = std::span<const consumed_message>{messages};
         continue;
       }

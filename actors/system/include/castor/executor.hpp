@@ -80,6 +80,8 @@ struct executor_state {
     bool done = false;
     /// Record batches sent and not yet answered.
     size_t outstanding = 0;
+    /// Messages at the front known to be of the first group (carried).
+    size_t scanned = 0;
   };
 
   using pointer = executor_actor::stateful_pointer<executor_state>;
@@ -172,6 +174,9 @@ struct executor_state {
   /// Messages of a group (a timestamp or a bucket) not complete at the last
   /// release: they run with the next one.
   std::vector<consumed_message> carry;
+  /// How many carried messages are known to be of their group (not scanned
+  /// again when the group goes on).
+  size_t carry_scanned = 0;
   /// Scratch for positions_of: next offset by pid (-1: not in the release).
   std::vector<int64_t> next_offsets;
   pipeline_stats stats;
