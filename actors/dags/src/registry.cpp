@@ -143,6 +143,10 @@ caf::expected<pipeline_definition_ptr> registry::make(std::string_view name,
       return make_error(
           ec::invalid_config,
           fmt::format("DAG '{}' ({}) made no definition", name, i->second.origin));
+    if (!def)
+      return make_error(ec::invalid_config, fmt::format("DAG '{}' ({}): {}", name,
+                                                        i->second.origin,
+                                                        message_of(def.error())));
     return def;
   } catch (const std::exception& e) {
     return make_error(ec::invalid_config,

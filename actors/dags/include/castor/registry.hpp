@@ -169,8 +169,9 @@ struct dag_config {
   const sink_spec& sink(std::string_view name) const;
 };
 
-/// Builds a DAG for a configuration. An error (or a thrown exception) is
-/// reported as a configuration error naming the DAG.
+/// Builds a DAG for a configuration. An error it returns, or an exception it
+/// throws, is reported as a configuration error naming the DAG and its
+/// origin.
 using dag_factory =
     std::function<caf::expected<pipeline_definition_ptr>(const dag_config&)>;
 
