@@ -84,44 +84,20 @@ void orchestrator_state::after_change(
   if (core->all_finished() && core->held() == 0 && in_flight == 0 && !draining &&
       !final_sent) {
     auto until = final_limit();
-    auto paced = paced_until();
-    if (paced < until) {
-      if (!pace_wake_pending) {
-        pace_wake_pending = true;
-        auto wait = std::min(
-            std::chrono::duration_cast<duration>((until - paced) / config.replay_speed),
-            duration{std::chrono::milliseconds{50}});
-        self->delayed_send(self, std::max(wait, duration{std::chrono::milliseconds{1}}),
-                           wake_atom::value);
-      }
+    if (auto paced = paced_until(); paced < until) {
+      wake_paced(self, until - paced);
     } else {
       final_sent = true;
       auto batch = std::make_shared<release_batch>();
       batch->watermark = core->watermark();
       batch->complete_until = until;
       batch->final = true;
-      ++in_flight;
       logger()->info("orchestrator: every partition reached the stop ({}): the last "
                      "cycles run",
                      config.stop.what == stop_policy::kind::end
                          ? std::string{"the end offsets recorded at start-up"}
                          : castor::to_string(*stop_time));
-      self->request(executor, caf::infinite, std::move(batch))
-          .then(
-              [self](ack_atom) {
-                auto& st = self->state;
-                --st.in_flight;
-                st.finished = true;
-                if (st.finish_promise) {
-                  st.finish_promise->deliver(ack_atom::value);
-                  st.finish_promise.reset();
-                }
-                if (st.draining && st.in_flight == 0 && st.drained) {
-                  st.drained->deliver(ack_atom::value);
-                  st.drained.reset();
-                }
-              },
-              [self](caf::error& err) { self->quit(std::move(err)); });
+      send_release(self, std::move(batch));
     }
   }
   if (credit && core->wants_more()) {
@@ -190,11 +166,12 @@ std::vector<partition_progress> orchestrator_state::progress() const {
         p.caught_up ? std::max(core->position(pid), e.end_offset) : core->position(pid);
     p.held = core->held(pid);
     p.paused = core->paused(pid);
-    if (pid < released_of.size()) {
-      p.released = released_of[pid];
-      p.first_ms = first_ms[pid];
-      p.last_ms = last_ms[pid];
-      p.next_offset = next_offset[pid];
+    if (pid < released.size()) {
+      auto& r = released[pid];
+      p.released = r.count;
+      p.first_ms = r.first_ms;
+      p.last_ms = r.last_ms;
+      p.next_offset = r.next_offset;
       p.beyond_stop = beyond_stop[pid];
     }
     p.finished = core->finished(pid);
@@ -320,11 +297,57 @@ void orchestrator_state::check_stop(
     core->go_live();
 }
 
+bool orchestrator_state::replaying() const {
+  // What was held at the switch to live is replay too.
+  return !core->live() || core->counters().released < received_at_live;
+}
+
+void orchestrator_state::wake_paced(
+    orchestrator_actor::stateful_pointer<orchestrator_state> self, duration ahead) {
+  if (pace_wake_pending)
+    return;
+  pace_wake_pending = true;
+  // When `ahead` of event time is due, and at least every 50 ms (timers
+  // between messages).
+  auto wait = duration{std::chrono::milliseconds{50}};
+  if (ahead != duration::max())
+    wait =
+        std::min(wait, std::chrono::duration_cast<duration>(ahead / config.replay_speed));
+  self->delayed_send(self, std::max(wait, duration{std::chrono::milliseconds{1}}),
+                     wake_atom::value);
+}
+
+void orchestrator_state::send_release(
+    orchestrator_actor::stateful_pointer<orchestrator_state> self,
+    std::shared_ptr<release_batch> batch) {
+  ++in_flight;
+  auto count = batch->messages.size();
+  auto last = batch->final;
+  self->request(executor, caf::infinite, std::move(batch))
+      .then(
+          [self, count, last](ack_atom) {
+            auto& st = self->state;
+            --st.in_flight;
+            st.acked += count;
+            if (last) {
+              st.finished = true;
+              if (st.finish_promise) {
+                st.finish_promise->deliver(ack_atom::value);
+                st.finish_promise.reset();
+              }
+            }
+            if (st.draining && st.in_flight == 0 && st.drained) {
+              st.drained->deliver(ack_atom::value);
+              st.drained.reset();
+            }
+            st.after_change(self);
+          },
+          [self](caf::error& err) { self->quit(std::move(err)); });
+}
+
 timestamp orchestrator_state::paced_until() const {
-  // Paced until everything replayed has gone (what was held at the switch
-  // to live included).
-  if (config.replay_speed <= 0 || !pace_event0 ||
-      (core->live() && core->counters().released >= received_at_live))
+  // Paced until everything replayed has gone.
+  if (config.replay_speed <= 0 || !pace_event0 || !replaying())
     return timestamp::max();
   auto elapsed = std::chrono::duration<double>(wall_clock_now() - pace_wall0).count();
   auto ahead = elapsed * config.replay_speed * 1e9; // ns of event time
@@ -351,32 +374,24 @@ void orchestrator_state::pump(
     // the last timestamp of the replay, which nothing after it completes).
     if (final_sent)
       return;
+    auto head = core->head_time();
+    bool releasable = core->releasable();
     // Pacing starts at the first message that can go (the release rule
     // makes it the earliest of all).
-    bool replaying = !core->live() || core->counters().released < received_at_live;
-    if (config.replay_speed > 0 && !pace_event0 && replaying && core->releasable())
-      if (auto head = core->head_time()) {
-        pace_event0 = *head;
-        pace_wall0 = wall_clock_now();
-      }
+    if (config.replay_speed > 0 && !pace_event0 && replaying() && releasable && head) {
+      pace_event0 = *head;
+      pace_wall0 = wall_clock_now();
+    }
     auto paced = paced_until();
     auto complete = limit(core->complete_until());
     bool advanced = complete != timestamp::min() &&
                     (!last_sent_complete || *last_sent_complete < complete);
-    auto head = core->head_time();
-    bool due = core->releasable() && (!head || *head <= paced);
+    bool due = releasable && (!head || *head <= paced);
     if (!due && !advanced) {
       // Paced: wake when the next message is due (and meanwhile, for the
       // timers between messages).
-      if (paced != timestamp::max() && !pace_wake_pending) {
-        auto wait = std::chrono::duration_cast<duration>(std::chrono::milliseconds{50});
-        if (head && *head > paced)
-          wait = std::min(wait, std::chrono::duration_cast<duration>(
-                                    (*head - paced) / config.replay_speed));
-        pace_wake_pending = true;
-        self->delayed_send(self, std::max(wait, duration{std::chrono::milliseconds{1}}),
-                           wake_atom::value);
-      }
+      if (paced != timestamp::max())
+        wake_paced(self, head && *head > paced ? *head - paced : duration::max());
       return;
     }
     auto batch = std::make_shared<release_batch>();
@@ -386,37 +401,23 @@ void orchestrator_state::pump(
     for (size_t i = 0; i < times.size(); ++i) {
       auto& m = batch->messages[i];
       m.order_time = times[i];
-      auto pid = m.pid();
-      ++released_of[pid];
+      auto& r = released[m.pid()];
+      ++r.count;
       if (auto t = m.time()) {
         auto ms = to_millis(*t);
-        if (first_ms[pid] == INT64_MIN)
-          first_ms[pid] = ms;
-        last_ms[pid] = std::max(last_ms[pid], ms);
+        if (r.first_ms == INT64_MIN)
+          r.first_ms = ms;
+        r.last_ms = std::max(r.last_ms, ms);
       }
-      next_offset[pid] = m.offset() + 1;
-      if (!last_released || *last_released < times[i])
-        last_released = times[i];
+      r.next_offset = m.offset() + 1;
     }
+    if (!times.empty() && (!last_released || *last_released < times.back()))
+      last_released = times.back(); // released in order
     batch->watermark = core->watermark();
     batch->complete_until = limit(core->complete_until());
     batch->live = core->live();
     last_sent_complete = batch->complete_until;
-    ++in_flight;
-    auto count = batch->messages.size();
-    self->request(executor, caf::infinite, std::move(batch))
-        .then(
-            [self, count](ack_atom) {
-              auto& st = self->state;
-              --st.in_flight;
-              st.acked += count;
-              if (st.draining && st.in_flight == 0 && st.drained) {
-                st.drained->deliver(ack_atom::value);
-                st.drained.reset();
-              }
-              st.after_change(self);
-            },
-            [self](caf::error& err) { self->quit(std::move(err)); });
+    send_release(self, std::move(batch));
     // Releasing may resume partitions and free the consumer's credit.
     if (auto resumes = core->take_resumes(); !resumes.empty())
       self->send(consumer, resume_atom::value, std::move(resumes));
@@ -442,10 +443,7 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
           bounds.push_back({e.start_offset, e.end_offset, e.leader});
         auto n = table->partitions.size();
         st.beyond_stop.assign(n, 0);
-        st.released_of.assign(n, 0);
-        st.first_ms.assign(n, INT64_MIN);
-        st.last_ms.assign(n, INT64_MIN);
-        st.next_offset.assign(n, -1);
+        st.released.assign(n, {});
         auto& stop = st.config.stop;
         if (stop.what == stop_policy::kind::at) {
           auto t = stop.resolve(wall_clock_now());

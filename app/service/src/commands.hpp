@@ -33,6 +33,24 @@ enum exit_code : int {
   exit_data = 5,
 };
 
+/// What an exit code means (run reports).
+inline const char* exit_meaning(int code) {
+  switch (code) {
+  case exit_ok:
+    return "ok";
+  case exit_config:
+    return "configuration error";
+  case exit_broker:
+    return "broker unreachable or unknown topic";
+  case exit_kafka:
+    return "Kafka error";
+  case exit_data:
+    return "bad input or node failure";
+  default:
+    return "unexpected error";
+  }
+}
+
 inline int exit_code_of(const caf::error& err) {
   using castor::ec;
   switch (castor::code_of(err)) {

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <iostream>
 
+#include "commands.hpp"
+
 namespace castor::service {
 
 namespace {
@@ -23,23 +25,6 @@ nlohmann::json ms_of(int64_t ms) {
   if (ms == INT64_MIN)
     return nullptr;
   return ms;
-}
-
-const char* status_of(int code) {
-  switch (code) {
-  case 0:
-    return "ok";
-  case 2:
-    return "configuration error";
-  case 3:
-    return "broker unreachable or unknown topic";
-  case 4:
-    return "Kafka error";
-  case 5:
-    return "bad input or node failure";
-  default:
-    return "unexpected error";
-  }
 }
 
 } // namespace
@@ -61,13 +46,18 @@ void run_report::record(const pipeline_stats& stats, const caf::error& reason) {
   reason_ = reason;
 }
 
-bool run_report::write(int code, const caf::error& reason) {
+void run_report::failed(const caf::error& reason) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  failed_ = reason;
+}
+
+bool run_report::write(int code) {
   if (!enabled())
     return true;
   std::lock_guard<std::mutex> guard{mutex_};
   auto stopped = wall_clock_now();
   auto wall = std::chrono::duration<double>(stopped - started_).count();
-  auto why = reason_ ? reason_ : reason;
+  auto why = reason_ ? reason_ : failed_;
   pipeline_stats s = stats_.value_or(pipeline_stats{});
   nlohmann::json doc;
   doc["castor"] = version();
@@ -75,7 +65,7 @@ bool run_report::write(int code, const caf::error& reason) {
   doc["dag"] = dag_;
   doc["stop"] = stop_;
   doc["exit"] = {{"code", code},
-                 {"status", status_of(code)},
+                 {"status", exit_meaning(code)},
                  {"reason", why ? render(why) : std::string{"clean stop"}},
                  {"bounded_replay_complete", s.finished}};
   doc["started_at"] = to_string(started_);

@@ -29,10 +29,13 @@ public:
   /// The pipeline's last figures (pipeline_config::on_exit; any thread).
   void record(const pipeline_stats& stats, const caf::error& reason);
 
-  /// Writes the report for exit code `code` (`reason` when the pipeline did
-  /// not report one). Returns false, saying why on stderr, when the file
-  /// cannot be written.
-  bool write(int code, const caf::error& reason);
+  /// Why the run failed when the pipeline reported no reason (a
+  /// configuration error, a broker that did not start).
+  void failed(const caf::error& reason);
+
+  /// Writes the report for exit code `code`. Returns false, saying why on
+  /// stderr, when the file cannot be written.
+  bool write(int code);
 
 private:
   std::string path_;
@@ -44,6 +47,7 @@ private:
   std::mutex mutex_;
   std::optional<pipeline_stats> stats_;
   caf::error reason_;
+  caf::error failed_;
 };
 
 } // namespace castor::service

@@ -41,9 +41,6 @@ start_broker(const std::vector<kafka::topic_spec>& topics) {
   return std::move(*cluster);
 }
 
-// Why the run failed, for its report.
-caf::error report_error;
-
 // A stop signal during start-up: exit 0 without starting anything more.
 int stopped_during_startup() {
   castor::logger()->info("castor: stopped during start-up");
@@ -62,7 +59,7 @@ int run(signal_watcher& signals, registry dags, const std::string& path,
   run_report report{options.report};
   report.describe(path, "", stop_policy{}, {});
   auto code = run_pipeline(signals, dags, path, options, report);
-  if (!report.write(code, code == exit_ok ? caf::error{} : report_error))
+  if (!report.write(code))
     return code == exit_ok ? exit_unexpected : code;
   return code;
 }
@@ -74,7 +71,7 @@ int run_pipeline(signal_watcher& signals, registry& dags, const std::string& pat
   auto& log_level = options.log_level;
   auto& addr_file = options.addr_file;
   auto fail = [&](const caf::error& err) {
-    report_error = err;
+    report.failed(err);
     return service::fail(err);
   };
   auto cfg = load(path, dags);

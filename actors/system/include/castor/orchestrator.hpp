@@ -115,10 +115,27 @@ struct orchestrator_state {
   bool pace_wake_pending = false;
   /// The event time the pacing allows now (max when not pacing).
   timestamp paced_until() const;
+  /// Whether what is released is still replay (what was held at the switch
+  /// to live included).
+  bool replaying() const;
+  /// Wakes the orchestrator when `ahead` more event time is due (max:
+  /// unknown), at least every 50 ms; once at a time.
+  void wake_paced(orchestrator_actor::stateful_pointer<orchestrator_state> self,
+                  duration ahead);
+  /// Sends a release to the executor; its answer frees the slot, counts its
+  /// messages as run, and (the final one) ends a bounded replay.
+  void send_release(orchestrator_actor::stateful_pointer<orchestrator_state> self,
+                    std::shared_ptr<release_batch> batch);
 
   // -- what was released, per partition (for run reports) ------------------------
-  std::vector<uint64_t> released_of;
-  std::vector<int64_t> first_ms, last_ms, next_offset;
+  struct partition_release {
+    uint64_t count = 0;
+    int64_t first_ms = INT64_MIN;
+    int64_t last_ms = INT64_MIN;
+    /// The offset after the last released (-1: none).
+    int64_t next_offset = -1;
+  };
+  std::vector<partition_release> released;
 
   /// live_atom (and pacing) wait until everything received before the
   /// switch to live has been released and run: its count, and the count of
