@@ -32,6 +32,8 @@ mock_orchestrator(castor::orchestrator_actor::pointer,
         return log->credit;
       },
       [](castor::tick_atom) {},
+      [](castor::assign_atom, std::vector<castor::partition_assignment>) {},
+      [](castor::revoke_atom, std::vector<uint32_t>) { return castor::revocation{}; },
       [](castor::drain_atom) { return ack_atom::value; },
       [](castor::stats_atom) { return castor::pipeline_stats{}; },
       [](castor::finish_atom) { return ack_atom::value; },

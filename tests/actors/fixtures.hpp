@@ -98,6 +98,7 @@ mock_consumer(castor::consumer_actor::pointer, std::shared_ptr<consumer_log> log
       [](castor::commit_atom) {},
       [](castor::commit_atom, caf::timespan) { return ack_atom::value; },
       [](castor::drain_atom) { return ack_atom::value; },
+      [](castor::tick_atom) {},
       [](castor::stats_atom) { return castor::pipeline_stats{}; },
   };
 }
@@ -133,6 +134,7 @@ mock_executor(castor::executor_actor::pointer self, std::shared_ptr<executor_log
       },
       [](castor::run_atom) {},
       [](castor::drain_atom) { return ack_atom::value; },
+      [](castor::revoke_atom, std::vector<uint32_t>) { return castor::revocation{}; },
       [](castor::stats_atom) { return castor::pipeline_stats{}; },
   };
 }
@@ -211,6 +213,9 @@ mock_producer(castor::producer_actor::pointer self, std::shared_ptr<producer_log
       },
       [](castor::flush_atom, caf::timespan) { return uint64_t{0}; },
       [](castor::commit_atom) { return std::vector<int64_t>{}; },
+      [](castor::commit_atom, std::vector<castor::partition_position>) {
+        return std::vector<int64_t>{};
+      },
       [](castor::stats_atom) { return castor::pipeline_stats{}; },
   };
 }

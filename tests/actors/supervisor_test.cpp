@@ -62,6 +62,7 @@ castor::consumer_actor::behavior_type consumer_mock(castor::consumer_actor::poin
         return answer(self, *log, "consumer: commit");
       },
       [self, log](castor::drain_atom) { return answer(self, *log, "consumer: drain"); },
+      [](castor::tick_atom) {},
       [](castor::stats_atom) { return figures(10, 0); },
   };
 }
@@ -73,6 +74,8 @@ orchestrator_mock(castor::orchestrator_actor::pointer self,
       [](castor::start_atom, castor::partition_table_ptr, castor::consumer_actor) {},
       [](castor::consumed_batch_ptr) { return uint32_t{1}; },
       [](castor::tick_atom) {},
+      [](castor::assign_atom, std::vector<castor::partition_assignment>) {},
+      [](castor::revoke_atom, std::vector<uint32_t>) { return castor::revocation{}; },
       [self, log](castor::drain_atom) {
         return answer(self, *log, "orchestrator: drain");
       },
@@ -93,6 +96,7 @@ castor::executor_actor::behavior_type executor_mock(castor::executor_actor::poin
       },
       [](castor::run_atom) {},
       [self, log](castor::drain_atom) { return answer(self, *log, "executor: drain"); },
+      [](castor::revoke_atom, std::vector<uint32_t>) { return castor::revocation{}; },
       [](castor::stats_atom) { return castor::pipeline_stats{}; },
   };
 }
@@ -112,6 +116,9 @@ castor::producer_actor::behavior_type producer_mock(castor::producer_actor::poin
         return promise;
       },
       [](castor::commit_atom) { return std::vector<int64_t>{}; },
+      [](castor::commit_atom, std::vector<castor::partition_position>) {
+        return std::vector<int64_t>{};
+      },
       [](castor::stats_atom) { return figures(0, 7); },
   };
 }

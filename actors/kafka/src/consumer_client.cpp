@@ -7,8 +7,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <mutex>
 #include <random>
+#include <string_view>
 #include <unistd.h>
 
 namespace castor::kafka {
@@ -81,6 +83,93 @@ struct consumer_client::impl {
   std::function<void()> wake;
   /// Results of commits that came through the callback.
   std::vector<commit_result> results;
+  /// Group assignment: rebalances not yet taken, the partitions read, and
+  /// whether the client closes (rebalances then complete at once).
+  std::vector<rebalance> rebalances;
+  std::vector<uint32_t> owned;
+  bool closing = false;
+
+  bool cooperative() const {
+    return std::string_view{rd_kafka_rebalance_protocol(client.get())} == "COOPERATIVE";
+  }
+
+  // librdkafka's rebalance callback (on the thread that reads the consumer
+  // queue, or polls the close queue).
+  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t* parts, void*) {
+    static_cast<impl*>(rd_kafka_opaque(rk))->handle_rebalance(err, parts);
+  }
+
+  void handle_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+    auto* rk = client.get();
+    bool assigning = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    if (closing || (!assigning && err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)) {
+      // Closing (everything was committed before), or a rebalance error:
+      // complete at once, reading nothing.
+      if (!closing)
+        logger()->warn("consumer: rebalance error: {}", rd_kafka_err2str(err));
+      rd_kafka_error_t* error = nullptr;
+      if (assigning)
+        error = cooperative() ? rd_kafka_incremental_assign(rk, parts)
+                              : (rd_kafka_assign(rk, parts), nullptr);
+      else if (cooperative() && err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+        error = rd_kafka_incremental_unassign(rk, parts);
+      else
+        rd_kafka_assign(rk, nullptr);
+      if (error)
+        rd_kafka_error_destroy(error);
+      return;
+    }
+    rebalance r;
+    r.assigned = assigning;
+    r.lost = !assigning && rd_kafka_assignment_lost(rk) != 0;
+    for (int k = 0; parts != nullptr && k < parts->cnt; ++k) {
+      auto& elem = parts->elems[k];
+      if (auto pid = pid_of(elem.topic, elem.partition))
+        r.pids.push_back(*pid);
+      else
+        r.unknown.emplace_back(elem.topic, elem.partition);
+    }
+    rebalances.push_back(std::move(r));
+  }
+
+  // The consumer queue (errors, rebalances) and the commit queue.
+  void open_queues() {
+    auto* rk = client.get();
+    queue.reset(rd_kafka_queue_get_consumer(rk));
+    if (wake)
+      rd_kafka_queue_cb_event_enable(queue.get(), &impl::on_event, this);
+    if (has_group) {
+      commit_queue.reset(rd_kafka_queue_new(rk));
+      if (wake)
+        rd_kafka_queue_cb_event_enable(commit_queue.get(), &impl::on_event, this);
+    }
+  }
+
+  // Partition `pid` is read from its own queue: set up before each
+  // assignment (a fetch stop clears the queue's forwarding, and a fetch
+  // start forwards it into the consumer queue unless the application did).
+  failure open_partition_queue(uint32_t pid) {
+    auto& e = parts[pid];
+    queue_ptr q{rd_kafka_queue_get_partition(client.get(), e.topic.c_str(), e.partition)};
+    if (!q)
+      return failure(ec::kafka_error,
+                     fmt::format("no queue for {}[{}]", e.topic, e.partition));
+    rd_kafka_queue_forward(q.get(), nullptr);
+    if (wake)
+      rd_kafka_queue_cb_event_enable(q.get(), &impl::on_event, this);
+    if (queues.size() <= pid)
+      queues.resize(pid + 1);
+    queues[pid] = std::move(q);
+    return {};
+  }
+
+  void index_partitions() {
+    first_pid.clear();
+    for (uint32_t pid = 0; pid < parts.size(); ++pid)
+      first_pid.emplace(parts[pid].topic,
+                        pid - static_cast<uint32_t>(parts[pid].partition));
+  }
 
   ~impl() {
     close(std::chrono::duration_cast<std::chrono::milliseconds>(defaults::close_timeout));
@@ -160,6 +249,7 @@ struct consumer_client::impl {
   bool close(std::chrono::milliseconds timeout) {
     if (!client)
       return true;
+    closing = true;
     for (auto& q : queues)
       if (q)
         rd_kafka_queue_cb_event_enable(q.get(), nullptr, nullptr);
@@ -173,17 +263,22 @@ struct consumer_client::impl {
     // broker that is gone waits for socket.timeout.ms): close through a
     // queue for at most `timeout`, then destroy without a second close.
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    queue_ptr closing{rd_kafka_queue_new(client.get())};
-    if (auto* error = rd_kafka_consumer_close_queue(client.get(), closing.get())) {
+    queue_ptr closing_queue{rd_kafka_queue_new(client.get())};
+    if (auto* error = rd_kafka_consumer_close_queue(client.get(), closing_queue.get())) {
       logger()->debug("consumer: close: {}", rd_kafka_error_string(error));
       rd_kafka_error_destroy(error);
     } else {
       while (!rd_kafka_consumer_closed(client.get()) &&
              std::chrono::steady_clock::now() < deadline)
-        if (auto* ev = rd_kafka_queue_poll(closing.get(), 50))
+        if (auto* ev = rd_kafka_queue_poll(closing_queue.get(), 50)) {
+          // Leaving a group revokes everything: done at once.
+          if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+            handle_rebalance(rd_kafka_event_error(ev),
+                             rd_kafka_event_topic_partition_list(ev));
           rd_kafka_event_destroy(ev);
+        }
     }
-    closing.reset();
+    closing_queue.reset();
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     left = std::max(left, std::chrono::milliseconds{100});
@@ -218,6 +313,10 @@ result<std::unique_ptr<consumer_client>> consumer_client::make(const properties&
   props["enable.auto.commit"] = "false";
   props["enable.auto.offset.store"] = "false";
   p->has_group = props.contains("group.id");
+  // Group assignment balances partitions incrementally unless told
+  // otherwise (a rebalance then moves only the partitions that change hands).
+  if (!props.contains("partition.assignment.strategy"))
+    props["partition.assignment.strategy"] = "cooperative-sticky";
   if (!p->has_group)
     props["group.id"] = private_group_id();
   p->group = props["group.id"];
@@ -238,6 +337,7 @@ result<std::unique_ptr<consumer_client>> consumer_client::make(const properties&
     return conf.error();
   // The commit callback finds the client through the handle's opaque.
   rd_kafka_conf_set_opaque(conf->get(), p.get());
+  rd_kafka_conf_set_rebalance_cb(conf->get(), &impl::on_rebalance);
   auto made = make_client(RD_KAFKA_CONSUMER, std::move(*conf));
   if (!made)
     return made.error();
@@ -276,20 +376,13 @@ failure consumer_client::assign(const std::vector<assignment_entry>& parts,
   p.parts = parts;
   p.wake = std::move(wake);
   auto* rk = p.client.get();
-  for (uint32_t pid = 0; pid < parts.size(); ++pid)
-    p.first_pid.emplace(parts[pid].topic,
-                        pid - static_cast<uint32_t>(parts[pid].partition));
+  p.index_partitions();
   // Each partition keeps its own queue (set up before the assignment, which
   // would otherwise forward them all into the consumer queue).
-  for (auto& e : parts) {
-    queue_ptr q{rd_kafka_queue_get_partition(rk, e.topic.c_str(), e.partition)};
-    if (!q)
-      return failure(ec::kafka_error,
-                     fmt::format("no queue for {}[{}]", e.topic, e.partition));
-    rd_kafka_queue_forward(q.get(), nullptr);
-    if (p.wake)
-      rd_kafka_queue_cb_event_enable(q.get(), &impl::on_event, &p);
-    p.queues.push_back(std::move(q));
+  for (uint32_t pid = 0; pid < parts.size(); ++pid) {
+    if (auto err = p.open_partition_queue(pid))
+      return err;
+    p.owned.push_back(pid);
   }
   partition_list_ptr list{
       rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()))};
@@ -298,20 +391,105 @@ failure consumer_client::assign(const std::vector<assignment_entry>& parts,
         e.offset;
   if (auto err = rd_kafka_assign(rk, list.get()))
     return to_failure(err, "assigning the source partitions");
-  p.queue.reset(rd_kafka_queue_get_consumer(rk));
-  if (p.wake)
-    rd_kafka_queue_cb_event_enable(p.queue.get(), &impl::on_event, &p);
-  if (p.has_group) {
-    p.commit_queue.reset(rd_kafka_queue_new(rk));
-    if (p.wake)
-      rd_kafka_queue_cb_event_enable(p.commit_queue.get(), &impl::on_event, &p);
-  }
+  p.open_queues();
   return {};
+}
+
+namespace {
+
+failure from_error(rd_kafka_error_t* error, std::string_view what) {
+  if (error == nullptr)
+    return {};
+  auto result =
+      failure(ec::kafka_error, fmt::format("{}: {}", what, rd_kafka_error_string(error)));
+  rd_kafka_error_destroy(error);
+  return result;
+}
+
+} // namespace
+
+failure consumer_client::subscribe(const std::vector<assignment_entry>& parts,
+                                   std::function<void()> wake) {
+  auto& p = *impl_;
+  p.parts = parts;
+  p.wake = std::move(wake);
+  p.index_partitions();
+  p.queues.clear();
+  p.queues.resize(parts.size());
+  partition_list_ptr topics{rd_kafka_topic_partition_list_new(1)};
+  for (auto& [topic, first] : p.first_pid)
+    rd_kafka_topic_partition_list_add(topics.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
+  p.open_queues();
+  if (auto err = rd_kafka_subscribe(p.client.get(), topics.get()))
+    return to_failure(err, "subscribing to the source topics");
+  return {};
+}
+
+std::vector<rebalance> consumer_client::take_rebalances() {
+  return std::exchange(impl_->rebalances, {});
+}
+
+failure consumer_client::add(const std::vector<std::pair<uint32_t, int64_t>>& starts) {
+  auto& p = *impl_;
+  partition_list_ptr list{
+      rd_kafka_topic_partition_list_new(static_cast<int>(starts.size()))};
+  for (auto [pid, offset] : starts) {
+    if (auto err = p.open_partition_queue(pid))
+      return err;
+    auto& e = p.parts[pid];
+    rd_kafka_topic_partition_list_add(list.get(), e.topic.c_str(), e.partition)->offset =
+        offset;
+    p.owned.push_back(pid);
+  }
+  std::sort(p.owned.begin(), p.owned.end());
+  p.owned.erase(std::unique(p.owned.begin(), p.owned.end()), p.owned.end());
+  if (p.cooperative())
+    return from_error(rd_kafka_incremental_assign(p.client.get(), list.get()),
+                      "assigning partitions");
+  // An eager assignor revoked everything before: this is the whole
+  // assignment.
+  if (auto err = rd_kafka_assign(p.client.get(), list.get()))
+    return to_failure(err, "assigning partitions");
+  return {};
+}
+
+failure consumer_client::remove(const std::vector<uint32_t>& pids) {
+  auto& p = *impl_;
+  failure result;
+  if (p.cooperative()) {
+    partition_list_ptr list{
+        rd_kafka_topic_partition_list_new(static_cast<int>(pids.size()))};
+    for (auto pid : pids)
+      rd_kafka_topic_partition_list_add(list.get(), p.parts[pid].topic.c_str(),
+                                        p.parts[pid].partition);
+    result = from_error(rd_kafka_incremental_unassign(p.client.get(), list.get()),
+                        "revoking partitions");
+  } else if (auto err = rd_kafka_assign(p.client.get(), nullptr)) {
+    result = to_failure(err, "revoking partitions");
+  }
+  for (auto pid : pids) {
+    if (pid < p.queues.size() && p.queues[pid]) {
+      rd_kafka_queue_cb_event_enable(p.queues[pid].get(), nullptr, nullptr);
+      p.queues[pid].reset();
+    }
+    std::erase(p.owned, pid);
+  }
+  return result;
+}
+
+const std::vector<uint32_t>& consumer_client::owned() const noexcept {
+  return impl_->owned;
+}
+
+std::string consumer_client::rebalance_protocol() const {
+  return rd_kafka_rebalance_protocol(impl_->client.get());
 }
 
 bool consumer_client::read(uint32_t pid, size_t max, std::vector<consumed_message>& out,
                            read_errors& errors) {
   auto& p = *impl_;
+  if (pid >= p.queues.size() || !p.queues[pid])
+    return false; // not assigned
   if (p.buffer.size() < max)
     p.buffer.resize(max);
   auto got = rd_kafka_consume_batch_queue(p.queues[pid].get(), 0, p.buffer.data(), max);
@@ -341,9 +519,20 @@ void consumer_client::read_cluster_errors(read_errors& errors) {
       rd_kafka_consume_batch_queue(p.queue.get(), 0, p.buffer.data(), p.buffer.size());
   for (ssize_t i = 0; i < n; ++i) {
     auto* m = p.buffer[static_cast<size_t>(i)];
-    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR &&
-        m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && !errors.fatal) {
+      // A message that came here, not through its partition's queue, would
+      // be out of castor's order: never dropped in silence.
+      errors.fatal = failure(
+          ec::kafka_error,
+          fmt::format("a message of {}[{}] offset {} arrived on the consumer queue "
+                      "instead of its partition's queue (librdkafka forwarded the "
+                      "queue): castor stops rather than lose or misorder it",
+                      m->rkt ? rd_kafka_topic_name(m->rkt) : "?", m->partition,
+                      m->offset));
+    } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+               m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       p.classify(m, errors);
+    }
     rd_kafka_message_destroy(m);
   }
 }

@@ -21,6 +21,10 @@ caf::error consumer_config::validate() const {
     return make_error(
         ec::invalid_config,
         "the consumer needs bootstrap.servers (the Kafka cluster's address)");
+  if (group && !commits())
+    return make_error(ec::invalid_config,
+                      "group assignment needs a consumer group: set group.id "
+                      "(kafka.group_id)");
   return {};
 }
 
@@ -61,6 +65,13 @@ caf::error consumer_state::start(pointer self) {
     for (int32_t p = 0; p < static_cast<int32_t>(leaders->size()); ++p) {
       if (cancelled())
         return stopped();
+      if (config.group) {
+        // Read once the group assigns it; its start is resolved then.
+        result->partitions.push_back(partition_entry{t.name, p, t.source, 0, 0,
+                                                     "not assigned",
+                                                     (*leaders)[static_cast<size_t>(p)]});
+        continue;
+      }
       auto start = resolve_start(t.start, {t.name, p}, now, *queries, client->reset());
       if (!start)
         return to_error(start.error());
@@ -89,20 +100,37 @@ caf::error consumer_state::start(pointer self) {
   table = result;
   std::vector<kafka::assignment_entry> assignment;
   for (auto& e : table->partitions) {
-    committed.push_back(e.start_offset);
+    committed.push_back(config.group ? -1 : e.start_offset);
     next_offset.push_back(e.start_offset);
     assignment.push_back({e.topic, e.partition, e.start_offset});
-    logger()->info("consumer: starts {}[{}] at offset {} of [{}, end {}) ({})", e.topic,
-                   e.partition, e.start_offset, e.start_offset, e.end_offset, e.how);
+    if (!config.group)
+      logger()->info("consumer: starts {}[{}] at offset {} of [{}, end {}) ({})", e.topic,
+                     e.partition, e.start_offset, e.start_offset, e.end_offset, e.how);
   }
-  paused.assign(table->partitions.size(), false);
+  auto n = table->partitions.size();
+  paused.assign(n, false);
+  owned.assign(n, !config.group);
+  revoking.assign(n, false);
   std::function<void()> on_data;
   if (config.event_driven) {
     wake->target = caf::actor_cast<caf::weak_actor_ptr>(self);
     on_data = wakeup::callback(wake);
   }
-  if (auto err = client->assign(assignment, std::move(on_data)))
+  if (config.group) {
+    if (auto err = client->subscribe(assignment, std::move(on_data)))
+      return to_error(err);
+    logger()->info("consumer: joins group '{}' for {} partition(s) of {} topic(s) ({}); "
+                   "reads what the group assigns",
+                   client->group(), n, topics.size(),
+                   config.properties.contains("partition.assignment.strategy")
+                       ? config.properties.at("partition.assignment.strategy")
+                       : std::string{"cooperative-sticky"});
+    // The group's rebalances come through the consumer queue, which must
+    // be served even when no data makes the consumer read.
+    self->delayed_send(self, config.group_poll_interval, tick_atom::value);
+  } else if (auto err = client->assign(assignment, std::move(on_data))) {
     return to_error(err);
+  }
   allowance = config.batch_size;
   if (commits) {
     auto& group = client->group();
@@ -122,35 +150,39 @@ caf::error consumer_state::start(pointer self) {
   return {};
 }
 
-void consumer_state::commit(const std::vector<int64_t>& positions,
-                            std::optional<caf::typed_response_promise<ack_atom>> done) {
+void consumer_state::commit(const std::vector<int64_t>& positions, commit_done_fn done) {
   if (!commits) {
     if (done)
-      done->deliver(ack_atom::value);
+      done({});
     return;
   }
   // One commit in flight at a time: librdkafka may retry a commit that met
   // an outage after a newer one, and the older offsets would win. A periodic
   // commit that finds one in flight is skipped (the next one carries its
-  // offsets); the final commit waits for it.
+  // offsets); the final commit and a revocation's wait for it.
   if (committing) {
     if (done)
-      deferred_final = deferred_commit{positions, std::move(*done)};
+      deferred.push_back(deferred_commit{positions, std::move(done)});
     return;
   }
   // The final commit sends every position it has, even those committed
-  // already, so that it is the last word whatever happened before.
-  bool all = done.has_value();
+  // already, so that it is the last word whatever happened before; never
+  // one behind where the partition started (a partition assigned again
+  // starts past what this instance ran of it before), and, with a group,
+  // only partitions this instance reads or is handing over: another
+  // instance commits the rest.
+  bool all = static_cast<bool>(done);
   std::vector<kafka::committed_offset> offsets;
   auto n = std::min(positions.size(), committed.size());
   for (size_t pid = 0; pid < n; ++pid) {
-    if (positions[pid] < 0 || (!all && positions[pid] <= committed[pid]))
+    if (positions[pid] < 0 || positions[pid] < committed[pid] ||
+        (!all && positions[pid] == committed[pid]) || !(owned[pid] || revoking[pid]))
       continue;
     offsets.emplace_back(static_cast<uint32_t>(pid), positions[pid]);
   }
   if (offsets.empty()) {
     if (done)
-      done->deliver(ack_atom::value);
+      done({});
     return;
   }
   logger()->debug("consumer: commits {} partition(s)", offsets.size());
@@ -169,13 +201,13 @@ void consumer_state::serve_commits() {
 
 void consumer_state::on_commit(const kafka::commit_result& r) {
   committing = false;
-  auto done = std::exchange(commit_done, std::nullopt);
+  auto done = std::exchange(commit_done, nullptr);
   if (r.error) {
     // Nothing is lost: the next commit sends these offsets again.
     logger()->warn("consumer: commit failed: {}; retrying with the next commit",
                    render(r.error));
     if (done)
-      done->deliver(to_error(r.error));
+      done(to_error(r.error));
     run_deferred();
     return;
   }
@@ -185,16 +217,16 @@ void consumer_state::on_commit(const kafka::commit_result& r) {
   ++stats.commits;
   logger()->debug("consumer: committed {} partition(s)", r.committed.size());
   if (done)
-    done->deliver(ack_atom::value);
+    done({});
   run_deferred();
 }
 
 void consumer_state::run_deferred() {
-  if (!deferred_final || committing)
+  if (deferred.empty() || committing)
     return;
-  auto final = std::move(*deferred_final);
-  deferred_final.reset();
-  commit(final.positions, std::move(final.done));
+  auto next = std::move(deferred.front());
+  deferred.erase(deferred.begin());
+  commit(next.positions, std::move(next.done));
 }
 
 void consumer_state::read_and_send(pointer self) {
@@ -207,13 +239,15 @@ void consumer_state::read_and_send(pointer self) {
   // retries), fatal ones stop the consumer.
   kafka::read_errors errors;
   client->read_cluster_errors(errors);
+  if (config.group)
+    serve_rebalances(self);
   // Then the partitions that are not paused, round-robin, within the credit.
   size_t budget = std::min(allowance, config.batch_size);
   batch->messages.reserve(budget);
   auto count = table->partitions.size();
   for (size_t k = 0; k < count && budget > 0 && !errors.fatal; ++k) {
     auto pid = static_cast<uint32_t>((next_partition + k) % count);
-    if (paused[pid])
+    if (paused[pid] || !owned[pid])
       continue;
     auto first = batch->messages.size();
     if (client->read(pid, budget, batch->messages, errors))
@@ -250,6 +284,156 @@ void consumer_state::read_and_send(pointer self) {
           [self](caf::error& err) { self->quit(std::move(err)); });
 }
 
+namespace {
+
+std::string names(const partition_table& table, const std::vector<uint32_t>& pids) {
+  std::string result;
+  for (auto pid : pids) {
+    auto& e = table.partitions[pid];
+    result += fmt::format("{}{}[{}]", result.empty() ? "" : ", ", e.topic, e.partition);
+  }
+  return result.empty() ? std::string{"none"} : result;
+}
+
+} // namespace
+
+void consumer_state::serve_rebalances(pointer self) {
+  for (auto& r : client->take_rebalances()) {
+    ++stats.rebalances;
+    for (auto& [topic, partition] : r.unknown)
+      logger()->error("consumer: the group assigned {}[{}], which the topic did not have "
+                      "at start-up: castor does not read it until it restarts",
+                      topic, partition);
+    if (r.assigned)
+      on_assigned(self, r.pids);
+    else
+      on_revoked(self, r.pids, r.lost);
+  }
+}
+
+void consumer_state::on_assigned(pointer self, const std::vector<uint32_t>& pids) {
+  // Where each partition starts: the group's committed offset, else the
+  // source's start policy.
+  auto timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.startup_timeout);
+  auto queries = client->queries(timeout, config.cancel);
+  auto now = wall_clock_now();
+  std::vector<partition_assignment> assigned;
+  std::vector<std::pair<uint32_t, int64_t>> starts;
+  std::string said;
+  for (auto pid : pids) {
+    auto& e = table->partitions[pid];
+    auto t = std::find_if(config.topics.begin(), config.topics.end(),
+                          [&](auto& x) { return x.name == e.topic; });
+    auto policy = t->start.what == start_policy::kind::committed
+                      ? t->start
+                      : start_policy::committed(t->start);
+    auto start =
+        resolve_start(policy, {e.topic, e.partition}, now, *queries, client->reset());
+    if (!start) {
+      // Not reading a partition the group gave this instance would stall
+      // it for everyone: stop, naming it.
+      auto err = to_error(start.error());
+      logger()->error("consumer: cannot start {}[{}], assigned by the group: {}", e.topic,
+                      e.partition, render(err));
+      self->quit(err);
+      return;
+    }
+    if (!start->out_of_range.empty()) {
+      logger()->error("consumer: {}[{}]: {}", e.topic, e.partition, start->out_of_range);
+      ++stats.offset_resets;
+      stats.skipped_offsets += static_cast<uint64_t>(start->skipped);
+      skips.emplace_back(pid, start->skipped);
+    }
+    owned[pid] = true;
+    paused[pid] = false;
+    next_offset[pid] = start->start_offset;
+    committed[pid] = start->start_offset;
+    starts.emplace_back(pid, start->start_offset);
+    said +=
+        fmt::format("{}{}[{}] at offset {} of [{}, end {}) ({})",
+                    said.empty() ? "" : ", ", e.topic, e.partition, start->start_offset,
+                    start->start_offset, start->end_offset, start->how);
+    assigned.push_back(
+        {pid, start->start_offset, start->end_offset, std::move(start->how)});
+  }
+  logger()->info("consumer: the group assigned {} partition(s){}{}", pids.size(),
+                 said.empty() ? "" : ": ", said);
+  // The orchestrator learns of them before any of their messages.
+  self->send(orchestrator, assign_atom::value, std::move(assigned));
+  if (auto err = client->add(starts)) {
+    logger()->error("consumer: stops: {}", render(to_error(err)));
+    self->quit(to_error(err));
+  }
+}
+
+void consumer_state::on_revoked(pointer self, const std::vector<uint32_t>& pids,
+                                bool lost) {
+  // Not read from now on; the orchestrator drops what it holds of them.
+  for (auto pid : pids) {
+    owned[pid] = false;
+    paused[pid] = false;
+    revoking[pid] = !lost;
+  }
+  auto what = names(*table, pids);
+  if (lost) {
+    // Another instance may own them already: nothing of them is committed.
+    logger()->warn("consumer: the group's assignment of {} was lost (session timeout?): "
+                   "what is held of them is dropped and nothing committed",
+                   what);
+    self->request(orchestrator, caf::infinite, revoke_atom::value, pids)
+        .then([](revocation&) {},
+              [self](caf::error& err) { self->quit(std::move(err)); });
+    if (auto err = client->remove(pids))
+      logger()->warn("consumer: {}", render(to_error(err)));
+    return;
+  }
+  logger()->info("consumer: the group revokes {}: finishing what was released of them",
+                 what);
+  // Drop what is held; let what was released run; commit what was
+  // delivered; then hand the partitions over.
+  self->request(orchestrator, caf::infinite, revoke_atom::value, pids)
+      .then(
+          [self, pids](revocation& r) {
+            auto& st = self->state;
+            if (!st.commits || r.positions.empty()) {
+              st.finish_revocation(pids, r.dropped, "nothing to commit");
+              return;
+            }
+            self->request(st.producer, st.config.revoke_timeout, commit_atom::value,
+                          r.positions)
+                .then(
+                    [self, pids, dropped = r.dropped](std::vector<int64_t>& positions) {
+                      self->state.commit(positions, [self, pids,
+                                                     dropped](caf::error err) {
+                        self->state.finish_revocation(
+                            pids, dropped,
+                            err ? "the commit failed (" + render(err) +
+                                      "): their next owner repeats what was delivered "
+                                      "since the last commit"
+                                : "committed what was delivered");
+                      });
+                    },
+                    [self, pids, dropped = r.dropped](caf::error& err) {
+                      self->state.finish_revocation(
+                          pids, dropped,
+                          "not all was delivered in time (" + render(err) +
+                              "): nothing more committed; their next owner repeats it");
+                    });
+          },
+          [self](caf::error& err) { self->quit(std::move(err)); });
+}
+
+void consumer_state::finish_revocation(const std::vector<uint32_t>& pids,
+                                       uint64_t dropped, const std::string& outcome) {
+  for (auto pid : pids)
+    revoking[pid] = false;
+  logger()->info("consumer: hands over {}: {} held message(s) dropped; {}",
+                 names(*table, pids), dropped, outcome);
+  if (auto err = client->remove(pids))
+    logger()->warn("consumer: {}", render(to_error(err)));
+}
+
 void consumer_state::note_gap(uint32_t pid, int64_t expected, int64_t got) {
   auto& e = table->partitions[pid];
   auto [low, high] = client->cached_watermarks(pid);
@@ -279,7 +463,7 @@ void consumer_state::note_gap(uint32_t pid, int64_t expected, int64_t got) {
 
 void consumer_state::apply(bool pause, const std::vector<uint32_t>& pids) {
   for (auto pid : pids)
-    if (pid < paused.size())
+    if (pid < paused.size() && (owned[pid] || !pause))
       paused[pid] = pause;
 }
 
@@ -317,7 +501,7 @@ consumer_actor::behavior_type consumer(consumer_state::pointer self,
         self->request(st.producer, std::chrono::seconds{10}, commit_atom::value)
             .then(
                 [self](std::vector<int64_t>& positions) {
-                  self->state.commit(positions, std::nullopt);
+                  self->state.commit(positions, nullptr);
                 },
                 [](caf::error& err) {
                   logger()->warn("consumer: no committable offsets: {}", render(err));
@@ -331,7 +515,12 @@ consumer_actor::behavior_type consumer(consumer_state::pointer self,
         self->request(st.producer, timeout, commit_atom::value)
             .then(
                 [self, promise](std::vector<int64_t>& positions) mutable {
-                  self->state.commit(positions, promise);
+                  self->state.commit(positions, [promise](caf::error err) mutable {
+                    if (err)
+                      promise.deliver(std::move(err));
+                    else
+                      promise.deliver(ack_atom::value);
+                  });
                 },
                 [promise](caf::error& err) mutable { promise.deliver(err); });
         return promise;
@@ -339,6 +528,11 @@ consumer_actor::behavior_type consumer(consumer_state::pointer self,
       [self](drain_atom) {
         self->state.stopped_reading = true;
         return ack_atom::value;
+      },
+      [self](tick_atom) {
+        auto& st = self->state;
+        st.read_and_send(self);
+        self->delayed_send(self, st.config.group_poll_interval, tick_atom::value);
       },
       [self](stats_atom) {
         auto& st = self->state;
@@ -353,6 +547,8 @@ consumer_actor::behavior_type consumer(consumer_state::pointer self,
           p.topic = e.topic;
           p.partition = e.partition;
           p.high_watermark = st.client->cached_watermarks(pid).second;
+          p.assigned = st.owned[pid];
+          stats.assigned_partitions += st.owned[pid] ? 1 : 0;
           stats.partitions.push_back(std::move(p));
         }
         for (auto [pid, skipped] : st.skips)

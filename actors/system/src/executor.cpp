@@ -460,6 +460,7 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
               std::make_move_iterator(messages.end()));
           messages.resize(j.next);
         }
+        drop_revoked(j.id);
         all = std::span<const consumed_message>{messages};
         continue;
       }
@@ -580,6 +581,9 @@ void executor_state::send(pointer self, job& j) {
   // they become committable in order with everything before.
   auto positions = positions_of(messages.subspan(j.reported, j.next - j.reported));
   j.reported = j.next;
+  for (auto [pid, next] : positions)
+    if (pid < sent_positions.size())
+      sent_positions[pid] = std::max(sent_positions[pid], next);
   if (out.empty() && positions.empty())
     return;
   auto batch = std::make_shared<record_batch>();
@@ -623,6 +627,7 @@ void executor_state::work(pointer self) {
       jobs.front().promise->deliver(ack_atom::value);
     jobs.pop_front();
   }
+  answer_revocations();
   if (jobs.empty()) {
     arm_timer(self);
     if (batches_in_flight == 0 && drained) {
@@ -636,6 +641,37 @@ void executor_state::work(pointer self) {
   if (budget == 0 && batches_in_flight < config.batches_in_flight && !resuming) {
     resuming = true;
     self->send(self, run_atom::value);
+  }
+}
+
+void executor_state::drop_revoked(uint64_t job_id) {
+  if (revoked_before.empty() || carry.empty())
+    return;
+  // Only messages of releases before the revocation: a partition assigned
+  // again comes in later releases.
+  auto gone = [&](const consumed_message& m) {
+    return m.pid() < revoked_before.size() && job_id < revoked_before[m.pid()];
+  };
+  auto scanned =
+      carry_scanned -
+      static_cast<size_t>(std::count_if(
+          carry.begin(), carry.begin() + static_cast<ptrdiff_t>(carry_scanned), gone));
+  auto dropped = std::erase_if(carry, gone);
+  carry_scanned = scanned;
+  stats.revoked_dropped += dropped;
+}
+
+void executor_state::answer_revocations() {
+  while (!revocations.empty() &&
+         (jobs.empty() || jobs.front().id >= revocations.front().upto)) {
+    auto& r = revocations.front();
+    revocation answer;
+    answer.dropped = stats.revoked_dropped - r.dropped_before;
+    for (auto pid : r.pids)
+      if (pid < sent_positions.size() && sent_positions[pid] >= 0)
+        answer.positions.emplace_back(pid, sent_positions[pid]);
+    r.promise.deliver(std::move(answer));
+    revocations.pop_front();
   }
 }
 
@@ -675,6 +711,7 @@ executor_actor::behavior_type executor(executor_state::pointer self,
   }
   return {
       [self](start_atom, partition_table_ptr& table) {
+        self->state.sent_positions.assign(table->partitions.size(), -1);
         self->state.table = std::move(table);
       },
       [self](release_batch_ptr& batch) -> caf::result<ack_atom> {
@@ -731,6 +768,24 @@ executor_actor::behavior_type executor(executor_state::pointer self,
           }
         }
         st.arm_timer(self);
+      },
+      [self](revoke_atom, std::vector<uint32_t>& pids) -> caf::result<revocation> {
+        auto& st = self->state;
+        auto n = st.table ? st.table->partitions.size() : 0;
+        st.revoked_before.resize(n, 0);
+        for (auto pid : pids)
+          if (pid < n)
+            st.revoked_before[pid] = st.next_job_id;
+        auto promise = self->make_response_promise<revocation>();
+        st.revocations.push_back(
+            {st.next_job_id, std::move(pids), st.stats.revoked_dropped, promise});
+        // Whatever waits in the carry came from releases before this
+        // message (a release under way carries its rest when it ends, and
+        // drops those then).
+        if (st.next_job_id > 0)
+          st.drop_revoked(st.next_job_id - 1);
+        st.answer_revocations();
+        return promise;
       },
       [self](drain_atom) -> caf::result<ack_atom> {
         auto& st = self->state;

@@ -45,7 +45,7 @@ void orchestrator_state::after_change(
   if (auto resumes = core->take_resumes(); !resumes.empty())
     self->send(consumer, resume_atom::value, std::move(resumes));
   for (auto pid : core->take_idled()) {
-    auto& e = table->partitions[pid];
+    auto& e = parts.partitions[pid];
     logger()->warn("orchestrator: {}[{}] delivered nothing for {} while the broker "
                    "answered for other partitions: it no longer holds the watermark "
                    "back, so replay order is relaxed for it (its later messages may be "
@@ -66,7 +66,7 @@ void orchestrator_state::after_change(
     // Not read again: nothing past the stop is wanted.
     self->send(consumer, pause_atom::value, done);
     for (auto pid : done) {
-      auto& e = table->partitions[pid];
+      auto& e = parts.partitions[pid];
       logger()->debug("orchestrator: {}[{}] reached the stop", e.topic, e.partition);
     }
   }
@@ -74,7 +74,7 @@ void orchestrator_state::after_change(
   pump(self);
   // The switch is announced once everything replayed has been released to
   // the DAG and run: a host that stops on it loses nothing of the replay.
-  if (live_pending && acked >= received_at_live) {
+  if (live_pending && acked + core->counters().revoked_dropped >= received_at_live) {
     live_pending = false;
     if (config.listener)
       caf::anon_send(config.listener, live_atom::value);
@@ -108,12 +108,12 @@ void orchestrator_state::after_change(
 
 void orchestrator_state::note_bad_time(uint32_t pid, int64_t offset) {
   ++bad_timestamps;
-  if (warned_bad_time.size() < table->partitions.size())
-    warned_bad_time.resize(table->partitions.size(), false);
+  if (warned_bad_time.size() < parts.partitions.size())
+    warned_bad_time.resize(parts.partitions.size(), false);
   if (warned_bad_time[pid])
     return;
   warned_bad_time[pid] = true;
-  auto& e = table->partitions[pid];
+  auto& e = parts.partitions[pid];
   logger()->warn("orchestrator: {}[{}] offset {} has a timestamp more than {} ms from "
                  "the epoch (castor takes about 1811 to 2128): it is ordered as a "
                  "message without one; counted in bad_timestamps, warned once per "
@@ -135,13 +135,13 @@ void orchestrator_state::check_stall(timestamp now) {
     return;
   warned_stall = true;
   std::string waits;
-  for (uint32_t pid = 0; pid < table->partitions.size(); ++pid) {
-    if (core->caught_up(pid) || core->idle(pid) || core->paused(pid))
+  for (uint32_t pid = 0; pid < parts.partitions.size(); ++pid) {
+    if (core->caught_up(pid) || !core->owned(pid) || core->idle(pid) || core->paused(pid))
       continue;
     auto latest = core->latest(pid);
     if (latest && *latest > w)
       continue;
-    auto& e = table->partitions[pid];
+    auto& e = parts.partitions[pid];
     waits += fmt::format("{}{}[{}]", waits.empty() ? "" : ", ", e.topic, e.partition);
   }
   logger()->warn("orchestrator: the watermark has not moved for {}: it waits for {} "
@@ -153,9 +153,9 @@ void orchestrator_state::check_stall(timestamp now) {
 
 std::vector<partition_progress> orchestrator_state::progress() const {
   std::vector<partition_progress> result;
-  result.reserve(table->partitions.size());
-  for (uint32_t pid = 0; pid < table->partitions.size(); ++pid) {
-    auto& e = table->partitions[pid];
+  result.reserve(parts.partitions.size());
+  for (uint32_t pid = 0; pid < parts.partitions.size(); ++pid) {
+    auto& e = parts.partitions[pid];
     partition_progress p;
     p.topic = e.topic;
     p.partition = e.partition;
@@ -175,6 +175,12 @@ std::vector<partition_progress> orchestrator_state::progress() const {
       p.beyond_stop = beyond_stop[pid];
     }
     p.finished = core->finished(pid);
+    p.assigned = core->owned(pid);
+    if (!p.assigned) {
+      // Not read here: nothing to replay (and no claim about its progress).
+      p.start_offset = p.end_offset = p.position = core->position(pid);
+      p.caught_up = false;
+    }
     result.push_back(std::move(p));
   }
   return result;
@@ -226,6 +232,7 @@ pipeline_stats orchestrator_state::stats(
   stats.late = c.late;
   stats.idled = c.idled;
   stats.bad_timestamps = bad_timestamps;
+  stats.revoked_dropped = c.revoked_dropped;
   stats.live = core->live();
   stats.finished = finished;
   for (auto n : beyond_stop)
@@ -252,7 +259,7 @@ pipeline_stats orchestrator_state::stats(
     remaining += p.replay_total() - p.replay_done();
     auto& t = topic_of(stats, p.topic);
     t.consumed += core->received(pid) + (pid < beyond_stop.size() ? beyond_stop[pid] : 0);
-    t.released += core->received(pid) - p.held;
+    t.released += core->received(pid) - p.held - core->dropped(pid);
   }
   if (core->live())
     stats.eta_seconds = 0;
@@ -270,7 +277,7 @@ timestamp orchestrator_state::final_limit() const {
 bool orchestrator_state::past_stop(uint32_t pid, const consumed_message& m) {
   bool past = core->finished(pid) ||
               (config.stop.what == stop_policy::kind::end &&
-               m.offset() >= table->partitions[pid].end_offset) ||
+               m.offset() >= parts.partitions[pid].end_offset) ||
               (stop_time && m.time() && *m.time() >= *stop_time);
   if (past) {
     ++beyond_stop[pid];
@@ -290,7 +297,7 @@ void orchestrator_state::check_stop(
   // may still be on its way.
   bool reached = config.stop.what == stop_policy::kind::end ||
                  (stop_time && wall_clock_now() >= *stop_time + std::chrono::seconds{1});
-  for (uint32_t pid = 0; pid < table->partitions.size(); ++pid)
+  for (uint32_t pid = 0; pid < parts.partitions.size(); ++pid)
     if (!core->finished(pid) && core->caught_up(pid) && reached)
       core->finish(pid);
   if (!core->live() && !core->all_finished() && core->all_caught_up())
@@ -299,7 +306,8 @@ void orchestrator_state::check_stop(
 
 bool orchestrator_state::replaying() const {
   // What was held at the switch to live is replay too.
-  return !core->live() || core->counters().released < received_at_live;
+  auto& c = core->counters();
+  return !core->live() || c.released + c.revoked_dropped < received_at_live;
 }
 
 void orchestrator_state::wake_paced(
@@ -436,6 +444,7 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
       [self](start_atom, partition_table_ptr& table, consumer_actor& consumer) {
         auto& st = self->state;
         st.table = table;
+        st.parts = *table;
         st.consumer = std::move(consumer);
         std::vector<partition_bounds> bounds;
         bounds.reserve(table->partitions.size());
@@ -480,6 +489,10 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
             st.note_bad_time(pid, m.offset());
           if (st.config.stop.bounded() && st.past_stop(pid, m))
             continue;
+          // (Read before a revocation that came first: the consumer stops
+          // reading a partition before it asks for its revocation.)
+          if (st.config.watermark.group && !st.core->owned(pid))
+            continue;
           auto offset = m.offset();
           auto time = m.time();
           st.core->push(pid, offset, time, std::move(m), now);
@@ -521,6 +534,54 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
         return promise;
       },
       [self](stats_atom) { return self->state.stats(self); },
+      [self](assign_atom, std::vector<partition_assignment>& assigned) {
+        auto& st = self->state;
+        if (!st.core)
+          return;
+        for (auto& a : assigned) {
+          if (a.pid >= st.parts.partitions.size())
+            continue;
+          auto& e = st.parts.partitions[a.pid];
+          e.start_offset = a.start_offset;
+          e.end_offset = a.end_offset;
+          e.how = a.how;
+          st.core->assign(a.pid, a.start_offset, a.end_offset);
+        }
+        st.core->assignment_received();
+        st.core->update(st.now(self));
+        st.after_change(self);
+      },
+      [self](revoke_atom, std::vector<uint32_t>& pids) -> caf::result<revocation> {
+        auto& st = self->state;
+        uint64_t dropped = 0;
+        if (st.core) {
+          for (auto pid : pids) {
+            if (pid >= st.parts.partitions.size())
+              continue;
+            auto n = st.core->revoke(pid);
+            dropped += n;
+            if (n > 0) {
+              auto& e = st.parts.partitions[pid];
+              logger()->info("orchestrator: {}[{}] revoked: {} held message(s) dropped "
+                             "(never run or committed: its next owner reads them)",
+                             e.topic, e.partition, n);
+            }
+          }
+          st.core->update(st.now(self));
+          st.after_change(self);
+        }
+        // Releases sent before this are ahead of it in the executor's
+        // mailbox: its answer comes after they ran.
+        auto promise = self->make_response_promise<revocation>();
+        self->request(st.executor, caf::infinite, revoke_atom::value, std::move(pids))
+            .then(
+                [promise, dropped](revocation& r) mutable {
+                  r.dropped += dropped;
+                  promise.deliver(std::move(r));
+                },
+                [promise](caf::error& err) mutable { promise.deliver(std::move(err)); });
+        return promise;
+      },
       [self](finish_atom) -> caf::result<ack_atom> {
         auto& st = self->state;
         if (st.finished)

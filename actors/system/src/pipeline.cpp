@@ -76,7 +76,20 @@ caf::expected<error_policy> parse_error_policy(std::string_view text) {
                     fmt::format("error policy '{}': expected stop or dead_letter", text));
 }
 
+const char* to_string(assignment_mode mode) noexcept {
+  return mode == assignment_mode::group ? "group" : "manual";
+}
+
 caf::error pipeline_config::validate() const {
+  if (assignment == assignment_mode::group && !consumer.contains("group.id"))
+    return make_error(ec::invalid_config,
+                      "group assignment needs a consumer group: set group.id "
+                      "(kafka.group_id)");
+  if (assignment == assignment_mode::group && stop.bounded())
+    return make_error(ec::invalid_config,
+                      "a bounded replay (engine.stop) reads every partition itself: it "
+                      "cannot take its partitions from a consumer group "
+                      "(engine.assignment = group)");
   if (dead_letter_topic.empty() && (on_deserialize_error == error_policy::dead_letter ||
                                     on_node_error == error_policy::dead_letter))
     return make_error(ec::invalid_config,
@@ -197,6 +210,7 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
   ocfg.listener = cfg.listener;
   ocfg.stop = stop;
   ocfg.replay_speed = cfg.replay_speed;
+  ocfg.watermark.group = cfg.assignment == assignment_mode::group;
   c.orchestrator = sys.spawn(orchestrator, ocfg, c.executor);
   consumer_config ccfg;
   ccfg.properties = cfg.consumer;
@@ -204,6 +218,7 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
   ccfg.startup_timeout = cfg.startup_timeout;
   ccfg.commit_interval = cfg.commit_interval;
   ccfg.event_driven = cfg.event_driven;
+  ccfg.group = cfg.assignment == assignment_mode::group;
   ccfg.cancel = scfg.cancel;
   for (auto& s : definition->sinks())
     if (!s.default_topic.empty())

@@ -7,6 +7,8 @@
 #include <caf/actor_cast.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace castor {
 
 caf::error producer_config::validate() const {
@@ -101,8 +103,23 @@ void producer_state::produce_pending(pointer self) {
 }
 
 void producer_state::check_flushes(pointer self) {
-  if (flushes.empty())
+  // Revocations' commits: once their partitions' positions are committable
+  // (or a failed record blocks every commit: what is committable goes).
+  auto& ready = tracker.committable();
+  std::erase_if(commit_waits, [&](commit_wait& w) {
+    bool done = tracker.blocked() ||
+                std::all_of(w.positions.begin(), w.positions.end(), [&](auto& p) {
+                  return p.first < ready.size() && ready[p.first] >= p.second;
+                });
+    if (done)
+      w.promise.deliver(ready);
+    return done;
+  });
+  if (flushes.empty()) {
+    if (!commit_waits.empty())
+      self->delayed_send(self, std::chrono::milliseconds{10}, wake_atom::value);
     return;
+  }
   auto queued = client ? client->outstanding() : 0;
   uint64_t unsent = 0;
   for (auto& p : pending)
@@ -115,7 +132,7 @@ void producer_state::check_flushes(pointer self) {
     }
     return false;
   });
-  if (!flushes.empty())
+  if (!flushes.empty() || !commit_waits.empty())
     self->delayed_send(self, std::chrono::milliseconds{10}, wake_atom::value);
 }
 
@@ -165,6 +182,15 @@ producer_actor::behavior_type producer(producer_state::pointer self,
         auto& st = self->state;
         st.poll();
         return st.tracker.committable();
+      },
+      [self](commit_atom, std::vector<partition_position>& positions)
+          -> caf::result<std::vector<int64_t>> {
+        auto& st = self->state;
+        auto promise = self->make_response_promise<std::vector<int64_t>>();
+        st.commit_waits.push_back({std::move(positions), promise});
+        st.poll();
+        st.check_flushes(self);
+        return promise;
       },
       [self](stats_atom) { return self->state.stats; },
   };

@@ -31,6 +31,9 @@ void merge_into(pipeline_stats& into, const pipeline_stats& from) {
   into.offset_resets += from.offset_resets;
   into.skipped_offsets += from.skipped_offsets;
   into.oversized += from.oversized;
+  into.assigned_partitions += from.assigned_partitions;
+  into.rebalances += from.rebalances;
+  into.revoked_dropped += from.revoked_dropped;
   into.watermark_ms = std::max(into.watermark_ms, from.watermark_ms);
   into.live = into.live || from.live;
   into.beyond_stop += from.beyond_stop;
@@ -70,6 +73,8 @@ void merge_into(pipeline_stats& into, const pipeline_stats& from) {
     i->next_offset = std::max(i->next_offset, p.next_offset);
     i->beyond_stop += p.beyond_stop;
     i->finished = i->finished || p.finished;
+    // Each actor knows whether it reads the partition: all must.
+    i->assigned = i->assigned && p.assigned;
   }
   into.nodes.insert(into.nodes.end(), from.nodes.begin(), from.nodes.end());
   if (into.cycle_buckets.empty())
@@ -88,6 +93,10 @@ topic_counters& topic_of(pipeline_stats& stats, std::string_view topic) {
 
 void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<pipeline_stats>("castor.pipeline_stats");
+  cfg.add_message_type<partition_assignment>("castor.partition_assignment");
+  cfg.add_message_type<std::vector<partition_assignment>>(
+      "std::vector<castor.partition_assignment>");
+  cfg.add_message_type<revocation>("castor.revocation");
 }
 
 } // namespace castor

@@ -48,6 +48,7 @@ constexpr overridable_key overridable[] = {
     {"engine", "cycles"},
     {"engine", "stop"},
     {"engine", "replay_speed"},
+    {"engine", "assignment"},
     {"errors", "dead_letter_topic"},
     {"errors", "on_deserialize_error"},
     {"errors", "on_node_error"},
@@ -440,7 +441,26 @@ caf::expected<service_config> load(const std::string& path, registry& dags) {
     check.only(*engine, "engine.",
                {"dag", "batch_size", "idle_timeout", "startup_timeout", "flush_timeout",
                 "progress_interval", "commit_interval", "timer_catch_up", "cycles",
-                "plugins", "params", "stop", "replay_speed"});
+                "plugins", "params", "stop", "replay_speed", "assignment"});
+    if (auto v = check.string(*engine, "assignment", "engine.")) {
+      auto* node = engine->get("assignment");
+      if (*v == "group")
+        cfg.pipeline.assignment = assignment_mode::group;
+      else if (*v != "manual")
+        check.fail_key("engine.assignment", node->source(),
+                       fmt::format("'engine.assignment' = '{}' is not manual (read every "
+                                   "partition) or group (share them with the instances "
+                                   "of kafka.group_id)",
+                                   *v));
+      else
+        cfg.pipeline.assignment = assignment_mode::manual;
+      if (cfg.pipeline.assignment == assignment_mode::group && cfg.group_id.empty() &&
+          !cfg.pipeline.consumer.contains("group.id"))
+        check.fail_key("engine.assignment", node->source(),
+                       "'engine.assignment' = 'group' needs a consumer group: set "
+                       "'kafka.group_id' (the instances that share the partitions "
+                       "share it)");
+    }
     if (auto v = check.string(*engine, "stop", "engine.")) {
       if (auto policy = stop_policy::parse(*v))
         cfg.pipeline.stop = *policy;
@@ -461,6 +481,11 @@ caf::expected<service_config> load(const std::string& path, registry& dags) {
                                    "0.25x)",
                                    *v));
     }
+    if (cfg.pipeline.assignment == assignment_mode::group && cfg.pipeline.stop.bounded())
+      check.fail_key("engine.assignment", engine->get("assignment")->source(),
+                     "'engine.assignment' = 'group' with 'engine.stop' = '" +
+                         cfg.pipeline.stop.to_string() +
+                         "': a bounded replay reads every partition itself (use manual)");
     if (auto v = check.string(*engine, "dag", "engine."))
       cfg.dag = *v;
     // Plugins first: the DAG may be one of theirs. A relative path is
@@ -715,13 +740,14 @@ std::string to_toml(const service_config& cfg) {
       "\n[engine]\ndag = {}\nbatch_size = {}\nidle_timeout = {}\n"
       "startup_timeout = {}\nflush_timeout = {}\nprogress_interval = {}\n"
       "commit_interval = {}\ntimer_catch_up = {}\ncycles = {}\nstop = {}\n"
-      "replay_speed = {}\n",
+      "replay_speed = {}\nassignment = {}\n",
       quote(cfg.dag), cfg.pipeline.batch_size, period(cfg.pipeline.idle_timeout),
       period(cfg.pipeline.startup_timeout), period(cfg.pipeline.flush_timeout),
       period(cfg.pipeline.progress_interval), period(cfg.pipeline.commit_interval),
       cfg.pipeline.timer_catch_up, quote(cfg.pipeline.cycles.to_string()),
       quote(cfg.pipeline.stop.to_string()),
-      quote(replay_speed_to_string(cfg.pipeline.replay_speed)));
+      quote(replay_speed_to_string(cfg.pipeline.replay_speed)),
+      quote(to_string(cfg.pipeline.assignment)));
   if (!cfg.plugins.empty()) {
     std::string list;
     for (auto& plugin : cfg.plugins)

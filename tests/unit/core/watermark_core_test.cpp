@@ -555,3 +555,138 @@ TEST_CASE("many messages at one timestamp pause their partition at the cap: the 
   CHECK_FALSE(c.paused(1));
   CHECK(c.held() == 1);
 }
+
+// -- group assignment ------------------------------------------------------------
+
+namespace {
+
+castor::watermark_config grouped(size_t batch_size = 100) {
+  auto cfg = small(batch_size);
+  cfg.group = true;
+  return cfg;
+}
+
+} // namespace
+
+TEST_CASE("with a group, nothing is owned and nothing goes live before the first "
+          "assignment",
+          "[watermark][group]") {
+  core c{{{0, 10, 1}, {0, 10, 1}}, grouped(), t0};
+  CHECK(c.owned_partitions() == 0);
+  c.update(t0);
+  CHECK_FALSE(c.live());
+  c.assignment_received();
+  c.update(t0);
+  // An empty assignment: nothing to replay, so live at once.
+  CHECK(c.live());
+}
+
+TEST_CASE("partitions the group did not assign hold nothing back", "[watermark][group]") {
+  core c{{{0, 10, 1}, {0, 10, 1}, {0, 10, 1}}, grouped(), t0};
+  c.assign(0, 0, 10);
+  c.assign(2, 0, 10);
+  c.assignment_received();
+  push(c, 0, 0, t0 + 1ms);
+  push(c, 2, 0, t0 + 2ms);
+  push(c, 2, 1, t0 + 3ms);
+  c.update(t0);
+  CHECK(c.watermark() == t0 + 1ms);
+  std::vector<msg> out;
+  c.release(out);
+  // Partition 1 (not owned) does not hold back what 0 and 2 bound.
+  CHECK(out == std::vector<msg>{"0:0"});
+  CHECK_FALSE(c.live());
+  // Only owned partitions must catch up for the switch to live.
+  push(c, 0, 9, t0 + 4ms);
+  c.end_of_partition(2, t0);
+  push(c, 2, 9, t0 + 5ms);
+  c.update(t0);
+  CHECK(c.live());
+}
+
+TEST_CASE("a revoked partition's held messages are dropped and counted, its pause "
+          "cleared, and it holds nothing back",
+          "[watermark][group]") {
+  core c{{{0, 100, 1}, {0, 100, 1}}, grouped(1), t0};
+  c.assign(0, 0, 100);
+  c.assign(1, 0, 100);
+  c.assignment_received();
+  push(c, 0, 0, t0 + 1ms);
+  for (int64_t o = 0; o < 6; ++o)
+    push(c, 1, o, t0 + 10ms + std::chrono::milliseconds{o});
+  c.update(t0);
+  // Partition 1 runs ahead with the hold at its cap (5): paused.
+  CHECK(c.paused(1));
+  CHECK(c.counters().paused_partitions == 1);
+  CHECK(c.revoke(1) == 6);
+  CHECK_FALSE(c.owned(1));
+  CHECK_FALSE(c.paused(1));
+  CHECK(c.counters().paused_partitions == 0);
+  CHECK(c.held() == 1);
+  CHECK(c.held(1) == 0);
+  CHECK(c.counters().revoked_dropped == 6);
+  CHECK(c.dropped(1) == 6);
+  CHECK(c.received(1) == 6);
+  // Revoking again drops nothing.
+  CHECK(c.revoke(1) == 0);
+  // Partition 0 alone bounds the release now: its own message goes once its
+  // position passes it (a later message).
+  push(c, 0, 1, t0 + 2ms);
+  c.update(t0);
+  std::vector<msg> out;
+  c.release(out);
+  CHECK(out == std::vector<msg>{"0:0"});
+  // No resume is asked for a revoked partition.
+  CHECK(c.take_resumes().empty());
+}
+
+TEST_CASE("a partition assigned behind the watermark holds it back until it delivers, "
+          "and its older messages are late but released first",
+          "[watermark][group]") {
+  core c{{{0, 100, 1}, {0, 100, 1}}, grouped(), t0};
+  c.assign(0, 0, 100);
+  c.assignment_received();
+  push(c, 0, 0, t0 + 50ms);
+  push(c, 0, 1, t0 + 60ms);
+  c.update(t0);
+  std::vector<msg> out;
+  c.release(out);
+  CHECK(out == std::vector<msg>{"0:0", "0:1"});
+  CHECK(c.watermark() == t0 + 60ms);
+  // A second partition comes in (another instance left): it is replayed
+  // from its start, holding back partition 0 until it delivers.
+  c.assign(1, 40, 100);
+  push(c, 0, 2, t0 + 80ms);
+  c.update(t0);
+  CHECK_FALSE(c.releasable());
+  push(c, 1, 40, t0 + 10ms);
+  push(c, 1, 41, t0 + 70ms);
+  c.update(t0);
+  CHECK(c.counters().late == 1);
+  out.clear();
+  c.release(out);
+  CHECK(out == std::vector<msg>{"1:40", "1:41"});
+  CHECK(c.watermark() == t0 + 70ms);
+}
+
+TEST_CASE("assigning a partition again starts it afresh from the given offset",
+          "[watermark][group]") {
+  core c{{{0, 100, 1}}, grouped(), t0};
+  c.assign(0, 0, 100);
+  c.assignment_received();
+  push(c, 0, 0, t0 + 5ms);
+  push(c, 0, 1, t0 + 6ms);
+  c.revoke(0);
+  c.assign(0, 1, 100);
+  CHECK(c.owned(0));
+  CHECK(c.position(0) == 1);
+  CHECK(c.latest(0) == std::nullopt);
+  CHECK(c.received(0) == 2);
+  CHECK(c.dropped(0) == 2);
+  push(c, 0, 1, t0 + 6ms);
+  push(c, 0, 2, t0 + 7ms);
+  c.update(t0);
+  std::vector<msg> out;
+  c.release(out);
+  CHECK(out == std::vector<msg>{"0:1", "0:2"});
+}

@@ -37,6 +37,10 @@ struct watermark_config {
   /// itself when every partition is caught up; the orchestrator finishes
   /// partitions (`finish`) and switches (`go_live`) as its stop says.
   bool bounded = false;
+  /// Partitions come and go with a consumer group's assignment: none is
+  /// owned until `assign`, and the core does not go live before the first
+  /// assignment (`assignment_received`).
+  bool group = false;
 
   size_t hold_cap() const noexcept { return batch_size * 5; }
 };
@@ -67,6 +71,9 @@ struct watermark_counters {
   uint64_t idled = 0;
   uint64_t pauses = 0;
   uint64_t resumes = 0;
+  /// Messages held for partitions the group revoked: dropped, never
+  /// released (not committed, so the partition's next owner reads them).
+  uint64_t revoked_dropped = 0;
 };
 
 /// The orchestrator core. `Msg` is whatever the caller holds per message
@@ -88,7 +95,9 @@ public:
         brokers_.push_back(partitions[i].broker);
       // Nothing to replay: caught up at once.
       p.caught_up = p.position >= p.end_offset;
+      p.owned = !config_.group;
     }
+    awaiting_assignment_ = config_.group;
     update(now);
   }
 
@@ -151,6 +160,62 @@ public:
     decide_pauses();
   }
 
+  // -- group assignment --------------------------------------------------------
+
+  /// The group assigned partition `pid`, to be read from `start_offset`
+  /// (its replay ends at `end_offset`, the end when assigned). Until it
+  /// delivers, it holds the watermark back like a partition at start-up;
+  /// its messages behind the watermark are counted late and released in
+  /// order with the rest (never dropped). While live, they go as they come.
+  void assign(uint32_t pid, int64_t start_offset, int64_t end_offset) {
+    revoke(pid); // (owned already: what it held goes)
+    auto& p = parts_[pid];
+    part fresh;
+    fresh.position = start_offset;
+    fresh.end_offset = end_offset;
+    fresh.received = p.received;
+    fresh.dropped = p.dropped;
+    fresh.broker = p.broker;
+    fresh.reported_idle = p.reported_idle;
+    fresh.caught_up = start_offset >= end_offset;
+    p = std::move(fresh);
+    dirty_ = true;
+  }
+
+  /// The group took partition `pid` away: what it holds is dropped (and
+  /// returned as a count), it is no longer paused, and it holds nothing
+  /// back until assigned again.
+  uint64_t revoke(uint32_t pid) {
+    auto& p = parts_[pid];
+    if (!p.owned)
+      return 0;
+    uint64_t dropped = p.fifo.size();
+    p.fifo.clear();
+    p.owned = false;
+    p.dropped += dropped;
+    counters_.held -= dropped;
+    counters_.revoked_dropped += dropped;
+    if (p.paused) {
+      p.paused = false;
+      --counters_.paused_partitions;
+    }
+    dirty_ = true;
+    return dropped;
+  }
+
+  /// A rebalance gave this instance its partitions (possibly none): from
+  /// now on the core may go live once every owned partition is caught up.
+  void assignment_received() noexcept {
+    awaiting_assignment_ = false;
+    dirty_ = true;
+  }
+
+  bool owned(uint32_t pid) const { return parts_[pid].owned; }
+  size_t owned_partitions() const {
+    return static_cast<size_t>(std::count_if(parts_.begin(), parts_.end(),
+                                             [](const part& p) { return p.owned; }));
+  }
+
   // -- bounded replays ---------------------------------------------------------
 
   /// Partition `pid` delivers nothing more (its replay reached the stop): it
@@ -173,9 +238,12 @@ public:
 
   bool finished(uint32_t pid) const { return parts_[pid].finished; }
   bool all_finished() const noexcept { return finished_count_ == parts_.size(); }
+  /// Every owned partition is caught up (and, with a group, an assignment
+  /// came).
   bool all_caught_up() const {
-    return std::all_of(parts_.begin(), parts_.end(),
-                       [](const part& p) { return p.caught_up; });
+    return !awaiting_assignment_ &&
+           std::all_of(parts_.begin(), parts_.end(),
+                       [](const part& p) { return p.caught_up || !p.owned; });
   }
 
   /// Partitions finished since the last call.
@@ -357,8 +425,11 @@ public:
   bool caught_up(uint32_t pid) const { return parts_[pid].caught_up; }
   bool paused(uint32_t pid) const { return parts_[pid].paused; }
   size_t held(uint32_t pid) const { return parts_[pid].fifo.size(); }
-  /// Messages received from partition `pid` (released: received - held).
+  /// Messages received from partition `pid` (released: received - held -
+  /// dropped).
   uint64_t received(uint32_t pid) const { return parts_[pid].received; }
+  /// Messages of partition `pid` dropped at revocations.
+  uint64_t dropped(uint32_t pid) const { return parts_[pid].dropped; }
   int64_t position(uint32_t pid) const { return parts_[pid].position; }
   int64_t end_offset(uint32_t pid) const { return parts_[pid].end_offset; }
   std::optional<timestamp> latest(uint32_t pid) const { return parts_[pid].latest; }
@@ -388,7 +459,7 @@ private:
   /// up, idle, or has delivered only messages without timestamps.
   std::optional<key> bound_of(uint32_t pid) const {
     auto& p = parts_[pid];
-    if (live_ || p.caught_up || is_idle(p))
+    if (live_ || p.caught_up || !p.owned || is_idle(p))
       return std::nullopt;
     if (!p.latest) {
       if (p.untimed)
@@ -414,6 +485,8 @@ private:
     int64_t position = 0;
     int64_t end_offset = 0;
     uint64_t received = 0;
+    /// Messages dropped when the group revoked the partition.
+    uint64_t dropped = 0;
     /// Time without a message while the broker answered and the partition
     /// was read.
     duration silent{0};
@@ -428,6 +501,8 @@ private:
     // Delivered messages without timestamps only: does not hold the
     // watermark back.
     bool untimed = false;
+    /// Read by this instance (always, unless partitions come from a group).
+    bool owned = true;
   };
 
   void heard_from(uint32_t pid, timestamp now) {
@@ -456,7 +531,8 @@ private:
       return;
     for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
       auto& p = parts_[pid];
-      if (pid == answering || p.broker != broker || p.caught_up || p.paused || is_idle(p))
+      if (pid == answering || p.broker != broker || p.caught_up || p.paused || !p.owned ||
+          is_idle(p))
         continue;
       p.silent += elapsed;
       if (is_idle(p)) {
@@ -476,7 +552,7 @@ private:
     bool any_active = false;
     bool blocked = false;
     for (auto& p : parts_) {
-      if (p.caught_up || is_idle(p))
+      if (p.caught_up || !p.owned || is_idle(p))
         continue;
       if (!p.latest) {
         if (p.untimed)
@@ -511,7 +587,7 @@ private:
     auto f = live_ ? key{timestamp::max(), 0} : frontier();
     for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
       auto& p = parts_[pid];
-      if (p.finished)
+      if (p.finished || !p.owned)
         continue;
       bool stuck = !live_ && !p.fifo.empty() && !(key{p.fifo.front().ts, pid} < f);
       bool ahead = !live_ && ((p.latest && watermark_ < *p.latest) ||
@@ -536,6 +612,7 @@ private:
   bool live_ = false;
   bool went_live_ = false;
   bool dirty_ = false;
+  bool awaiting_assignment_ = false;
   std::vector<uint32_t> to_pause_;
   std::vector<uint32_t> to_resume_;
   std::vector<uint32_t> idled_;

@@ -39,6 +39,10 @@ using producer_actor = caf::typed_actor<
     // each one's messages ran in completed cycles whose records were all
     // acknowledged.
     caf::replies_to<commit_atom>::with<std::vector<int64_t>>,
+    // The same, once the given partitions' positions are committable (every
+    // record before them delivered): a revocation's commit.
+    caf::replies_to<commit_atom,
+                    std::vector<partition_position>>::with<std::vector<int64_t>>,
     // Counters (produced, delivered, delivery_errors).
     caf::replies_to<stats_atom>::with<pipeline_stats>>;
 
@@ -56,6 +60,11 @@ using executor_actor = caf::typed_actor<
     caf::reacts_to<run_atom>,
     // Answers once no record batch is in flight to the producer.
     caf::replies_to<drain_atom>::with<ack_atom>,
+    // The group revoked these partitions (pids): their messages still
+    // waiting for a cycle are dropped; answers once every release before
+    // this message ran and its records are with the producer, with the
+    // positions the partitions reached.
+    caf::replies_to<revoke_atom, std::vector<uint32_t>>::with<revocation>,
     // Counters (cycles).
     caf::replies_to<stats_atom>::with<pipeline_stats>>;
 
@@ -74,6 +83,9 @@ using consumer_actor = caf::typed_actor<
     caf::replies_to<commit_atom, caf::timespan>::with<ack_atom>,
     // Stops reading (the first step of a clean stop); keeps committing.
     caf::replies_to<drain_atom>::with<ack_atom>,
+    // A consumer group: serves librdkafka's consumer queue (rebalances,
+    // the group's liveness) while nothing else makes the consumer read.
+    caf::reacts_to<tick_atom>,
     // Counters (commits).
     caf::replies_to<stats_atom>::with<pipeline_stats>>;
 
@@ -87,6 +99,12 @@ using orchestrator_actor = caf::typed_actor<
     caf::replies_to<consumed_batch_ptr>::with<uint32_t>,
     // Re-evaluates idle partitions and the watermark.
     caf::reacts_to<tick_atom>,
+    // A consumer group assigned these partitions: they join the watermark.
+    caf::reacts_to<assign_atom, std::vector<partition_assignment>>,
+    // A consumer group revokes these partitions (pids): what is held for
+    // them is dropped; answers once the executor ran every release before
+    // and says where the partitions stand.
+    caf::replies_to<revoke_atom, std::vector<uint32_t>>::with<revocation>,
     // Stops releasing; answers once no release is in flight.
     caf::replies_to<drain_atom>::with<ack_atom>,
     // A bounded replay: answers once every partition reached the stop and

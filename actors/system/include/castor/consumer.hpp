@@ -12,6 +12,7 @@
 #include <caf/typed_response_promise.hpp>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,6 +51,17 @@ struct consumer_config {
   /// requests in flight) before it destroys the client anyway.
   duration close_timeout = defaults::close_timeout;
 
+  /// Group assignment (engine.assignment = group): subscribe with the
+  /// properties' group.id and read what the group assigns; else every
+  /// partition of every topic (manual assignment).
+  bool group = false;
+  /// How often a group's consumer queue is served when nothing else makes
+  /// the consumer read (rebalances, max.poll.interval.ms).
+  duration group_poll_interval = std::chrono::milliseconds{500};
+  /// How long a revocation waits for what was released of its partitions
+  /// to be delivered before it hands them over without committing it.
+  caf::timespan revoke_timeout = std::chrono::seconds{30};
+
   /// Whether the consumer commits: the properties name a consumer group.
   bool commits() const { return properties.contains("group.id"); }
 
@@ -80,10 +92,24 @@ struct consumer_state {
   /// still holds are compaction or transaction markers, and normal).
   void note_gap(uint32_t pid, int64_t expected, int64_t got);
 
+  /// Called with a commit's outcome (no error: accepted).
+  using commit_done_fn = std::function<void(caf::error)>;
+
   /// Commits the positions beyond what was committed (asynchronously);
-  /// `done` (if any) is answered with the result.
-  void commit(const std::vector<int64_t>& positions,
-              std::optional<caf::typed_response_promise<ack_atom>> done);
+  /// `done` (if any) is called with the result.
+  void commit(const std::vector<int64_t>& positions, commit_done_fn done);
+
+  // -- group assignment --
+  /// Carries out the rebalances librdkafka reported.
+  void serve_rebalances(pointer self);
+  /// Resolves the new partitions' starts, tells the orchestrator, reads them.
+  void on_assigned(pointer self, const std::vector<uint32_t>& pids);
+  /// Stops reading `pids`; unless `lost`, drops what is held of them, waits
+  /// for what was released to be delivered and commits it before handing
+  /// them over (`finish_revocation`).
+  void on_revoked(pointer self, const std::vector<uint32_t>& pids, bool lost);
+  void finish_revocation(const std::vector<uint32_t>& pids, uint64_t dropped,
+                         const std::string& outcome);
 
   /// Serves commit results.
   void serve_commits();
@@ -91,7 +117,7 @@ struct consumer_state {
   /// A commit's result: updates `committed` and answers its promise.
   void on_commit(const kafka::commit_result& result);
 
-  /// Sends the deferred final commit once no commit is in flight.
+  /// Sends the next deferred commit once no commit is in flight.
   void run_deferred();
 
   consumer_config config;
@@ -104,6 +130,11 @@ struct consumer_state {
   /// queued.min.messages or queued.max.messages.kbytes), so resuming wastes
   /// nothing.
   std::vector<bool> paused;
+  /// Whether each partition (pid) is read by this instance (with a group:
+  /// assigned), and whether its revocation is under way (it may still be
+  /// committed).
+  std::vector<bool> owned;
+  std::vector<bool> revoking;
   /// Where the next read starts, for fairness.
   size_t next_partition = 0;
   std::shared_ptr<wakeup> wake = std::make_shared<wakeup>();
@@ -125,13 +156,13 @@ struct consumer_state {
   std::vector<int64_t> committed;
   /// Whether a commit is in flight (one at a time), and who waits for it.
   bool committing = false;
-  std::optional<caf::typed_response_promise<ack_atom>> commit_done;
-  /// The final commit, waiting for the commit in flight.
+  commit_done_fn commit_done;
+  /// Commits waiting for the one in flight (the final one, revocations').
   struct deferred_commit {
     std::vector<int64_t> positions;
-    caf::typed_response_promise<ack_atom> done;
+    commit_done_fn done;
   };
-  std::optional<deferred_commit> deferred_final;
+  std::vector<deferred_commit> deferred;
   pipeline_stats stats;
 };
 

@@ -138,6 +138,13 @@ struct executor_state {
   /// Live: wakes the executor when the DAG's next timer is due.
   void arm_timer(pointer self);
 
+  /// Drops the carried messages of partitions revoked after release
+  /// `job_id` was sent (counted in revoked_dropped).
+  void drop_revoked(uint64_t job_id);
+
+  /// Answers the revocations whose earlier releases are all done.
+  void answer_revocations();
+
   /// Stops the executor with `err` (and answers what waits with it).
   void fail(pointer self, const caf::error& err);
 
@@ -179,6 +186,21 @@ struct executor_state {
   size_t carry_scanned = 0;
   /// Scratch for positions_of: next offset by pid (-1: not in the release).
   std::vector<int64_t> next_offsets;
+  /// The next offset per partition (pid) after what was sent to the
+  /// producer (-1: nothing yet).
+  std::vector<int64_t> sent_positions;
+  /// Per partition (pid): the id of the first release after its latest
+  /// revocation (0: never revoked); carried messages of earlier releases
+  /// are dropped.
+  std::vector<uint64_t> revoked_before;
+  /// A revocation waits for the releases before it (ids below `upto`).
+  struct pending_revocation {
+    uint64_t upto = 0;
+    std::vector<uint32_t> pids;
+    uint64_t dropped_before = 0;
+    caf::typed_response_promise<revocation> promise;
+  };
+  std::deque<pending_revocation> revocations;
   pipeline_stats stats;
 };
 

@@ -63,6 +63,9 @@ struct orchestrator_state {
   executor_actor executor;
   consumer_actor consumer;
   partition_table_ptr table;
+  /// The partitions, with the start and end offsets of their latest
+  /// assignment (a consumer group's partitions come and go).
+  partition_table parts;
   std::unique_ptr<watermark_core<consumed_message>> core;
   size_t in_flight = 0;
   std::optional<timestamp> last_sent_complete;

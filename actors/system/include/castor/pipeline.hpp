@@ -128,6 +128,18 @@ private:
 
 using pipeline_definition_ptr = std::shared_ptr<pipeline_definition>;
 
+/// Which partitions a pipeline reads (engine.assignment).
+enum class assignment_mode : uint8_t {
+  /// Every partition of every source topic (one instance does all the work).
+  manual,
+  /// What the consumer group (`group.id`) assigns: several instances with
+  /// the same group share the partitions, Kafka balancing them.
+  group,
+};
+
+/// "manual" or "group".
+const char* to_string(assignment_mode mode) noexcept;
+
 /// How a pipeline runs. Defaults in one place; `validate()` before use.
 struct pipeline_config {
   /// librdkafka consumer properties, passed through untouched
@@ -186,6 +198,12 @@ struct pipeline_config {
   /// cycle at time t runs no earlier than start + (t - t0) / replay_speed);
   /// 0: as fast as possible. Live is unchanged.
   double replay_speed = 0;
+  /// Which partitions this instance reads: all of them, or what the
+  /// consumer group assigns (which needs `group.id`; each instance then
+  /// replays its partitions in timestamp order, and a rebalance hands
+  /// partitions over with their delivered offsets committed). See
+  /// docs/operations.md, "Running several instances".
+  assignment_mode assignment = assignment_mode::manual;
   /// Called once as the pipeline exits (after a clean stop, a bounded
   /// replay's end, or an error) with its last figures and its exit reason
   /// (none for a clean stop), on the supervisor's thread: for run reports.

@@ -72,6 +72,12 @@ struct producer_state {
   std::shared_ptr<wakeup> wake = std::make_shared<wakeup>();
   std::deque<pending_batch> pending;
   std::vector<flush_request> flushes;
+  /// Waits for partitions' positions to become committable.
+  struct commit_wait {
+    std::vector<partition_position> positions;
+    caf::typed_response_promise<std::vector<int64_t>> promise;
+  };
+  std::vector<commit_wait> commit_waits;
   bool retry_armed = false;
   /// The first delivery that failed for good (stops the pipeline).
   caf::error delivery_failure;

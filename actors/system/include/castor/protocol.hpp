@@ -62,6 +62,10 @@ using run_atom = caf::atom_constant<caf::atom("run")>;
 /// The end of a bounded replay (engine.stop): the orchestrator answers once
 /// every partition reached the stop and everything before it was run.
 using finish_atom = caf::atom_constant<caf::atom("finish")>;
+/// A consumer group assigned partitions to this instance.
+using assign_atom = caf::atom_constant<caf::atom("assign")>;
+/// A consumer group takes partitions away from this instance.
+using revoke_atom = caf::atom_constant<caf::atom("revoke")>;
 
 // -- start-up -------------------------------------------------------------------
 
@@ -87,6 +91,38 @@ struct partition_table {
 };
 
 using partition_table_ptr = std::shared_ptr<const partition_table>;
+
+// -- consumer groups ------------------------------------------------------------
+
+/// A partition the group assigned (engine.assignment = group), with where
+/// its reading starts and the end offset when it was assigned.
+struct partition_assignment {
+  uint32_t pid = 0;
+  int64_t start_offset = 0;
+  int64_t end_offset = 0;
+  /// How the start offset was found.
+  std::string how;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, partition_assignment& x) {
+  return f(caf::meta::type_name("castor.partition_assignment"), x.pid, x.start_offset,
+           x.end_offset, x.how);
+}
+
+/// What a revocation found (the orchestrator's and the executor's answer):
+/// the messages dropped (held, never run), and the next offset of each
+/// revoked partition after what was run and handed to the producer (the
+/// offsets to commit once delivered; none for a partition that ran nothing).
+struct revocation {
+  uint64_t dropped = 0;
+  std::vector<std::pair<uint32_t, int64_t>> positions;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, revocation& x) {
+  return f(caf::meta::type_name("castor.revocation"), x.dropped, x.positions);
+}
 
 // -- data -----------------------------------------------------------------------
 
@@ -184,6 +220,9 @@ struct partition_progress {
   /// and whether the partition reached its stop.
   uint64_t beyond_stop = 0;
   bool finished = false;
+  /// Read by this instance: always, unless a consumer group assigns the
+  /// partitions (engine.assignment = group).
+  bool assigned = true;
 
   /// Messages behind the latest end offset (0 while unknown).
   int64_t lag() const noexcept {
@@ -216,7 +255,7 @@ typename Inspector::result_type inspect(Inspector& f, partition_progress& x) {
   return f(caf::meta::type_name("castor.partition_progress"), x.topic, x.partition,
            x.start_offset, x.position, x.end_offset, x.high_watermark, x.held, x.paused,
            x.caught_up, x.skipped, x.released, x.first_ms, x.last_ms, x.next_offset,
-           x.beyond_stop, x.finished);
+           x.beyond_stop, x.finished, x.assigned);
 }
 
 /// Runs and time of one DAG node.
@@ -286,6 +325,14 @@ struct pipeline_stats {
   uint64_t timer_skips = 0;
   /// Records too large for the producer (dead-lettered or stopping).
   uint64_t oversized = 0;
+  /// A consumer group (engine.assignment = group): the partitions assigned
+  /// to this instance now, the rebalances that changed them (assignments
+  /// and revocations), and the messages dropped at revocations (held or
+  /// waiting for their cycle, never run or committed: the next owner reads
+  /// them).
+  uint64_t assigned_partitions = 0;
+  uint64_t rebalances = 0;
+  uint64_t revoked_dropped = 0;
   /// The low watermark (ms since the epoch; INT64_MIN before the first).
   int64_t watermark_ms = INT64_MIN;
   /// Whether every partition is caught up.
@@ -322,9 +369,10 @@ typename Inspector::result_type inspect(Inspector& f, pipeline_stats& x) {
            x.held_peak, x.paused_partitions, x.pauses, x.resumes, x.late, x.idled,
            x.bad_timestamps, x.waiting, x.cycles, x.produced, x.delivered,
            x.delivery_errors, x.dead_lettered, x.failed_cycles, x.commits,
-           x.offset_resets, x.skipped_offsets, x.timer_skips, x.oversized, x.watermark_ms,
-           x.live, x.beyond_stop, x.finished, x.lag_seconds, x.rate, x.eta_seconds,
-           x.topics, x.partitions, x.nodes, x.cycle_buckets, x.cycle_seconds);
+           x.offset_resets, x.skipped_offsets, x.timer_skips, x.oversized,
+           x.assigned_partitions, x.rebalances, x.revoked_dropped, x.watermark_ms, x.live,
+           x.beyond_stop, x.finished, x.lag_seconds, x.rate, x.eta_seconds, x.topics,
+           x.partitions, x.nodes, x.cycle_buckets, x.cycle_seconds);
 }
 
 /// The counters of `topic` in `stats` (added if missing).

@@ -47,6 +47,19 @@ struct commit_result {
 /// A committed next offset, by pid.
 using committed_offset = std::pair<uint32_t, int64_t>;
 
+/// A rebalance of the consumer group (group assignment), as reported while
+/// the consumer queue is read: partitions by pid.
+struct rebalance {
+  /// Assigned (else revoked).
+  bool assigned = false;
+  std::vector<uint32_t> pids;
+  /// Partitions castor did not know at start-up (a topic grew): not read.
+  std::vector<std::pair<std::string, int32_t>> unknown;
+  /// The assignment was lost (the session timed out, say): nothing of it
+  /// may be committed.
+  bool lost = false;
+};
+
 class consumer_client {
 public:
   /// A consumer with castor's settings over `props`: no auto-commit and no
@@ -88,6 +101,31 @@ public:
   /// cluster errors or commit results) gets something after being empty;
   /// empty: no wake-ups (the caller polls).
   failure assign(const std::vector<assignment_entry>& parts, std::function<void()> wake);
+
+  /// Group assignment: `parts` are every partition castor may be given
+  /// (their index is their pid; offsets unused); subscribes to their
+  /// topics. Rebalances come with reads of the cluster queue
+  /// (`read_cluster_errors`), to be taken with `take_rebalances` and carried
+  /// out with `add` and `remove`; `wake` as for `assign`.
+  failure subscribe(const std::vector<assignment_entry>& parts,
+                    std::function<void()> wake);
+
+  /// Rebalances reported since the last call.
+  std::vector<rebalance> take_rebalances();
+
+  /// Starts reading these partitions (pid, offset), each from its own queue
+  /// (an incremental assignment; a full one with an eager assignor).
+  failure add(const std::vector<std::pair<uint32_t, int64_t>>& starts);
+
+  /// Stops reading these partitions (an incremental unassignment; all of
+  /// them with an eager assignor), completing their revocation.
+  failure remove(const std::vector<uint32_t>& pids);
+
+  /// The partitions (pids) read now.
+  const std::vector<uint32_t>& owned() const noexcept;
+
+  /// The assignor's protocol: "COOPERATIVE", "EAGER" or "NONE".
+  std::string rebalance_protocol() const;
 
   /// Appends up to `max` messages of partition `pid` to `out`, in offset
   /// order; returns whether the broker reported the partition's end.
