@@ -21,7 +21,7 @@ packages=(
   libcaf-dev librdkafka-dev libspdlog-dev libfmt-dev libcli11-dev catch2
   libhowardhinnant-date-dev tzdata nlohmann-json3-dev libtomlplusplus-dev
   prometheus-cpp-dev
-  kcat jq
+  kcat jq curl
 )
 missing=()
 for package in "${packages[@]}"; do

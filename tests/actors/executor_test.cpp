@@ -615,3 +615,61 @@ TEST_CASE(
   CHECK(fx.produced("out-topic") == expected);
   CHECK(fx.cycle_times->back() == t0 + std::chrono::minutes{10});
 }
+
+TEST_CASE("executor actor: a revocation drops the revoked partitions' messages waiting "
+          "for their cycle and answers with the positions sent to the producer",
+          "[actors][executor][group]") {
+  executor_fixture fx;
+  caf::anon_send(fx.exec, castor::start_atom::value,
+                 table_of({{"in", 100}, {"in", 100}}));
+  fx.run();
+  auto rlog = std::make_shared<revocation_log>();
+  auto rev = fx.spawn(revoker<castor::executor_actor>, fx.exec, rlog);
+  auto release =
+      [&](std::vector<std::tuple<uint32_t, int64_t, timestamp, std::string>> ms,
+          timestamp complete) {
+        auto batch = std::make_shared<castor::release_batch>();
+        for (auto& [pid, offset, ts, text] : ms) {
+          batch->messages.push_back(
+              consumed_message::make(pid, offset, ts, std::nullopt, text));
+          batch->messages.back().order_time = ts;
+        }
+        batch->watermark = complete;
+        batch->complete_until = complete;
+        caf::anon_send(fx.feed, std::move(batch));
+        fx.run();
+      };
+  // "c" (partition 1) at 3 s is not complete at 2 s: it waits in the carry.
+  release({{0, 0, t0 + 1s, "a"}, {1, 0, t0 + 2s, "b"}, {1, 1, t0 + 3s, "c"}}, t0 + 2s);
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B"});
+  caf::anon_send(rev, castor::revoke_atom::value, std::vector<uint32_t>{1});
+  fx.run();
+  REQUIRE(rlog->answers.size() == 1);
+  CHECK(rlog->answers[0].dropped == 1);
+  // Partition 1's position sent to the producer: after "b" (offset 0).
+  CHECK(rlog->answers[0].positions == std::vector<std::pair<uint32_t, int64_t>>{{1, 1}});
+  // The next release completes 3 s: "c" is gone (its next owner reads it).
+  release({{0, 1, t0 + 4s, "d"}}, t0 + 4s);
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B", "D"});
+  // Assigned again later, its messages come in later releases and run.
+  release({{1, 1, t0 + 5s, "c"}}, t0 + 5s);
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B", "D", "C"});
+}
+
+TEST_CASE("executor actor: a revocation waits for the releases before it to run and "
+          "reach the producer",
+          "[actors][executor][group]") {
+  executor_fixture fx;
+  auto rlog = std::make_shared<revocation_log>();
+  auto rev = fx.spawn(revoker<castor::executor_actor>, fx.exec, rlog);
+  fx.plog->hold = true;
+  fx.release({{1, "a"}}, t0 + 1s);
+  caf::anon_send(rev, castor::revoke_atom::value, std::vector<uint32_t>{0});
+  fx.run();
+  // The release's records are not with the producer yet.
+  CHECK(rlog->answers.empty());
+  caf::anon_send(fx.prod, castor::retry_atom::value);
+  fx.run();
+  REQUIRE(rlog->answers.size() == 1);
+  CHECK(rlog->answers[0].positions == std::vector<std::pair<uint32_t, int64_t>>{{0, 2}});
+}

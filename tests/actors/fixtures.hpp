@@ -156,6 +156,23 @@ inline caf::behavior feeder(caf::event_based_actor* self,
   };
 }
 
+// Asks an orchestrator or an executor to revoke partitions and keeps the
+// answers.
+struct revocation_log {
+  std::vector<castor::revocation> answers;
+};
+
+template <class Target>
+caf::behavior revoker(caf::event_based_actor* self, Target target,
+                      std::shared_ptr<revocation_log> log) {
+  return {
+      [=](castor::revoke_atom, std::vector<uint32_t> pids) {
+        self->request(target, caf::infinite, castor::revoke_atom::value, std::move(pids))
+            .then([=](castor::revocation& r) { log->answers.push_back(std::move(r)); });
+      },
+  };
+}
+
 inline castor::partition_table_ptr
 table_of(std::vector<std::pair<std::string, int64_t>> parts) {
   auto table = std::make_shared<castor::partition_table>();

@@ -23,7 +23,8 @@ struct orchestrator_fixture : test_system {
   std::shared_ptr<int> live_reports = std::make_shared<int>(0);
 
   explicit orchestrator_fixture(size_t batch_size,
-                                std::vector<std::pair<std::string, int64_t>> parts) {
+                                std::vector<std::pair<std::string, int64_t>> parts,
+                                bool group = false) {
     auto reports = live_reports;
     listener = spawn([reports]() -> caf::behavior {
       return {[reports](castor::live_atom) { ++*reports; }};
@@ -34,6 +35,7 @@ struct orchestrator_fixture : test_system {
     cfg.tick_interval = 1s;
     cfg.progress_interval = 2s;
     cfg.listener = listener;
+    cfg.watermark.group = group;
     exec = spawn(mock_executor, elog);
     orch = spawn(castor::orchestrator, cfg, exec);
     auto cons = spawn(mock_consumer, clog);
@@ -213,4 +215,59 @@ TEST_CASE("orchestrator actor: releases say up to when the input is complete, an
   CHECK(fx.elog->releases[1]->messages.empty());
   CHECK(fx.elog->releases[1]->live);
   CHECK(fx.elog->releases[1]->complete_until == castor::timestamp::max());
+}
+
+TEST_CASE(
+    "orchestrator actor: with a group, only assigned partitions count; a revocation "
+    "drops what is held of them and answers after the executor",
+    "[actors][orchestrator][group]") {
+  orchestrator_fixture fx{2, {{"a", 100}, {"b", 100}}, true}; // cap 10
+  auto rlog = std::make_shared<revocation_log>();
+  auto rev = fx.spawn(revoker<castor::orchestrator_actor>, fx.orch, rlog);
+  // Before the first assignment nothing is live.
+  caf::anon_send(fx.orch, castor::tick_atom::value);
+  fx.run();
+  CHECK(*fx.live_reports == 0);
+  caf::anon_send(fx.orch, castor::assign_atom::value,
+                 std::vector<castor::partition_assignment>{{0, 0, 100, "test"},
+                                                           {1, 0, 100, "test"}});
+  fx.run();
+  // b runs ahead of a at the cap: paused.
+  std::vector<std::tuple<uint32_t, int64_t, timestamp>> ahead;
+  for (int64_t i = 0; i < 10; ++i)
+    ahead.emplace_back(1, i, t0 + 100s + std::chrono::seconds{i});
+  fx.send(batch_of(ahead));
+  REQUIRE(fx.clog->pauses.size() == 1);
+  CHECK(fx.clog->pauses[0] == std::vector<uint32_t>{1});
+  caf::anon_send(rev, castor::revoke_atom::value, std::vector<uint32_t>{1});
+  fx.run();
+  REQUIRE(rlog->answers.size() == 1);
+  CHECK(rlog->answers[0].dropped == 10);
+  // a alone: its messages go as they come (nothing else bounds them), and
+  // the revoked partition is not resumed (the consumer clears it itself).
+  fx.send(batch_of({{0, 0, t0 + 1s}, {0, 1, t0 + 2s}}, {0}));
+  REQUIRE_FALSE(fx.elog->releases.empty());
+  CHECK(values_of(*fx.elog->releases.back()) == std::vector<std::string>{"0:0", "0:1"});
+  CHECK(fx.clog->resumes.empty());
+  castor::pipeline_stats stats;
+  auto probe = fx.spawn([&stats, orch = fx.orch](caf::event_based_actor* self) {
+    self->request(orch, caf::infinite, castor::stats_atom::value)
+        .then([&stats](castor::pipeline_stats& s) { stats = std::move(s); });
+  });
+  fx.run();
+  CHECK(stats.revoked_dropped == 10);
+  CHECK(stats.held == 0);
+  CHECK(stats.paused_partitions == 0);
+  REQUIRE(stats.partitions.size() == 2);
+  CHECK(stats.partitions[0].assigned);
+  CHECK_FALSE(stats.partitions[1].assigned);
+  // Per topic, the dropped messages were consumed but not released.
+  for (auto& t : stats.topics)
+    if (t.topic == "b") {
+      CHECK(t.consumed == 10);
+      CHECK(t.released == 0);
+    }
+  // Caught up on its only partition (its end was reached): live.
+  CHECK(stats.live);
+  CHECK(*fx.live_reports == 1);
 }

@@ -156,7 +156,12 @@ TEST_CASE("the Prometheus endpoint serves what the pipeline counted, per topic, 
       CHECK(sample(m, "castor_partition_position" + labels) == expected);
       CHECK(sample(m, "castor_partition_lag_messages" + labels) == 0);
       CHECK(sample(m, "castor_partition_replay_progress_ratio" + labels) == 1);
+      CHECK(sample(m, "castor_partition_assigned" + labels) == 1);
     }
+  // Manual assignment: every partition read, no rebalance.
+  CHECK(sample(m, "castor_assigned_partitions") == 4);
+  CHECK(sample(m, "castor_rebalances_total") == 0);
+  CHECK(sample(m, "castor_revoked_dropped_messages_total") == 0);
   // State.
   CHECK(sample(m, "castor_live") == 1);
   CHECK(sample(m, "castor_replay_eta_seconds") == 0);

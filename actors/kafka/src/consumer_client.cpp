@@ -196,11 +196,17 @@ struct consumer_client::impl {
   commit_result to_result(rd_kafka_resp_err_t err,
                           const rd_kafka_topic_partition_list_t* offsets) const {
     commit_result r;
+    auto rebalancing = [](rd_kafka_resp_err_t e) {
+      return e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+             e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION;
+    };
+    r.rebalancing = rebalancing(err);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
       r.error = to_failure(err, "committing offsets");
     for (int k = 0; offsets != nullptr && k < offsets->cnt; ++k) {
       auto& elem = offsets->elems[k];
       if (elem.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        r.rebalancing = r.rebalancing || rebalancing(elem.err);
         if (!r.error)
           r.error =
               to_failure(elem.err, fmt::format("committing offset {} of {}[{}]",

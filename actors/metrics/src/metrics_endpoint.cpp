@@ -118,6 +118,8 @@ std::vector<MetricFamily> to_metric_families(const pipeline_stats& s, timestamp 
                          "Share of a partition's replay done (0..1)", gauge);
   auto& position = f.add("castor_partition_position",
                          "Next offset to read of a source partition", gauge);
+  auto& assigned = f.add("castor_partition_assigned",
+                         "1 while this instance reads the source partition", gauge);
   auto& skipped = f.add("castor_partition_skipped_offsets_total",
                         "Offsets of a partition skipped by offset resets (removed by "
                         "retention before castor read them)",
@@ -129,6 +131,7 @@ std::vector<MetricFamily> to_metric_families(const pipeline_stats& s, timestamp 
     progress.metric.push_back(families::sample(gauge, p.progress(), labels));
     position.metric.push_back(families::sample(gauge, double(p.position), labels));
     skipped.metric.push_back(families::sample(counter, double(p.skipped), labels));
+    assigned.metric.push_back(families::sample(gauge, p.assigned ? 1.0 : 0.0, labels));
   }
   f.scalar("castor_offset_resets_total",
            "Partition positions found out of range and reset (auto.offset.reset)",
@@ -193,6 +196,17 @@ std::vector<MetricFamily> to_metric_families(const pipeline_stats& s, timestamp 
            counter, double(s.dead_lettered));
   f.scalar("castor_commits_total", "Offset commits the brokers accepted", counter,
            double(s.commits));
+  f.scalar("castor_assigned_partitions",
+           "Source partitions this instance reads (all of them unless a consumer group "
+           "assigns them)",
+           gauge, double(s.assigned_partitions));
+  f.scalar("castor_rebalances_total",
+           "Consumer group rebalances that assigned or revoked partitions", counter,
+           double(s.rebalances));
+  f.scalar("castor_revoked_dropped_messages_total",
+           "Messages of revoked partitions dropped before they ran (their next owner "
+           "reads them)",
+           counter, double(s.revoked_dropped));
   return {std::make_move_iterator(f.all.begin()), std::make_move_iterator(f.all.end())};
 }
 

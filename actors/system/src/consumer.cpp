@@ -189,7 +189,7 @@ void consumer_state::commit(const std::vector<int64_t>& positions, commit_done_f
   committing = true;
   commit_done = std::move(done);
   if (auto err = client->commit(offsets))
-    on_commit(kafka::commit_result{std::move(err), {}});
+    on_commit(kafka::commit_result{std::move(err), false, {}});
 }
 
 void consumer_state::serve_commits() {
@@ -202,6 +202,21 @@ void consumer_state::serve_commits() {
 void consumer_state::on_commit(const kafka::commit_result& r) {
   committing = false;
   auto done = std::exchange(commit_done, nullptr);
+  if (r.error && r.rebalancing && config.group) {
+    // A commit sent with the generation that is ending: librdkafka takes an
+    // ILLEGAL_GENERATION answer as a lost assignment (and drops it all), so
+    // periodic commits wait for the rebalance to end (its next event).
+    if (!commits_held)
+      logger()->info("consumer: the group rebalances: periodic commits wait until "
+                     "it ends ({})",
+                     render(r.error));
+    commits_held = true;
+    assigns_to_wait = std::max(assigns_to_wait, 1);
+    if (done)
+      done(to_error(r.error));
+    run_deferred();
+    return;
+  }
   if (r.error) {
     // Nothing is lost: the next commit sends these offsets again.
     logger()->warn("consumer: commit failed: {}; retrying with the next commit",
@@ -300,6 +315,18 @@ std::string names(const partition_table& table, const std::vector<uint32_t>& pid
 void consumer_state::serve_rebalances(pointer self) {
   for (auto& r : client->take_rebalances()) {
     ++stats.rebalances;
+    // Periodic commits wait while a rebalance goes on: one sent with the
+    // generation that ends is answered ILLEGAL_GENERATION, which librdkafka
+    // takes for a lost assignment (everything dropped and read again). A
+    // round ends with an assignment; a revocation under the cooperative
+    // protocol is followed by its round's own (incremental) assignment and
+    // a new round.
+    if (r.assigned) {
+      assigns_to_wait = std::max(assigns_to_wait - 1, 0);
+    } else {
+      assigns_to_wait = !r.lost && client->rebalance_protocol() == "COOPERATIVE" ? 2 : 1;
+    }
+    commits_held = assigns_to_wait > 0;
     for (auto& [topic, partition] : r.unknown)
       logger()->error("consumer: the group assigned {}[{}], which the topic did not have "
                       "at start-up: castor does not read it until it restarts",
@@ -357,8 +384,14 @@ void consumer_state::on_assigned(pointer self, const std::vector<uint32_t>& pids
     assigned.push_back(
         {pid, start->start_offset, start->end_offset, std::move(start->how)});
   }
-  logger()->info("consumer: the group assigned {} partition(s){}{}", pids.size(),
-                 said.empty() ? "" : ": ", said);
+  if (!pids.empty())
+    logger()->info("consumer: the group assigned {} partition(s): {}", pids.size(), said);
+  else if (!assigned_once)
+    logger()->info("consumer: the group assigned no partition to this instance (more "
+                   "instances than partitions?): it waits for a rebalance");
+  else
+    logger()->debug("consumer: a rebalance assigned no new partition");
+  assigned_once = true;
   // The orchestrator learns of them before any of their messages.
   self->send(orchestrator, assign_atom::value, std::move(assigned));
   if (auto err = client->add(starts)) {
@@ -501,7 +534,8 @@ consumer_actor::behavior_type consumer(consumer_state::pointer self,
         self->request(st.producer, std::chrono::seconds{10}, commit_atom::value)
             .then(
                 [self](std::vector<int64_t>& positions) {
-                  self->state.commit(positions, nullptr);
+                  if (!self->state.commits_held)
+                    self->state.commit(positions, nullptr);
                 },
                 [](caf::error& err) {
                   logger()->warn("consumer: no committable offsets: {}", render(err));

@@ -519,7 +519,8 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
             st.check_stall(now);
           auto interval = st.config.progress_interval;
           if (!st.core->live() && !st.core->all_finished() &&
-              interval > duration::zero() && now - st.last_progress >= interval)
+              st.core->owned_partitions() > 0 && interval > duration::zero() &&
+              now - st.last_progress >= interval)
             st.log_progress(now);
         }
         self->delayed_send(self, st.config.tick_period(), tick_atom::value);
@@ -538,6 +539,7 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
         auto& st = self->state;
         if (!st.core)
           return;
+        bool was_live = st.core->live();
         for (auto& a : assigned) {
           if (a.pid >= st.parts.partitions.size())
             continue;
@@ -548,6 +550,10 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
           st.core->assign(a.pid, a.start_offset, a.end_offset);
         }
         st.core->assignment_received();
+        if (was_live && !st.core->live())
+          logger()->info("orchestrator: replays the partitions the group assigned, in "
+                         "timestamp order with the others; live again once they are "
+                         "caught up");
         st.core->update(st.now(self));
         st.after_change(self);
       },

@@ -669,6 +669,39 @@ TEST_CASE("a partition assigned behind the watermark holds it back until it deli
   CHECK(c.watermark() == t0 + 70ms);
 }
 
+TEST_CASE("a partition assigned with messages to replay takes a live core back to "
+          "replay, in order, until it is caught up",
+          "[watermark][group]") {
+  core c{{{0, 100, 1}, {0, 100, 1}}, grouped(), t0};
+  c.assign(0, 0, 1);
+  c.assignment_received();
+  push(c, 0, 0, t0 + 50ms);
+  c.update(t0);
+  REQUIRE(c.live());
+  CHECK(c.take_went_live());
+  std::vector<msg> out;
+  c.release(out);
+  // Another instance's partition, 3 messages behind its end.
+  c.assign(1, 10, 13);
+  CHECK_FALSE(c.live());
+  push(c, 0, 1, t0 + 60ms);
+  c.update(t0);
+  out.clear();
+  c.release(out);
+  CHECK(out.empty()); // partition 1 may still deliver earlier messages
+  push(c, 1, 10, t0 + 5ms);
+  push(c, 1, 11, t0 + 70ms);
+  c.update(t0);
+  c.release(out);
+  // (Partition 0 is caught up: only partition 1 bounds what goes.)
+  CHECK(out == std::vector<msg>{"1:10", "0:1", "1:11"});
+  CHECK_FALSE(c.live());
+  push(c, 1, 12, t0 + 80ms);
+  c.update(t0);
+  CHECK(c.live());
+  CHECK(c.take_went_live());
+}
+
 TEST_CASE("assigning a partition again starts it afresh from the given offset",
           "[watermark][group]") {
   core c{{{0, 100, 1}}, grouped(), t0};

@@ -166,7 +166,9 @@ public:
   /// (its replay ends at `end_offset`, the end when assigned). Until it
   /// delivers, it holds the watermark back like a partition at start-up;
   /// its messages behind the watermark are counted late and released in
-  /// order with the rest (never dropped). While live, they go as they come.
+  /// order with the rest (never dropped). A partition with messages to
+  /// replay takes a live core back to replay (in order, until every owned
+  /// partition is caught up again).
   void assign(uint32_t pid, int64_t start_offset, int64_t end_offset) {
     revoke(pid); // (owned already: what it held goes)
     auto& p = parts_[pid];
@@ -179,6 +181,8 @@ public:
     fresh.reported_idle = p.reported_idle;
     fresh.caught_up = start_offset >= end_offset;
     p = std::move(fresh);
+    if (live_ && !p.caught_up)
+      live_ = false;
     dirty_ = true;
   }
 

@@ -156,6 +156,12 @@ struct consumer_state {
   std::vector<int64_t> committed;
   /// Whether a commit is in flight (one at a time), and who waits for it.
   bool committing = false;
+  /// A commit met a rebalance, or partitions were revoked: periodic commits
+  /// wait for the rebalance to end, `assigns_to_wait` assignments later.
+  bool commits_held = false;
+  int assigns_to_wait = 0;
+  /// The group's first assignment came.
+  bool assigned_once = false;
   commit_done_fn commit_done;
   /// Commits waiting for the one in flight (the final one, revocations').
   struct deferred_commit {

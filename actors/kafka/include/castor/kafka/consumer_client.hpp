@@ -41,6 +41,9 @@ struct read_errors {
 /// brokers accepted, by pid.
 struct commit_result {
   failure error;
+  /// The group was rebalancing (REBALANCE_IN_PROGRESS, a generation that
+  /// changed): commits should wait for the rebalance to end.
+  bool rebalancing = false;
   std::vector<std::pair<uint32_t, int64_t>> committed;
 };
 
