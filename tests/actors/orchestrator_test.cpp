@@ -243,6 +243,10 @@ TEST_CASE(
   fx.run();
   REQUIRE(rlog->answers.size() == 1);
   CHECK(rlog->answers[0].dropped == 10);
+  // The round ends with its (empty) assignment.
+  caf::anon_send(fx.orch, castor::assign_atom::value,
+                 std::vector<castor::partition_assignment>{});
+  fx.run();
   // a alone: its messages go as they come (nothing else bounds them), and
   // the revoked partition is not resumed (the consumer clears it itself).
   fx.send(batch_of({{0, 0, t0 + 1s}, {0, 1, t0 + 2s}}, {0}));

@@ -58,8 +58,6 @@ failure check_property(const std::string& key, const std::string& value,
   return set(probe.get(), key, value, what);
 }
 
-namespace {
-
 // librdkafka's log lines go to castor's logger (from librdkafka's threads;
 // spdlog's loggers are thread-safe). Its errors are warnings here: castor
 // itself decides what is fatal and says so.
@@ -70,8 +68,6 @@ void log_line(const rd_kafka_t* rk, int level, const char* facility, const char*
   logger()->log(lvl, "kafka: {}: {}: {}",
                 rk != nullptr ? rd_kafka_name(rk) : "librdkafka", facility, text);
 }
-
-} // namespace
 
 result<conf_ptr> make_conf(const properties& props, const std::string& what) {
   conf_ptr conf{rd_kafka_conf_new()};

@@ -29,6 +29,17 @@ caf::error consumer_config::validate() const {
 }
 
 consumer_state::~consumer_state() {
+  // A revocation under way (its partitions' commit was part of the final
+  // one): complete it, or librdkafka waits for it and cannot leave the
+  // group when it closes.
+  if (client && !revoking.empty()) {
+    std::vector<uint32_t> pending;
+    for (uint32_t pid = 0; pid < revoking.size(); ++pid)
+      if (revoking[pid])
+        pending.push_back(pid);
+    if (!pending.empty())
+      client->remove(pending);
+  }
   if (client)
     client->close(
         std::chrono::duration_cast<std::chrono::milliseconds>(config.close_timeout));
@@ -37,7 +48,7 @@ consumer_state::~consumer_state() {
 caf::error consumer_state::start(pointer self) {
   if (auto err = config.validate())
     return err;
-  auto made = kafka::consumer_client::make(config.properties);
+  auto made = kafka::consumer_client::make(config.properties, config.group);
   if (!made)
     return to_error(made.error());
   client = std::move(*made);
@@ -210,8 +221,9 @@ void consumer_state::on_commit(const kafka::commit_result& r) {
       logger()->info("consumer: the group rebalances: periodic commits wait until "
                      "it ends ({})",
                      render(r.error));
+    if (!commits_held)
+      held_since = std::chrono::steady_clock::now();
     commits_held = true;
-    assigns_to_wait = std::max(assigns_to_wait, 1);
     if (done)
       done(to_error(r.error));
     run_deferred();
@@ -253,6 +265,7 @@ void consumer_state::read_and_send(pointer self) {
   // Error events never join the data: transient ones are logged (librdkafka
   // retries), fatal ones stop the consumer.
   kafka::read_errors errors;
+  errors.transient = std::exchange(pending_broker_errors, 0);
   client->read_cluster_errors(errors);
   if (config.group)
     serve_rebalances(self);
@@ -314,19 +327,13 @@ std::string names(const partition_table& table, const std::vector<uint32_t>& pid
 
 void consumer_state::serve_rebalances(pointer self) {
   for (auto& r : client->take_rebalances()) {
-    ++stats.rebalances;
-    // Periodic commits wait while a rebalance goes on: one sent with the
-    // generation that ends is answered ILLEGAL_GENERATION, which librdkafka
-    // takes for a lost assignment (everything dropped and read again). A
-    // round ends with an assignment; a revocation under the cooperative
-    // protocol is followed by its round's own (incremental) assignment and
-    // a new round.
-    if (r.assigned) {
-      assigns_to_wait = std::max(assigns_to_wait - 1, 0);
-    } else {
-      assigns_to_wait = !r.lost && client->rebalance_protocol() == "COOPERATIVE" ? 2 : 1;
-    }
-    commits_held = assigns_to_wait > 0;
+    // (Counted when partitions change hands: a cooperative round also
+    // reports empty assignments.)
+    if (!r.pids.empty())
+      ++stats.rebalances;
+    // A commit met REBALANCE_IN_PROGRESS: the round ends with an assignment.
+    if (r.assigned)
+      commits_held = false;
     for (auto& [topic, partition] : r.unknown)
       logger()->error("consumer: the group assigned {}[{}], which the topic did not have "
                       "at start-up: castor does not read it until it restarts",
@@ -425,7 +432,7 @@ void consumer_state::on_revoked(pointer self, const std::vector<uint32_t>& pids,
                  what);
   // Drop what is held; let what was released run; commit what was
   // delivered; then hand the partitions over.
-  self->request(orchestrator, caf::infinite, revoke_atom::value, pids)
+  self->request(orchestrator, config.revoke_timeout, revoke_atom::value, pids)
       .then(
           [self, pids](revocation& r) {
             auto& st = self->state;
@@ -454,7 +461,14 @@ void consumer_state::on_revoked(pointer self, const std::vector<uint32_t>& pids,
                               "): nothing more committed; their next owner repeats it");
                     });
           },
-          [self](caf::error& err) { self->quit(std::move(err)); });
+          [self, pids](caf::error& err) {
+            // What was released of them did not run in time (a sink that
+            // does not take records): hand them over without committing it.
+            self->state.finish_revocation(
+                pids, 0,
+                "what was released of them did not run in time (" + render(err) +
+                    "): nothing more committed; their next owner repeats it");
+          });
 }
 
 void consumer_state::finish_revocation(const std::vector<uint32_t>& pids,
@@ -534,7 +548,7 @@ consumer_actor::behavior_type consumer(consumer_state::pointer self,
         self->request(st.producer, std::chrono::seconds{10}, commit_atom::value)
             .then(
                 [self](std::vector<int64_t>& positions) {
-                  if (!self->state.commits_held)
+                  if (!self->state.periodic_commits_wait())
                     self->state.commit(positions, nullptr);
                 },
                 [](caf::error& err) {
@@ -565,8 +579,23 @@ consumer_actor::behavior_type consumer(consumer_state::pointer self,
       },
       [self](tick_atom) {
         auto& st = self->state;
-        st.read_and_send(self);
         self->delayed_send(self, st.config.group_poll_interval, tick_atom::value);
+        // Rebalances (and the group's poll deadline) are served even while a
+        // batch is in flight and the orchestrator holds its answer: what
+        // they send the orchestrator comes after that batch.
+        if (st.client && st.table && !st.stopped_reading && st.in_flight) {
+          kafka::read_errors errors;
+          st.client->read_cluster_errors(errors);
+          if (errors.fatal) {
+            auto err = to_error(errors.fatal);
+            logger()->error("consumer: stops: {}", render(err));
+            self->quit(err);
+            return;
+          }
+          st.pending_broker_errors += errors.transient;
+          st.serve_rebalances(self);
+        }
+        st.read_and_send(self);
       },
       [self](stats_atom) {
         auto& st = self->state;

@@ -645,7 +645,9 @@ void executor_state::work(pointer self) {
 }
 
 void executor_state::drop_revoked(uint64_t job_id) {
-  if (revoked_before.empty() || carry.empty())
+  // Nothing in the carry can be older than the latest revocation once the
+  // releases go past it.
+  if (carry.empty() || job_id >= latest_revocation)
     return;
   // Only messages of releases before the revocation: a partition assigned
   // again comes in later releases.
@@ -776,6 +778,7 @@ executor_actor::behavior_type executor(executor_state::pointer self,
         for (auto pid : pids)
           if (pid < n)
             st.revoked_before[pid] = st.next_job_id;
+        st.latest_revocation = st.next_job_id;
         auto promise = self->make_response_promise<revocation>();
         st.revocations.push_back(
             {st.next_job_id, std::move(pids), st.stats.revoked_dropped, promise});

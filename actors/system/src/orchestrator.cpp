@@ -197,6 +197,8 @@ void orchestrator_state::log_progress(timestamp now) {
   std::string topics;
   int64_t remaining = 0;
   auto parts = progress();
+  // With a group: the partitions this instance reads.
+  std::erase_if(parts, [](const partition_progress& p) { return !p.assigned; });
   for (size_t i = 0; i < parts.size();) {
     auto& topic = parts[i].topic;
     int64_t done = 0;

@@ -107,7 +107,7 @@ void producer_state::check_flushes(pointer self) {
   // (or a failed record blocks every commit: what is committable goes).
   auto& ready = tracker.committable();
   std::erase_if(commit_waits, [&](commit_wait& w) {
-    bool done = tracker.blocked() ||
+    bool done = tracker.blocked() || self->clock().now() >= w.deadline ||
                 std::all_of(w.positions.begin(), w.positions.end(), [&](auto& p) {
                   return p.first < ready.size() && ready[p.first] >= p.second;
                 });
@@ -187,7 +187,10 @@ producer_actor::behavior_type producer(producer_state::pointer self,
           -> caf::result<std::vector<int64_t>> {
         auto& st = self->state;
         auto promise = self->make_response_promise<std::vector<int64_t>>();
-        st.commit_waits.push_back({std::move(positions), promise});
+        // (The asker's own timeout is shorter; this one only ends the wait.)
+        st.commit_waits.push_back({std::move(positions),
+                                   self->clock().now() + std::chrono::minutes{1},
+                                   promise});
         st.poll();
         st.check_flushes(self);
         return promise;

@@ -577,8 +577,34 @@ TEST_CASE("with a group, nothing is owned and nothing goes live before the first
   CHECK_FALSE(c.live());
   c.assignment_received();
   c.update(t0);
-  // An empty assignment: nothing to replay, so live at once.
+  // An empty assignment: an instance that reads nothing is not live.
+  CHECK_FALSE(c.live());
+  c.assign(1, 10, 10);
+  c.assignment_received();
+  c.update(t0);
   CHECK(c.live());
+}
+
+TEST_CASE("with a group, revoking every owned partition during replay does not make "
+          "the core live",
+          "[watermark][group]") {
+  core c{{{0, 10, 1}, {0, 10, 1}}, grouped(), t0};
+  c.assign(0, 0, 10);
+  c.assign(1, 0, 10);
+  c.assignment_received();
+  push(c, 0, 0, t0 + 1ms);
+  c.update(t0);
+  c.revoke(0);
+  c.revoke(1);
+  c.update(t0);
+  CHECK_FALSE(c.live());
+  CHECK(c.complete_until() == c.watermark());
+  // An eager round: everything back, replayed in order.
+  c.assign(0, 1, 10);
+  c.assign(1, 0, 10);
+  c.assignment_received();
+  c.update(t0);
+  CHECK_FALSE(c.live());
 }
 
 TEST_CASE("partitions the group did not assign hold nothing back", "[watermark][group]") {

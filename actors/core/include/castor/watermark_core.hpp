@@ -196,6 +196,9 @@ public:
     uint64_t dropped = p.fifo.size();
     p.fifo.clear();
     p.owned = false;
+    // A revocation ends with the round's assignment: until then (and with
+    // nothing owned) the core does not go live.
+    awaiting_assignment_ = true;
     p.dropped += dropped;
     counters_.held -= dropped;
     counters_.revoked_dropped += dropped;
@@ -242,11 +245,12 @@ public:
 
   bool finished(uint32_t pid) const { return parts_[pid].finished; }
   bool all_finished() const noexcept { return finished_count_ == parts_.size(); }
-  /// Every owned partition is caught up (and, with a group, an assignment
-  /// came).
+  /// Every owned partition is caught up (with a group: an assignment came
+  /// and gave at least one; an instance that reads nothing is not live).
   bool all_caught_up() const {
-    return !awaiting_assignment_ &&
-           std::all_of(parts_.begin(), parts_.end(),
+    if (config_.group && (awaiting_assignment_ || owned_partitions() == 0))
+      return false;
+    return std::all_of(parts_.begin(), parts_.end(),
                        [](const part& p) { return p.caught_up || !p.owned; });
   }
 

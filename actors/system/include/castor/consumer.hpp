@@ -140,6 +140,8 @@ struct consumer_state {
   std::shared_ptr<wakeup> wake = std::make_shared<wakeup>();
   partition_table_ptr table;
   bool in_flight = false;
+  /// Transient broker errors met between batches (for the next one).
+  uint32_t pending_broker_errors = 0;
   /// Messages the orchestrator accepts in the next batch.
   size_t allowance = 0;
   /// A clean stop began: read nothing more.
@@ -156,10 +158,20 @@ struct consumer_state {
   std::vector<int64_t> committed;
   /// Whether a commit is in flight (one at a time), and who waits for it.
   bool committing = false;
-  /// A commit met a rebalance, or partitions were revoked: periodic commits
-  /// wait for the rebalance to end, `assigns_to_wait` assignments later.
+  /// A commit met REBALANCE_IN_PROGRESS: periodic commits wait for the
+  /// round's assignment (at most `max_commit_hold`).
   bool commits_held = false;
-  int assigns_to_wait = 0;
+  std::chrono::steady_clock::time_point held_since{};
+  static constexpr std::chrono::seconds max_commit_hold{60};
+
+  /// Whether a periodic commit waits now: the group rebalances (this
+  /// member's JoinGroup waits, or a commit met REBALANCE_IN_PROGRESS and no
+  /// assignment came since).
+  bool periodic_commits_wait() {
+    if (commits_held && std::chrono::steady_clock::now() - held_since > max_commit_hold)
+      commits_held = false;
+    return commits_held || (config.group && client && client->joining());
+  }
   /// The group's first assignment came.
   bool assigned_once = false;
   commit_done_fn commit_done;

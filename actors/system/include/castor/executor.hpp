@@ -193,6 +193,8 @@ struct executor_state {
   /// revocation (0: never revoked); carried messages of earlier releases
   /// are dropped.
   std::vector<uint64_t> revoked_before;
+  /// The largest of revoked_before (0: no revocation yet).
+  uint64_t latest_revocation = 0;
   /// A revocation waits for the releases before it (ids below `upto`).
   struct pending_revocation {
     uint64_t upto = 0;

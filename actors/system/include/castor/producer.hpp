@@ -75,6 +75,8 @@ struct producer_state {
   /// Waits for partitions' positions to become committable.
   struct commit_wait {
     std::vector<partition_position> positions;
+    /// Past it, what is committable is answered (the asker gave up).
+    caf::actor_clock::time_point deadline;
     caf::typed_response_promise<std::vector<int64_t>> promise;
   };
   std::vector<commit_wait> commit_waits;

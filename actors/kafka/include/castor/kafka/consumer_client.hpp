@@ -70,7 +70,19 @@ public:
   /// events, a private group id when none is given, and unless `props` set
   /// them: auto.offset.reset = earliest and the per-partition prefetch of
   /// castor/defaults.hpp.
-  static result<std::unique_ptr<consumer_client>> make(const properties& props);
+  /// With `group` (group assignment): the client watches its group's joins
+  /// (`joining`) and reads one message per call (see `read`).
+  static result<std::unique_ptr<consumer_client>> make(const properties& props,
+                                                       bool group = false);
+
+  /// Group assignment: this member sent a JoinGroup and has no successful
+  /// SyncGroup answer yet (a rebalance is under way; seen through
+  /// librdkafka's cgrp debug lines, which castor enables and keeps out of
+  /// the log unless `debug` asks for them). librdkafka 2.0.2 takes a commit
+  /// answered ILLEGAL_GENERATION for a lost assignment (librdkafka issue
+  /// #4059, fixed in 2.9), and a commit sent while the member's own
+  /// JoinGroup waits is answered so: periodic commits wait while this holds.
+  bool joining() const noexcept;
 
   /// Closes within defaults::close_timeout (see `close`).
   ~consumer_client();

@@ -54,6 +54,10 @@ using topic_ptr = std::unique_ptr<rd_kafka_topic_t, topic_deleter>;
 /// where they apply, else `ec::kafka_error`; the context names what failed.
 failure to_failure(rd_kafka_resp_err_t err, const std::string& context);
 
+/// librdkafka's log callback of castor's clients: its lines go to castor's
+/// logger (errors as warnings: castor decides what is fatal).
+void log_line(const rd_kafka_t* rk, int level, const char* facility, const char* text);
+
 /// A configuration with every property set, checked: a property librdkafka
 /// rejects gives `ec::kafka_config` naming the property, its value and
 /// librdkafka's reason. `what` names the client in messages ("consumer").
