@@ -99,6 +99,7 @@ mock_consumer(castor::consumer_actor::pointer, std::shared_ptr<consumer_log> log
       [](castor::commit_atom, caf::timespan) { return ack_atom::value; },
       [](castor::drain_atom) { return ack_atom::value; },
       [](castor::tick_atom) {},
+      [](castor::revoke_atom, uint64_t) {},
       [](castor::stats_atom) { return castor::pipeline_stats{}; },
   };
 }

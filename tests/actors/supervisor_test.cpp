@@ -63,6 +63,7 @@ castor::consumer_actor::behavior_type consumer_mock(castor::consumer_actor::poin
       },
       [self, log](castor::drain_atom) { return answer(self, *log, "consumer: drain"); },
       [](castor::tick_atom) {},
+      [](castor::revoke_atom, uint64_t) {},
       [](castor::stats_atom) { return figures(10, 0); },
   };
 }

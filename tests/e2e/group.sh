@@ -78,8 +78,18 @@ wait_for_log "$work/a.log" "the group assigned 8 partition" 20 || fail "a got no
 wait_for_log "$work/a.log" "orchestrator: replay:" 20 || fail "a does not replay"
 start b
 wait_for_log "$work/a.log" "consumer: hands over" 20 || fail "a handed nothing over to b"
-grep -q "hands over .*; committed what was delivered" "$work/a.log" \
-  || fail "a's hand-over did not commit: $(grep 'hands over' "$work/a.log")"
+# A hand-over commits what was delivered. Kafka accepts that commit while a
+# new round begins; librdkafka's mock cluster refuses every commit during a
+# rebalance, so on it a member that rejoins first makes the hand-over
+# repeat what was delivered since the last periodic commit (said in the log).
+handover_ok() {
+  grep "hands over" "$work/$1.log" | sed -n "${2}p" \
+    | grep -qE "committed what was delivered|the commit failed \(.*(REBALANCE_IN_PROGRESS|ILLEGAL_GENERATION)"
+}
+handover_refused() {
+  grep "hands over" "$work/$1.log" | sed -n "${2}p" | grep -q "the commit failed"
+}
+handover_ok a 1 || fail "a's hand-over: $(grep 'hands over' "$work/a.log")"
 wait_for_log "$work/b.log" "the group assigned [1-9]" 20 || fail "b got no partitions"
 grep "the group assigned [1-9]" "$work/b.log" | head -1 | grep -q "committed: offset" \
   || fail "b did not start a's partitions at a's commit"
@@ -173,8 +183,19 @@ cat <(keys outa) <(keys outc) | grep '^l' > "$work/live.keys" || true
 total=$(wc -l < "$work/live.keys")
 distinct=$(sort -u "$work/live.keys" | wc -l)
 [ "$distinct" = "$live_n" ] || fail "$distinct distinct live messages, expected $live_n"
-[ "$total" = "$live_n" ] || fail "$((total - live_n)) live messages came out twice"
-echo "live: $live_n messages out exactly once across a join and a SIGTERM"
+if handover_refused a 2; then
+  # (The mock refused the hand-over's commit: what A delivered of C's
+  # partitions during the rebalance, ~2 s of ~500 msg/s, comes out twice.)
+  [ "$((total - live_n))" -le 1500 ] || fail "$((total - live_n)) live messages came out twice"
+  echo "live: the mock refused a's hand-over commit: $((total - live_n)) repeated"
+else
+  [ "$total" = "$live_n" ] || fail "$((total - live_n)) live messages came out twice"
+  echo "live: $live_n messages out exactly once across a join and a SIGTERM"
+fi
+
+# No instance lost its assignment (a commit racing its own JoinGroup makes
+# librdkafka 2.0.2 drop it: castor holds periodic commits then).
+if grep -l "was lost" "$work"/[abc].log; then fail "an assignment was lost"; fi
 
 # The figures of C: every partition is its own now, after 2+ rebalances.
 addr=$(grep -oE 'Prometheus endpoint at http://[^ ]+' "$work/c.log" | sed 's/.* at //')

@@ -164,7 +164,7 @@ caf::error consumer_state::start(pointer self) {
 void consumer_state::commit(const std::vector<int64_t>& positions, commit_done_fn done) {
   if (!commits) {
     if (done)
-      done({});
+      done({}, false);
     return;
   }
   // One commit in flight at a time: librdkafka may retry a commit that met
@@ -193,7 +193,7 @@ void consumer_state::commit(const std::vector<int64_t>& positions, commit_done_f
   }
   if (offsets.empty()) {
     if (done)
-      done({});
+      done({}, false);
     return;
   }
   logger()->debug("consumer: commits {} partition(s)", offsets.size());
@@ -225,7 +225,7 @@ void consumer_state::on_commit(const kafka::commit_result& r) {
       held_since = std::chrono::steady_clock::now();
     commits_held = true;
     if (done)
-      done(to_error(r.error));
+      done(to_error(r.error), r.rebalancing);
     run_deferred();
     return;
   }
@@ -234,7 +234,7 @@ void consumer_state::on_commit(const kafka::commit_result& r) {
     logger()->warn("consumer: commit failed: {}; retrying with the next commit",
                    render(r.error));
     if (done)
-      done(to_error(r.error));
+      done(to_error(r.error), r.rebalancing);
     run_deferred();
     return;
   }
@@ -244,7 +244,7 @@ void consumer_state::on_commit(const kafka::commit_result& r) {
   ++stats.commits;
   logger()->debug("consumer: committed {} partition(s)", r.committed.size());
   if (done)
-    done({});
+    done({}, false);
   run_deferred();
 }
 
@@ -444,15 +444,10 @@ void consumer_state::on_revoked(pointer self, const std::vector<uint32_t>& pids,
                           r.positions)
                 .then(
                     [self, pids, dropped = r.dropped](std::vector<int64_t>& positions) {
-                      self->state.commit(positions, [self, pids,
-                                                     dropped](caf::error err) {
-                        self->state.finish_revocation(
-                            pids, dropped,
-                            err ? "the commit failed (" + render(err) +
-                                      "): their next owner repeats what was delivered "
-                                      "since the last commit"
-                                : "committed what was delivered");
-                      });
+                      auto& st = self->state;
+                      auto id = st.next_handover++;
+                      st.handovers[id] = {pids, dropped, std::move(positions), 0};
+                      st.commit_handover(self, id);
                     },
                     [self, pids, dropped = r.dropped](caf::error& err) {
                       self->state.finish_revocation(
@@ -469,6 +464,33 @@ void consumer_state::on_revoked(pointer self, const std::vector<uint32_t>& pids,
                 "what was released of them did not run in time (" + render(err) +
                     "): nothing more committed; their next owner repeats it");
           });
+}
+
+void consumer_state::commit_handover(pointer self, uint64_t id) {
+  auto i = handovers.find(id);
+  if (i == handovers.end())
+    return;
+  commit(i->second.positions, [self, id](caf::error err, bool rebalancing) {
+    auto& st = self->state;
+    auto j = st.handovers.find(id);
+    if (j == st.handovers.end())
+      return;
+    auto& h = j->second;
+    // The group may still be syncing its other members: again shortly, a
+    // few times. Not longer: if another member began a new round (Kafka
+    // accepts commits then; librdkafka's mock cluster does not), that
+    // round waits for this member, which rejoins only once it has let go.
+    if (err && rebalancing && ++h.attempts <= 3) {
+      self->delayed_send(self, std::chrono::milliseconds{100}, revoke_atom::value, id);
+      return;
+    }
+    st.finish_revocation(h.pids, h.dropped,
+                         err ? "the commit failed (" + render(err) +
+                                   "): their next owner repeats what was delivered "
+                                   "since the last commit"
+                             : "committed what was delivered");
+    st.handovers.erase(j);
+  });
 }
 
 void consumer_state::finish_revocation(const std::vector<uint32_t>& pids,
@@ -563,7 +585,7 @@ consumer_actor::behavior_type consumer(consumer_state::pointer self,
         self->request(st.producer, timeout, commit_atom::value)
             .then(
                 [self, promise](std::vector<int64_t>& positions) mutable {
-                  self->state.commit(positions, [promise](caf::error err) mutable {
+                  self->state.commit(positions, [promise](caf::error err, bool) mutable {
                     if (err)
                       promise.deliver(std::move(err));
                     else
@@ -576,6 +598,9 @@ consumer_actor::behavior_type consumer(consumer_state::pointer self,
       [self](drain_atom) {
         self->state.stopped_reading = true;
         return ack_atom::value;
+      },
+      [self](revoke_atom, uint64_t handover) {
+        self->state.commit_handover(self, handover);
       },
       [self](tick_atom) {
         auto& st = self->state;

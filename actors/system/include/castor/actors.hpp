@@ -86,6 +86,8 @@ using consumer_actor = caf::typed_actor<
     // A consumer group: serves librdkafka's consumer queue (rebalances,
     // the group's liveness) while nothing else makes the consumer read.
     caf::reacts_to<tick_atom>,
+    // Retries a hand-over's commit (sent to itself).
+    caf::reacts_to<revoke_atom, uint64_t>,
     // Counters (commits).
     caf::replies_to<stats_atom>::with<pipeline_stats>>;
 

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -92,8 +93,9 @@ struct consumer_state {
   /// still holds are compaction or transaction markers, and normal).
   void note_gap(uint32_t pid, int64_t expected, int64_t got);
 
-  /// Called with a commit's outcome (no error: accepted).
-  using commit_done_fn = std::function<void(caf::error)>;
+  /// Called with a commit's outcome (no error: accepted) and whether it met
+  /// a rebalance.
+  using commit_done_fn = std::function<void(caf::error, bool)>;
 
   /// Commits the positions beyond what was committed (asynchronously);
   /// `done` (if any) is called with the result.
@@ -110,6 +112,17 @@ struct consumer_state {
   void on_revoked(pointer self, const std::vector<uint32_t>& pids, bool lost);
   void finish_revocation(const std::vector<uint32_t>& pids, uint64_t dropped,
                          const std::string& outcome);
+  /// A hand-over's commit (retried while the group syncs), then
+  /// `finish_revocation`.
+  struct handover {
+    std::vector<uint32_t> pids;
+    uint64_t dropped = 0;
+    std::vector<int64_t> positions;
+    int attempts = 0;
+  };
+  std::map<uint64_t, handover> handovers;
+  uint64_t next_handover = 0;
+  void commit_handover(pointer self, uint64_t id);
 
   /// Serves commit results.
   void serve_commits();
