@@ -15,10 +15,14 @@
 //      at several history sizes, batch_size 5000 (cap 25,000 held)
 //   6. live latency: one message at a time at a fixed rate, produce to
 //      result, raw loop and castor, p50 / p99 / max
+//   7. scale: the same 1 KB messages over 8, 64 and 256 source partitions
+//      through `copy`, with engine.memory_budget off (castor's fixed
+//      per-partition prefetch) and at its default: msg/s, peak RSS, pauses
 //
 // Prints a table and writes JSON. Usage: castor_bench --help
 
 #include "castor/dags/builtin.hpp"
+#include "castor/defaults.hpp"
 #include "castor/kafka/handles.hpp"
 #include "castor/logger.hpp"
 #include "castor/pipeline.hpp"
@@ -39,6 +43,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <malloc.h>
+#include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <sys/resource.h>
@@ -336,8 +342,8 @@ template <class Done>
 castor_result
 castor_run(const castor::dags::factory& make, const std::string& bootstrap,
            const std::vector<std::string>& topics, const std::string& out, size_t batch,
-           Done done,
-           castor::cycle_policy cycles = castor::cycle_policy::by_timestamp()) {
+           Done done, castor::cycle_policy cycles = castor::cycle_policy::by_timestamp(),
+           std::optional<size_t> memory_budget = std::nullopt) {
   caf::actor_system_config cfg;
   castor::add_message_types(cfg);
   castor_result result;
@@ -352,8 +358,10 @@ castor_run(const castor::dags::factory& make, const std::string& bootstrap,
     auto def = need(make(sources, {{"out", out}}), "dag");
     auto start = steady::now();
     auto cpu_before = cpu_seconds();
-    auto pipeline =
-        castor::spawn_pipeline(sys, def, castor_config(bootstrap, batch, cycles));
+    auto pc = castor_config(bootstrap, batch, cycles);
+    if (memory_budget)
+      pc.memory_budget = *memory_budget;
+    auto pipeline = castor::spawn_pipeline(sys, def, pc);
     caf::scoped_actor self{sys};
     // A pipeline that delivers nothing for 60 s is stuck: fail, naming where.
     uint64_t last_delivered = 0;
@@ -604,9 +612,15 @@ int main(int argc, char** argv) {
   app.add_flag("--verbose", verbose, "a line of castor's counters after each castor run");
   app.add_option("--json", json_path,
                  "where to write the results (default castor-bench.json)");
-  std::vector<std::string> only{"1", "2", "3", "3b", "3h", "4", "4b", "5", "6"};
+  std::vector<std::string> only{"1", "2", "3", "3b", "3h", "4", "4b", "5", "6", "7"};
   app.add_option("--cases", only,
-                 "which cases to run (default 1 2 3 3b 3h 4 4b 5 6; 2 always runs)");
+                 "which cases to run (default 1 2 3 3b 3h 4 4b 5 6 7; 2 always runs)");
+  std::vector<size_t> scales{8, 64, 256};
+  size_t scale_messages = 150'000;
+  app.add_option("--scale-partitions", scales,
+                 "source partition counts of case 7 (default 8 64 256)");
+  app.add_option("--scale-messages", scale_messages,
+                 "1 KB messages of case 7 (default 150000)");
   CLI11_PARSE(app, argc, argv);
   auto run_case = [&](const std::string& c) {
     return std::find(only.begin(), only.end(), c) != only.end();
@@ -788,6 +802,61 @@ int main(int argc, char** argv) {
                        first / 1048576, skews.front(), last / 1048576, skews.back()));
   }
 
+  // 7. Scale: the same messages over more and more partitions.
+  nlohmann::json scale_json = nlohmann::json::array();
+  std::map<std::string, std::pair<double, int64_t>> scale_at; // rate, RSS
+  for (auto p : run_case("7") ? scales : std::vector<size_t>{}) {
+    auto topic = fmt::format("scale-{}", p);
+    auto out = fmt::format("out-scale-{}", p);
+    broker.create_topic(topic, static_cast<int>(p));
+    broker.create_topic(out, 4);
+    fmt::print("filling {} messages of 1000 B over {} partitions...\n", scale_messages,
+               p);
+    fill(bootstrap, {topic}, static_cast<int>(p), scale_messages, 1000);
+    check_holds(bootstrap, {topic}, static_cast<int>(p), scale_messages);
+    for (auto budget : {size_t{0}, castor::defaults::memory_budget}) {
+      int64_t rss_growth = 0;
+      auto r = best_of(repeat, [&] {
+        auto one = castor_run(
+            castor::dags::copy, bootstrap, {topic}, out, batch,
+            [&](auto& s) { return s.delivered >= scale_messages; },
+            castor::cycle_policy::by_batch(), budget);
+        if (one.stats.delivered != scale_messages)
+          die("scale: wrong count");
+        rss_growth = std::max(rss_growth, one.rss_growth);
+        return one;
+      });
+      auto label = budget == 0 ? std::string{"off"} : std::string{"256 MiB"};
+      scale_at[fmt::format("{}/{}", label, p)] = {scale_messages / r.seconds, rss_growth};
+      rows.push_back({"7", fmt::format("castor copy, {} partitions, budget {}", p, label),
+                      1000, scale_messages, r.seconds, 0});
+      scale_json.push_back({{"partitions", p},
+                            {"memory_budget", label},
+                            {"messages", scale_messages},
+                            {"seconds", r.seconds},
+                            {"messages_per_s", scale_messages / r.seconds},
+                            {"pauses", r.stats.pauses},
+                            {"held_peak", r.stats.held_peak},
+                            {"peak_rss_growth_mb", rss_growth / 1048576.0}});
+    }
+  }
+  if (scales.size() >= 2 &&
+      scale_at.contains(fmt::format("256 MiB/{}", scales.front())) &&
+      scale_at.contains(fmt::format("256 MiB/{}", scales.back()))) {
+    auto [rate_lo, rss_lo] = scale_at[fmt::format("256 MiB/{}", scales.front())];
+    auto [rate_hi, rss_hi] = scale_at[fmt::format("256 MiB/{}", scales.back())];
+    target(rate_hi >= 0.8 * rate_lo,
+           fmt::format("case 7 msg/s at {} partitions >= 80 % of {}: {:.0f} %",
+                       scales.back(), scales.front(), 100 * rate_hi / rate_lo));
+    // The budget covers what castor holds; the rest of the process (CAF,
+    // librdkafka's threads and buffers, the producer) is the fixed part.
+    target(static_cast<double>(rss_hi) <=
+               castor::defaults::memory_budget + 128.0 * 1048576,
+           fmt::format("case 7 peak RSS growth at {} partitions within the budget (256 "
+                       "MiB) + 128 MiB: {:.0f} MB",
+                       scales.back(), rss_hi / 1048576.0));
+  }
+
   // 6. Live latency.
   latency raw_lat;
   latency castor_lat;
@@ -855,6 +924,15 @@ int main(int argc, char** argv) {
         s["messages"].get<size_t>(), s["messages_per_s"].get<double>(),
         s["held_peak"].get<uint64_t>(), s["pauses"].get<uint64_t>(),
         s["peak_rss_growth_mb"].get<double>());
+  if (!scale_json.empty()) {
+    fmt::print("\nscale (1000 B messages, copy, batch cycles):\n");
+    for (auto& s : scale_json)
+      fmt::print("  {:>4} partitions, budget {:<7}: {:>8.0f} msg/s, {:>5} pauses, peak "
+                 "RSS +{:.1f} MB\n",
+                 s["partitions"].get<size_t>(), s["memory_budget"].get<std::string>(),
+                 s["messages_per_s"].get<double>(), s["pauses"].get<uint64_t>(),
+                 s["peak_rss_growth_mb"].get<double>());
+  }
   fmt::print("\nlive latency, produce to result ({} messages at {}/s, fetch.wait.max.ms "
              "10):\n",
              latency_count, latency_rate);
@@ -879,6 +957,7 @@ int main(int argc, char** argv) {
   };
   report["cases"] = cases;
   report["skew"] = skew_json;
+  report["scale"] = scale_json;
   report["latency"] = {{"raw", lat_json(raw_lat)},
                        {"castor", lat_json(castor_lat)},
                        {"rate_per_s", latency_rate}};

@@ -83,7 +83,15 @@ TEST_CASE("backtest: stop at the end offsets reads exactly the history while a p
     }
     (void)(*w)->flush();
   }};
-  std::this_thread::sleep_for(300ms); // live messages before the start, too
+  // Live messages before the start, too: wait until the broker has some
+  // (a loaded machine may take a while).
+  for (auto deadline = std::chrono::steady_clock::now() + 20s;
+       std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(50ms)) {
+    auto sofar = castor::testing::read_all(env.bootstrap(), "in");
+    REQUIRE(sofar);
+    if (sofar->size() > history.size() + 10)
+      break;
+  }
   system_fixture fx;
   auto cfg = env.config();
   cfg.stop = stop_policy::at_end();

@@ -78,6 +78,26 @@ size_t record_wire_size(const producer_record& r) {
   return size;
 }
 
+properties budget_properties(size_t budget, size_t partitions, const properties& given) {
+  properties result;
+  if (budget == 0 || partitions == 0)
+    return result;
+  constexpr size_t floor = 64 * 1024;
+  constexpr size_t ceiling = 8192 * 1024; // defaults::queued_max_messages_kbytes
+  auto share = std::clamp(budget / 2 / partitions, floor, ceiling);
+  auto put = [&](const char* key, size_t value) {
+    if (!given.contains(key))
+      result[key] = std::to_string(value);
+  };
+  put("queued.max.messages.kbytes", share / 1024);
+  put("max.partition.fetch.bytes", std::min<size_t>(share, 1024 * 1024));
+  // One fetch request brings at most this much from a broker (librdkafka's
+  // default is 50 MB), and never less than one message.
+  put("fetch.max.bytes",
+      std::clamp<size_t>(budget / 2, max_message_bytes(given), 50 * 1024 * 1024));
+  return result;
+}
+
 size_t max_message_bytes(const properties& props) {
   if (auto i = props.find("message.max.bytes"); i != props.end()) {
     size_t value = 0;

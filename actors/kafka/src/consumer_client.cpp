@@ -91,27 +91,40 @@ struct consumer_client::impl {
   bool closing = false;
   /// Group assignment: see consumer_client::joining.
   bool group_mode = false;
-  std::atomic<bool> join_sent{false};
-  /// The user asked for librdkafka's cgrp debug lines (castor enables them
-  /// to see joins; otherwise it keeps them out of the log).
-  bool show_cgrp_debug = false;
+  /// librdkafka's callbacks find the client through the handle's opaque:
+  /// this, which outlives the client when librdkafka's destruction runs
+  /// late (`owner` is then cleared and the hooks are left to it).
+  struct hooks {
+    std::atomic<impl*> owner{nullptr};
+    std::atomic<bool> join_sent{false};
+    /// castor enabled librdkafka's debug lines (cgrp) only to see joins:
+    /// they stay out of the log.
+    bool hide_debug = false;
+  };
+  std::unique_ptr<hooks> hook = std::make_unique<hooks>();
 
-  // The consumer's log callback: librdkafka logs "Joining group" (facility
-  // JOIN, cgrp debug) on its main thread right before it sends a JoinGroup.
+  static impl* owner_of(const rd_kafka_t* rk) {
+    auto* h = rk != nullptr ? static_cast<hooks*>(rd_kafka_opaque(rk)) : nullptr;
+    return h != nullptr ? h->owner.load() : nullptr;
+  }
+
+  // The log callback of a group's consumer: librdkafka logs "Joining group"
+  // (facility JOIN, cgrp debug) on its main thread right before it sends a
+  // JoinGroup.
   static void on_log(const rd_kafka_t* rk, int level, const char* facility,
                      const char* text) {
-    auto* self = static_cast<impl*>(rd_kafka_opaque(rk));
-    if (self != nullptr && self->group_mode) {
+    auto* h = rk != nullptr ? static_cast<hooks*>(rd_kafka_opaque(rk)) : nullptr;
+    if (h != nullptr) {
       // ... and "SyncGroup response: Success" once it has the new generation.
       std::string_view f{facility};
       std::string_view t{text};
       // (The text starts with the thread's and the broker's names.)
       if (f == "JOIN" && t.find("Joining group") != std::string_view::npos)
-        self->join_sent = true;
+        h->join_sent = true;
       else if (f == "SYNCGROUP" &&
                t.find("SyncGroup response: Success") != std::string_view::npos)
-        self->join_sent = false;
-      if (level >= 7 && !self->show_cgrp_debug)
+        h->join_sent = false;
+      if (level >= 7 && h->hide_debug)
         return;
     }
     log_line(rk, level, facility, text);
@@ -125,7 +138,8 @@ struct consumer_client::impl {
   // queue, or polls the close queue).
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t* parts, void*) {
-    static_cast<impl*>(rd_kafka_opaque(rk))->handle_rebalance(err, parts);
+    if (auto* self = owner_of(rk))
+      self->handle_rebalance(err, parts);
   }
 
   void handle_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
@@ -224,9 +238,10 @@ struct consumer_client::impl {
   commit_result to_result(rd_kafka_resp_err_t err,
                           const rd_kafka_topic_partition_list_t* offsets) const {
     commit_result r;
+    // (ILLEGAL_GENERATION is not: librdkafka 2.0.2 takes it for a lost
+    // assignment, which follows.)
     auto rebalancing = [](rd_kafka_resp_err_t e) {
-      return e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
-             e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION;
+      return e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS;
     };
     r.rebalancing = rebalancing(err);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -251,8 +266,8 @@ struct consumer_client::impl {
 
   static void on_commit(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                         rd_kafka_topic_partition_list_t* offsets, void*) {
-    auto* self = static_cast<impl*>(rd_kafka_opaque(rk));
-    self->results.push_back(self->to_result(err, offsets));
+    if (auto* self = owner_of(rk))
+      self->results.push_back(self->to_result(err, offsets));
   }
 
   // Turns an error message into a count or the fatal error.
@@ -316,8 +331,11 @@ struct consumer_client::impl {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     left = std::max(left, std::chrono::milliseconds{100});
+    hook->owner = nullptr;
     if (destroy_within(std::move(client), left, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
       return true;
+    // librdkafka's threads may still call back: the hooks stay theirs.
+    (void)hook.release();
     logger()->warn("consumer: librdkafka still closes its client (requests to a broker "
                    "that does not answer); castor goes on without it");
     return false;
@@ -368,20 +386,22 @@ result<std::unique_ptr<consumer_client>> consumer_client::make(const properties&
   if (!props.contains("queued.max.messages.kbytes"))
     props["queued.max.messages.kbytes"] = defaults::queued_max_messages_kbytes;
   if (group) {
-    // Joins are seen through librdkafka's cgrp debug lines (see `joining`).
+    // Joins are seen through librdkafka's cgrp debug lines (see `joining`),
+    // kept out of the log unless the properties asked for debug lines.
     auto& debug = props["debug"];
-    p->show_cgrp_debug =
-        debug.find("cgrp") != std::string::npos || debug.find("all") != std::string::npos;
-    if (!p->show_cgrp_debug)
+    p->hook->hide_debug = debug.empty();
+    if (debug.find("cgrp") == std::string::npos && debug.find("all") == std::string::npos)
       debug = debug.empty() ? std::string{"cgrp"} : debug + ",cgrp";
   }
   p->props = given;
   auto conf = make_conf(props, "consumer");
   if (!conf)
     return conf.error();
-  rd_kafka_conf_set_log_cb(conf->get(), &impl::on_log);
-  // The commit callback finds the client through the handle's opaque.
-  rd_kafka_conf_set_opaque(conf->get(), p.get());
+  if (group)
+    rd_kafka_conf_set_log_cb(conf->get(), &impl::on_log);
+  // The callbacks find the client through the handle's opaque.
+  p->hook->owner = p.get();
+  rd_kafka_conf_set_opaque(conf->get(), p->hook.get());
   rd_kafka_conf_set_rebalance_cb(conf->get(), &impl::on_rebalance);
   auto made = make_client(RD_KAFKA_CONSUMER, std::move(*conf));
   if (!made)
@@ -523,7 +543,7 @@ failure consumer_client::remove(const std::vector<uint32_t>& pids) {
 }
 
 bool consumer_client::joining() const noexcept {
-  return impl_->join_sent;
+  return impl_->hook && impl_->hook->join_sent;
 }
 
 const std::vector<uint32_t>& consumer_client::owned() const noexcept {

@@ -109,6 +109,27 @@ caf::error consumer_state::start(pointer self) {
       return to_error(found.error());
   }
   table = result;
+  // The prefetch within the memory budget: known once the partitions are.
+  // librdkafka's settings are fixed when its client is made, so the client
+  // that answered the start-up queries gives way to one made with them.
+  if (auto extra = kafka::budget_properties(config.memory_budget,
+                                            table->partitions.size(), config.properties);
+      !extra.empty()) {
+    queries.reset();
+    auto props = config.properties;
+    props.insert(extra.begin(), extra.end());
+    client->close(
+        std::chrono::duration_cast<std::chrono::milliseconds>(config.close_timeout));
+    client.reset();
+    auto remade = kafka::consumer_client::make(props, config.group);
+    if (!remade)
+      return to_error(remade.error());
+    client = std::move(*remade);
+    auto kb = props.at("queued.max.messages.kbytes");
+    logger()->info("consumer: memory budget {} MiB over {} partition(s): librdkafka "
+                   "prefetches up to {} KiB per partition (queued.max.messages.kbytes)",
+                   config.memory_budget / (1024 * 1024), table->partitions.size(), kb);
+  }
   std::vector<kafka::assignment_entry> assignment;
   for (auto& e : table->partitions) {
     committed.push_back(config.group ? -1 : e.start_offset);
@@ -417,6 +438,8 @@ void consumer_state::on_revoked(pointer self, const std::vector<uint32_t>& pids,
   }
   auto what = names(*table, pids);
   if (lost) {
+    // (A hand-over of some of them under way ends here, uncommitted:
+    // `revoking` is cleared above, so finish_revocation passes them by.)
     // Another instance may own them already: nothing of them is committed.
     logger()->warn("consumer: the group's assignment of {} was lost (session timeout?): "
                    "what is held of them is dropped and nothing committed",
@@ -493,8 +516,16 @@ void consumer_state::commit_handover(pointer self, uint64_t id) {
   });
 }
 
-void consumer_state::finish_revocation(const std::vector<uint32_t>& pids,
-                                       uint64_t dropped, const std::string& outcome) {
+void consumer_state::finish_revocation(const std::vector<uint32_t>& all, uint64_t dropped,
+                                       const std::string& outcome) {
+  // Only what is still being handed over (a lost assignment in between let
+  // them go already, and the group may have given them back since).
+  std::vector<uint32_t> pids;
+  for (auto pid : all)
+    if (revoking[pid])
+      pids.push_back(pid);
+  if (pids.empty())
+    return;
   for (auto pid : pids)
     revoking[pid] = false;
   logger()->info("consumer: hands over {}: {} held message(s) dropped; {}",

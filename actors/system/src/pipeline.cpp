@@ -218,6 +218,7 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
   ccfg.startup_timeout = cfg.startup_timeout;
   ccfg.commit_interval = cfg.commit_interval;
   ccfg.event_driven = cfg.event_driven;
+  ccfg.memory_budget = cfg.memory_budget;
   ccfg.group = cfg.assignment == assignment_mode::group;
   ccfg.cancel = scfg.cancel;
   for (auto& s : definition->sinks())

@@ -49,6 +49,7 @@ constexpr overridable_key overridable[] = {
     {"engine", "stop"},
     {"engine", "replay_speed"},
     {"engine", "assignment"},
+    {"engine", "memory_budget"},
     {"errors", "dead_letter_topic"},
     {"errors", "on_deserialize_error"},
     {"errors", "on_node_error"},
@@ -333,6 +334,45 @@ std::optional<double> parse_replay_speed(std::string_view text) {
   return v;
 }
 
+std::optional<size_t> parse_memory_budget(std::string_view text) {
+  if (text == "off" || text == "0")
+    return size_t{0};
+  static const std::pair<std::string_view, size_t> units[] = {{"KiB", size_t{1} << 10},
+                                                              {"MiB", size_t{1} << 20},
+                                                              {"GiB", size_t{1} << 30},
+                                                              {"KB", 1000},
+                                                              {"MB", 1000'000},
+                                                              {"GB", 1000'000'000},
+                                                              {"B", 1}};
+  size_t unit = 1;
+  for (auto& [suffix, factor] : units)
+    if (text.size() > suffix.size() && text.ends_with(suffix)) {
+      text.remove_suffix(suffix.size());
+      unit = factor;
+      break;
+    }
+  size_t n = 0;
+  auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (err != std::errc{} || end != text.data() + text.size() || n == 0 ||
+      n > (size_t{1} << 50) / unit)
+    return std::nullopt;
+  // At least 16 MiB: below, librdkafka's floor of 64 KiB a partition and
+  // one fetch would exceed it anyway.
+  if (n * unit < (size_t{16} << 20))
+    return std::nullopt;
+  return n * unit;
+}
+
+std::string memory_budget_to_string(size_t bytes) {
+  if (bytes == 0)
+    return "off";
+  if (bytes % (size_t{1} << 30) == 0)
+    return fmt::format("{}GiB", bytes >> 30);
+  if (bytes % (size_t{1} << 20) == 0)
+    return fmt::format("{}MiB", bytes >> 20);
+  return std::to_string(bytes);
+}
+
 std::string replay_speed_to_string(double speed) {
   return speed <= 0 ? std::string{"max"} : fmt::format("{}x", speed);
 }
@@ -441,7 +481,18 @@ caf::expected<service_config> load(const std::string& path, registry& dags) {
     check.only(*engine, "engine.",
                {"dag", "batch_size", "idle_timeout", "startup_timeout", "flush_timeout",
                 "progress_interval", "commit_interval", "timer_catch_up", "cycles",
-                "plugins", "params", "stop", "replay_speed", "assignment"});
+                "plugins", "params", "stop", "replay_speed", "assignment",
+                "memory_budget"});
+    if (auto v = check.string(*engine, "memory_budget", "engine.")) {
+      if (auto budget = parse_memory_budget(*v))
+        cfg.pipeline.memory_budget = *budget;
+      else
+        check.fail_key("engine.memory_budget", engine->get("memory_budget")->source(),
+                       fmt::format("'engine.memory_budget' = '{}' is not a size of at "
+                                   "least 16MiB (\"256MiB\", \"1GiB\", \"512MB\", bytes) "
+                                   "or \"off\"",
+                                   *v));
+    }
     if (auto v = check.string(*engine, "assignment", "engine.")) {
       auto* node = engine->get("assignment");
       if (*v == "group")
@@ -740,14 +791,15 @@ std::string to_toml(const service_config& cfg) {
       "\n[engine]\ndag = {}\nbatch_size = {}\nidle_timeout = {}\n"
       "startup_timeout = {}\nflush_timeout = {}\nprogress_interval = {}\n"
       "commit_interval = {}\ntimer_catch_up = {}\ncycles = {}\nstop = {}\n"
-      "replay_speed = {}\nassignment = {}\n",
+      "replay_speed = {}\nassignment = {}\nmemory_budget = {}\n",
       quote(cfg.dag), cfg.pipeline.batch_size, period(cfg.pipeline.idle_timeout),
       period(cfg.pipeline.startup_timeout), period(cfg.pipeline.flush_timeout),
       period(cfg.pipeline.progress_interval), period(cfg.pipeline.commit_interval),
       cfg.pipeline.timer_catch_up, quote(cfg.pipeline.cycles.to_string()),
       quote(cfg.pipeline.stop.to_string()),
       quote(replay_speed_to_string(cfg.pipeline.replay_speed)),
-      quote(to_string(cfg.pipeline.assignment)));
+      quote(to_string(cfg.pipeline.assignment)),
+      quote(memory_budget_to_string(cfg.pipeline.memory_budget)));
   if (!cfg.plugins.empty()) {
     std::string list;
     for (auto& plugin : cfg.plugins)

@@ -59,6 +59,13 @@ caf::expected<service_config> load(const std::string& path, registry& dags);
 
 /// "max" (0: as fast as possible) or "<N>x" (N > 0).
 std::optional<double> parse_replay_speed(std::string_view text);
+
+/// engine.memory_budget: "<N>" bytes or "<N>KiB|MiB|GiB" (also KB, MB, GB:
+/// powers of 1000); "0" or "off": none.
+std::optional<size_t> parse_memory_budget(std::string_view text);
+
+/// The config spelling of a memory budget ("256MiB", "off").
+std::string memory_budget_to_string(size_t bytes);
 std::string replay_speed_to_string(double speed);
 
 /// The DAG's configuration: sources, sinks and parameters.

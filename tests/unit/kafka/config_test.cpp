@@ -39,3 +39,32 @@ TEST_CASE("record sizes are counted as librdkafka counts them against message.ma
   CHECK(castor::kafka::max_message_bytes({}) == 1'000'000);
   CHECK(castor::kafka::max_message_bytes({{"message.max.bytes", "2000"}}) == 2000);
 }
+
+TEST_CASE("a memory budget is shared among the partitions' prefetch, within bounds",
+          "[kafka]") {
+  using castor::kafka::budget_properties;
+  constexpr size_t mib = 1024 * 1024;
+  // 256 MiB over 8 partitions: half of it is 16 MiB each, above castor's
+  // default of 8 MiB per partition.
+  auto eight = budget_properties(256 * mib, 8, {});
+  CHECK(eight.at("queued.max.messages.kbytes") == "8192");
+  CHECK(eight.at("max.partition.fetch.bytes") == std::to_string(mib));
+  CHECK(eight.at("fetch.max.bytes") == std::to_string(50 * mib));
+  // 512 partitions: 256 KiB each, fetched 256 KiB at a time.
+  auto many = budget_properties(256 * mib, 512, {});
+  CHECK(many.at("queued.max.messages.kbytes") == "256");
+  CHECK(many.at("max.partition.fetch.bytes") == std::to_string(256 * 1024));
+  // Never below 64 KiB a partition.
+  CHECK(budget_properties(16 * mib, 4096, {}).at("queued.max.messages.kbytes") == "64");
+  // A small budget bounds one fetch too (to half of it), but not below a
+  // message.
+  CHECK(budget_properties(8 * mib, 8, {}).at("fetch.max.bytes") ==
+        std::to_string(4 * mib));
+  CHECK(budget_properties(16 * mib, 8, {{"message.max.bytes", "10000000"}})
+            .at("fetch.max.bytes") == "10000000");
+  // What the user set wins; no budget, nothing.
+  auto mine = budget_properties(256 * mib, 512, {{"queued.max.messages.kbytes", "1024"}});
+  CHECK_FALSE(mine.contains("queued.max.messages.kbytes"));
+  CHECK(mine.contains("max.partition.fetch.bytes"));
+  CHECK(budget_properties(0, 512, {}).empty());
+}

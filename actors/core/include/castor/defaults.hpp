@@ -64,6 +64,8 @@ inline constexpr duration producer_retry_interval = 5ms;
 /// queued.max.messages.kbytes), unless the consumer properties set them.
 inline constexpr const char* queued_min_messages = "50000";
 inline constexpr const char* queued_max_messages_kbytes = "8192";
+/// engine.memory_budget: what castor's consumer may hold in all (bytes).
+inline constexpr size_t memory_budget = size_t{256} * 1024 * 1024;
 /// librdkafka's auto.offset.reset, unless the consumer properties set it.
 inline constexpr const char* auto_offset_reset = "earliest";
 /// librdkafka's message.max.bytes, unless the producer properties set it.

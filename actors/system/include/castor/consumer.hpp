@@ -40,6 +40,9 @@ struct consumer_config {
   /// broker creates on the first record (or a record that fails later).
   std::vector<std::pair<std::string, std::string>> output_topics;
   size_t batch_size = defaults::batch_size;
+  /// What librdkafka may prefetch is derived from this many bytes and the
+  /// partition count (kafka::budget_properties; 0: castor's fixed defaults).
+  size_t memory_budget = defaults::memory_budget;
   duration startup_timeout = defaults::startup_timeout;
   /// How often progress is committed (with a `group.id` only; zero: only
   /// at a clean stop).

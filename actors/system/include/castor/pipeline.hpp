@@ -152,6 +152,11 @@ struct pipeline_config {
   kafka::properties producer;
   /// Most messages per batch and per cycle; the hold cap is 5x this.
   size_t batch_size = defaults::batch_size;
+  /// Bytes the consumer side may hold: half of it is librdkafka's prefetch,
+  /// shared among the source partitions (see kafka::budget_properties;
+  /// explicit queued.* and fetch properties win); 0: castor's fixed
+  /// per-partition defaults, whatever the partition count.
+  size_t memory_budget = defaults::memory_budget;
   /// A partition that is not caught up and silent this long stops holding
   /// the watermark back.
   duration idle_timeout = defaults::idle_timeout;

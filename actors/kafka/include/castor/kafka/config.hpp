@@ -70,4 +70,14 @@ size_t record_wire_size(const producer_record& r);
 /// 1000000, when unset).
 size_t max_message_bytes(const properties& props);
 
+/// What librdkafka may prefetch for `partitions` partitions within a memory
+/// budget of `budget` bytes (engine.memory_budget): half of it shared among
+/// the partitions (the other half is for what castor holds and has in
+/// flight), each partition's share between 64 KiB and castor's default
+/// prefetch (8 MiB): `queued.max.messages.kbytes`, `max.partition.fetch.bytes`
+/// (a fetch adds up to that much to a partition's queue) and
+/// `fetch.max.bytes`. Only the properties `given` does not set; none for a
+/// budget of 0.
+properties budget_properties(size_t budget, size_t partitions, const properties& given);
+
 } // namespace castor::kafka

@@ -41,8 +41,8 @@ struct read_errors {
 /// brokers accepted, by pid.
 struct commit_result {
   failure error;
-  /// The group was rebalancing (REBALANCE_IN_PROGRESS, a generation that
-  /// changed): commits should wait for the rebalance to end.
+  /// The group was rebalancing (REBALANCE_IN_PROGRESS): commits should wait
+  /// for the rebalance to end.
   bool rebalancing = false;
   std::vector<std::pair<uint32_t, int64_t>> committed;
 };
@@ -80,7 +80,7 @@ public:
   /// librdkafka's cgrp debug lines, which castor enables and keeps out of
   /// the log unless `debug` asks for them). librdkafka 2.0.2 takes a commit
   /// answered ILLEGAL_GENERATION for a lost assignment (librdkafka issue
-  /// #4059, fixed in 2.9), and a commit sent while the member's own
+  /// #4059, fixed in 2.10), and a commit sent while the member's own
   /// JoinGroup waits is answered so: periodic commits wait while this holds.
   bool joining() const noexcept;
 
