@@ -90,11 +90,21 @@ properties budget_properties(size_t budget, size_t partitions, const properties&
       result[key] = std::to_string(value);
   };
   put("queued.max.messages.kbytes", share / 1024);
-  put("max.partition.fetch.bytes", std::min<size_t>(share, 1024 * 1024));
+  // A fetch adds up to this much to a partition's queue once it is below
+  // its limit: half the share, so the queue stays within 1.5 shares.
+  put("max.partition.fetch.bytes", std::clamp<size_t>(share / 2, floor, 1024 * 1024));
   // One fetch request brings at most this much from a broker (librdkafka's
   // default is 50 MB), and never less than one message.
   put("fetch.max.bytes",
-      std::clamp<size_t>(budget / 2, max_message_bytes(given), 50 * 1024 * 1024));
+      std::clamp<size_t>(budget / 8, max_message_bytes(given), 50 * 1024 * 1024));
+  return result;
+}
+
+properties producer_budget_properties(size_t budget, const properties& given) {
+  properties result;
+  if (budget > 0 && !given.contains("queue.buffering.max.kbytes"))
+    result["queue.buffering.max.kbytes"] =
+        std::to_string(std::max<size_t>(budget / 8, 4 * 1024 * 1024) / 1024);
   return result;
 }
 

@@ -185,6 +185,8 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
   pipeline_components c;
   producer_config pcfg;
   pcfg.properties = cfg.producer;
+  for (auto& [key, value] : kafka::producer_budget_properties(cfg.memory_budget, cfg.producer))
+    pcfg.properties[key] = value;
   pcfg.event_driven = cfg.event_driven;
   for (auto& s : definition->sinks())
     if (!s.default_topic.empty())

@@ -49,19 +49,24 @@ TEST_CASE("a memory budget is shared among the partitions' prefetch, within boun
   auto eight = budget_properties(256 * mib, 8, {});
   CHECK(eight.at("queued.max.messages.kbytes") == "8192");
   CHECK(eight.at("max.partition.fetch.bytes") == std::to_string(mib));
-  CHECK(eight.at("fetch.max.bytes") == std::to_string(50 * mib));
-  // 512 partitions: 256 KiB each, fetched 256 KiB at a time.
+  CHECK(eight.at("fetch.max.bytes") == std::to_string(32 * mib));
+  // 512 partitions: 256 KiB each, fetched 128 KiB at a time.
   auto many = budget_properties(256 * mib, 512, {});
   CHECK(many.at("queued.max.messages.kbytes") == "256");
-  CHECK(many.at("max.partition.fetch.bytes") == std::to_string(256 * 1024));
+  CHECK(many.at("max.partition.fetch.bytes") == std::to_string(128 * 1024));
   // Never below 64 KiB a partition.
   CHECK(budget_properties(16 * mib, 4096, {}).at("queued.max.messages.kbytes") == "64");
-  // A small budget bounds one fetch too (to half of it), but not below a
-  // message.
-  CHECK(budget_properties(8 * mib, 8, {}).at("fetch.max.bytes") ==
-        std::to_string(4 * mib));
-  CHECK(budget_properties(16 * mib, 8, {{"message.max.bytes", "10000000"}})
-            .at("fetch.max.bytes") == "10000000");
+  // A small budget bounds one fetch too (to an eighth of it), but not below
+  // a message.
+  CHECK(budget_properties(64 * mib, 8, {}).at("fetch.max.bytes") ==
+        std::to_string(8 * mib));
+  CHECK(budget_properties(4 * mib, 8, {}).at("fetch.max.bytes") == "1000000");
+  // The producer's queue: an eighth of the budget.
+  CHECK(castor::kafka::producer_budget_properties(256 * mib, {})
+            .at("queue.buffering.max.kbytes") == std::to_string(32 * 1024));
+  CHECK(castor::kafka::producer_budget_properties(256 * mib,
+                                                  {{"queue.buffering.max.kbytes", "1"}})
+            .empty());
   // What the user set wins; no budget, nothing.
   auto mine = budget_properties(256 * mib, 512, {{"queued.max.messages.kbytes", "1024"}});
   CHECK_FALSE(mine.contains("queued.max.messages.kbytes"));

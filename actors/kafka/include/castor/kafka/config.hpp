@@ -75,9 +75,12 @@ size_t max_message_bytes(const properties& props);
 /// the partitions (the other half is for what castor holds and has in
 /// flight), each partition's share between 64 KiB and castor's default
 /// prefetch (8 MiB): `queued.max.messages.kbytes`, `max.partition.fetch.bytes`
-/// (a fetch adds up to that much to a partition's queue) and
-/// `fetch.max.bytes`. Only the properties `given` does not set; none for a
-/// budget of 0.
+/// (half a share: a fetch adds up to that much to a partition's queue) and
+/// `fetch.max.bytes` (an eighth of the budget: one fetch response in
+/// memory). Only the properties `given` does not set; none for a budget of 0.
+/// The producer's part of a memory budget: `queue.buffering.max.kbytes`, an
+/// eighth of it (librdkafka's default is 1 GiB), unless `given` sets it.
+properties producer_budget_properties(size_t budget, const properties& given);
 properties budget_properties(size_t budget, size_t partitions, const properties& given);
 
 } // namespace castor::kafka
