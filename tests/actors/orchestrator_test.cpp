@@ -48,6 +48,14 @@ struct orchestrator_fixture : test_system {
     caf::anon_send(feed, std::move(batch));
     run();
   }
+
+  /// `n` messages of partition `pid`, 100 s ahead of t0 and 1 s apart.
+  void send_ahead(uint32_t pid, int64_t n) {
+    std::vector<std::tuple<uint32_t, int64_t, timestamp>> ahead;
+    for (int64_t i = 0; i < n; ++i)
+      ahead.emplace_back(pid, i, t0 + 100s + std::chrono::seconds{i});
+    send(batch_of(ahead));
+  }
 };
 
 } // namespace
@@ -72,10 +80,7 @@ TEST_CASE(
     "watermark catches up",
     "[actors][orchestrator]") {
   orchestrator_fixture fx{2, {{"a", 100}, {"b", 100}}}; // cap 10
-  std::vector<std::tuple<uint32_t, int64_t, timestamp>> ahead;
-  for (int64_t i = 0; i < 10; ++i)
-    ahead.emplace_back(1, i, t0 + 100s + std::chrono::seconds{i});
-  fx.send(batch_of(ahead));
+  fx.send_ahead(1, 10);
   REQUIRE(fx.clog->pauses.size() == 1);
   CHECK(fx.clog->pauses[0] == std::vector<uint32_t>{1});
   // Nothing releasable at the cap: the lagging partition may still send, up
@@ -233,10 +238,7 @@ TEST_CASE(
                                                            {1, 0, 100, "test"}});
   fx.run();
   // b runs ahead of a at the cap: paused.
-  std::vector<std::tuple<uint32_t, int64_t, timestamp>> ahead;
-  for (int64_t i = 0; i < 10; ++i)
-    ahead.emplace_back(1, i, t0 + 100s + std::chrono::seconds{i});
-  fx.send(batch_of(ahead));
+  fx.send_ahead(1, 10);
   REQUIRE(fx.clog->pauses.size() == 1);
   CHECK(fx.clog->pauses[0] == std::vector<uint32_t>{1});
   caf::anon_send(rev, castor::revoke_atom::value, std::vector<uint32_t>{1});
