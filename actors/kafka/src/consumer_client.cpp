@@ -103,8 +103,12 @@ struct consumer_client::impl {
   };
   std::unique_ptr<hooks> hook = std::make_unique<hooks>();
 
+  static hooks* hooks_of(const rd_kafka_t* rk) {
+    return rk != nullptr ? static_cast<hooks*>(rd_kafka_opaque(rk)) : nullptr;
+  }
+
   static impl* owner_of(const rd_kafka_t* rk) {
-    auto* h = rk != nullptr ? static_cast<hooks*>(rd_kafka_opaque(rk)) : nullptr;
+    auto* h = hooks_of(rk);
     return h != nullptr ? h->owner.load() : nullptr;
   }
 
@@ -113,8 +117,7 @@ struct consumer_client::impl {
   // JoinGroup.
   static void on_log(const rd_kafka_t* rk, int level, const char* facility,
                      const char* text) {
-    auto* h = rk != nullptr ? static_cast<hooks*>(rd_kafka_opaque(rk)) : nullptr;
-    if (h != nullptr) {
+    if (auto* h = hooks_of(rk)) {
       // ... and "SyncGroup response: Success" once it has the new generation.
       std::string_view f{facility};
       std::string_view t{text};
@@ -548,10 +551,6 @@ bool consumer_client::joining() const noexcept {
 
 const std::vector<uint32_t>& consumer_client::owned() const noexcept {
   return impl_->owned;
-}
-
-std::string consumer_client::rebalance_protocol() const {
-  return rd_kafka_rebalance_protocol(impl_->client.get());
 }
 
 bool consumer_client::read(uint32_t pid, size_t max, std::vector<consumed_message>& out,

@@ -86,13 +86,8 @@ caf::error consumer_state::start(pointer self) {
       auto start = resolve_start(t.start, {t.name, p}, now, *queries, client->reset());
       if (!start)
         return to_error(start.error());
-      if (!start->out_of_range.empty()) {
-        logger()->error("consumer: {}[{}]: {}", t.name, p, start->out_of_range);
-        ++stats.offset_resets;
-        stats.skipped_offsets += static_cast<uint64_t>(start->skipped);
-        skips.emplace_back(static_cast<uint32_t>(result->partitions.size()),
-                           start->skipped);
-      }
+      note_start_reset(static_cast<uint32_t>(result->partitions.size()), {t.name, p},
+                       *start);
       result->partitions.push_back(
           partition_entry{t.name, p, t.source, start->start_offset, start->end_offset,
                           std::move(start->how), (*leaders)[static_cast<size_t>(p)]});
@@ -394,12 +389,7 @@ void consumer_state::on_assigned(pointer self, const std::vector<uint32_t>& pids
       self->quit(err);
       return;
     }
-    if (!start->out_of_range.empty()) {
-      logger()->error("consumer: {}[{}]: {}", e.topic, e.partition, start->out_of_range);
-      ++stats.offset_resets;
-      stats.skipped_offsets += static_cast<uint64_t>(start->skipped);
-      skips.emplace_back(pid, start->skipped);
-    }
+    note_start_reset(pid, {e.topic, e.partition}, *start);
     owned[pid] = true;
     paused[pid] = false;
     next_offset[pid] = start->start_offset;
@@ -532,6 +522,16 @@ void consumer_state::finish_revocation(const std::vector<uint32_t>& all, uint64_
                  names(*table, pids), dropped, outcome);
   if (auto err = client->remove(pids))
     logger()->warn("consumer: {}", render(to_error(err)));
+}
+
+void consumer_state::note_start_reset(uint32_t pid, const topic_partition& tp,
+                                      const partition_start& start) {
+  if (start.out_of_range.empty())
+    return;
+  logger()->error("consumer: {}: {}", to_string(tp), start.out_of_range);
+  ++stats.offset_resets;
+  stats.skipped_offsets += static_cast<uint64_t>(start.skipped);
+  skips.emplace_back(pid, start.skipped);
 }
 
 void consumer_state::note_gap(uint32_t pid, int64_t expected, int64_t got) {

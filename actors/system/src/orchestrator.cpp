@@ -491,10 +491,6 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
             st.note_bad_time(pid, m.offset());
           if (st.config.stop.bounded() && st.past_stop(pid, m))
             continue;
-          // (Read before a revocation that came first: the consumer stops
-          // reading a partition before it asks for its revocation.)
-          if (st.config.watermark.group && !st.core->owned(pid))
-            continue;
           auto offset = m.offset();
           auto time = m.time();
           st.core->push(pid, offset, time, std::move(m), now);
@@ -570,9 +566,8 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
             dropped += n;
             if (n > 0) {
               auto& e = st.parts.partitions[pid];
-              logger()->info("orchestrator: {}[{}] revoked: {} held message(s) dropped "
-                             "(never run or committed: its next owner reads them)",
-                             e.topic, e.partition, n);
+              logger()->debug("orchestrator: {}[{}] revoked: {} held message(s) dropped",
+                              e.topic, e.partition, n);
             }
           }
           st.core->update(st.now(self));

@@ -102,7 +102,7 @@ void producer_state::produce_pending(pointer self) {
   }
 }
 
-void producer_state::check_flushes(pointer self) {
+void producer_state::check_waits(pointer self) {
   // Revocations' commits: once their partitions' positions are committable
   // (or a failed record blocks every commit: what is committable goes).
   auto& ready = tracker.committable();
@@ -150,7 +150,7 @@ producer_actor::behavior_type producer(producer_state::pointer self,
       return;
     }
     st.produce_pending(self);
-    st.check_flushes(self);
+    st.check_waits(self);
   };
   return {
       [self](record_batch_ptr& batch) -> caf::result<ack_atom> {
@@ -175,7 +175,7 @@ producer_actor::behavior_type producer(producer_state::pointer self,
         auto promise = self->make_response_promise<uint64_t>();
         st.flushes.push_back({self->clock().now() + timeout, promise});
         st.poll();
-        st.check_flushes(self);
+        st.check_waits(self);
         return promise;
       },
       [self](commit_atom) {
@@ -192,7 +192,7 @@ producer_actor::behavior_type producer(producer_state::pointer self,
                                    self->clock().now() + std::chrono::minutes{1},
                                    promise});
         st.poll();
-        st.check_flushes(self);
+        st.check_waits(self);
         return promise;
       },
       [self](stats_atom) { return self->state.stats; },

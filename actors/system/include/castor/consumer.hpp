@@ -96,6 +96,11 @@ struct consumer_state {
   /// still holds are compaction or transaction markers, and normal).
   void note_gap(uint32_t pid, int64_t expected, int64_t got);
 
+  /// A start (at start-up or at an assignment) was out of what the broker
+  /// holds: says and counts what it skipped.
+  void note_start_reset(uint32_t pid, const topic_partition& tp,
+                        const partition_start& start);
+
   /// Called with a commit's outcome (no error: accepted) and whether it met
   /// a rebalance.
   using commit_done_fn = std::function<void(caf::error, bool)>;

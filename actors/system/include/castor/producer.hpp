@@ -52,8 +52,9 @@ struct producer_state {
   /// A delivery report.
   void on_delivery(const kafka::delivery& d);
 
-  /// Answers flush requests that are done or out of time.
-  void check_flushes(pointer self);
+  /// Answers the flushes and the revocations' commit waits that are done or
+  /// out of time.
+  void check_waits(pointer self);
 
   struct pending_batch {
     record_batch_ptr batch;

@@ -139,9 +139,6 @@ public:
   /// The partitions (pids) read now.
   const std::vector<uint32_t>& owned() const noexcept;
 
-  /// The assignor's protocol: "COOPERATIVE", "EAGER" or "NONE".
-  std::string rebalance_protocol() const;
-
   /// Appends up to `max` messages of partition `pid` to `out`, in offset
   /// order; returns whether the broker reported the partition's end.
   bool read(uint32_t pid, size_t max, std::vector<consumed_message>& out,
