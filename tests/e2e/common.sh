@@ -25,9 +25,15 @@ start_broker() {
   for t in "$@"; do args+=(--topic "$t"); done
   rm -f "$work/addr"
   "$castor" broker "${args[@]}" --addr-file "$work/addr" > "$work/broker.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do [ -s "$work/addr" ] && break; sleep 0.1; done
-  [ -s "$work/addr" ] || fail "broker did not start"
+  local broker=$!
+  pids+=($broker)
+  # (A loaded machine running tests in parallel may take seconds.)
+  for _ in $(seq 300); do
+    [ -s "$work/addr" ] && break
+    kill -0 "$broker" 2> /dev/null || fail "broker exited before it started"
+    sleep 0.1
+  done
+  [ -s "$work/addr" ] || fail "broker did not start within 30 s"
   bootstrap=$(cat "$work/addr")
 }
 
