@@ -18,6 +18,9 @@
 //   7. scale: the same 1 KB messages over 8, 64 and 256 source partitions
 //      through `copy`, with engine.memory_budget off (castor's fixed
 //      per-partition prefetch) and at its default: msg/s, peak RSS, pauses
+//   8. dense interleaving: many messages per millisecond across 4
+//      partitions (one producer writing over time), replayed by timestamp at
+//      the hold cap and without it: pauses must not flap
 //
 // Prints a table and writes JSON. Usage: castor_bench --help
 
@@ -172,10 +175,12 @@ std::string words_value(size_t i, size_t size) {
 }
 
 // Writes `count` messages round-robin over the topics' partitions, with
-// timestamps t0 + i (+ `ahead` for the first topic).
+// timestamps t0 + i / per_ms (+ `ahead` for the first topic): with per_ms
+// above 1, several messages share each millisecond across the partitions,
+// as when one producer writes them over time.
 void fill(const std::string& bootstrap, const std::vector<std::string>& topics,
           int partitions, size_t count, size_t value_size,
-          std::chrono::milliseconds ahead = {}) {
+          std::chrono::milliseconds ahead = {}, size_t per_ms = 1) {
   auto writer = need(castor::testing::writer::make(
                          bootstrap, {{"linger.ms", "50"},
                                      {"compression.type", "lz4"},
@@ -191,7 +196,7 @@ void fill(const std::string& bootstrap, const std::vector<std::string>& topics,
     auto t = i % topics.size();
     r.topic = topics[t];
     r.partition = static_cast<int32_t>((i / topics.size()) % partitions);
-    r.time_ms = t0 + static_cast<int64_t>(i) + (t == 0 ? ahead.count() : 0);
+    r.time_ms = t0 + static_cast<int64_t>(i / per_ms) + (t == 0 ? ahead.count() : 0);
     r.value = values[i % values.size()];
     if (auto err = writer->write(r))
       die(castor::render(err));
@@ -303,6 +308,8 @@ castor_config(const std::string& bootstrap, size_t batch,
   pc.producer = {
       {"bootstrap.servers", bootstrap}, {"linger.ms", "5"}, {"compression.type", "lz4"}};
   pc.batch_size = batch;
+  if (getenv("DBGK"))
+    pc.consumer["debug"] = getenv("DBGK");
   pc.progress_interval = castor::duration::zero();
   return pc;
 }
@@ -343,7 +350,7 @@ castor_result
 castor_run(const castor::dags::factory& make, const std::string& bootstrap,
            const std::vector<std::string>& topics, const std::string& out, size_t batch,
            Done done, castor::cycle_policy cycles = castor::cycle_policy::by_timestamp(),
-           std::optional<size_t> memory_budget = std::nullopt) {
+           std::optional<size_t> memory_budget = std::nullopt, size_t hold_limit = 0) {
   caf::actor_system_config cfg;
   castor::add_message_types(cfg);
   castor_result result;
@@ -361,13 +368,24 @@ castor_run(const castor::dags::factory& make, const std::string& bootstrap,
     auto pc = castor_config(bootstrap, batch, cycles);
     if (memory_budget)
       pc.memory_budget = *memory_budget;
+    pc.hold_limit = hold_limit;
     auto pipeline = castor::spawn_pipeline(sys, def, pc);
     caf::scoped_actor self{sys};
     // A pipeline that delivers nothing for 60 s is stuck: fail, naming where.
     uint64_t last_delivered = 0;
     auto last_progress = steady::now();
+    // When the first message was read and the last one released (verbose).
+    double first_read = -1;
+    double released_all = -1;
+    uint64_t released_before = 0;
     while (true) {
       auto s = stats_of(self, pipeline);
+      if (first_read < 0 && s.consumed > 0)
+        first_read = seconds_since(start);
+      if (released_all < 0 && s.released > 0 && s.released == released_before &&
+          s.held == 0)
+        released_all = seconds_since(start);
+      released_before = s.released;
       if (done(s)) {
         result.stats = s;
         break;
@@ -388,15 +406,18 @@ castor_run(const castor::dags::factory& make, const std::string& bootstrap,
       auto& s = result.stats;
       fmt::print(
           "    castor: {:.3f} s ({:.2f} s CPU), {} cycles ({:.0f} msgs each), held "
-          "peak {}, {} pauses, {} resumes\n",
+          "peak {}, {} pauses, {} resumes, {} fetcher wake-ups\n",
           result.seconds, cpu_seconds() - cpu_before, s.cycles,
           s.cycles ? double(s.released) / s.cycles : 0.0, s.held_peak, s.pauses,
-          s.resumes);
+          s.resumes, s.fetcher_wakeups);
       std::string nodes;
       for (auto& n : s.nodes)
         nodes +=
             fmt::format(" {} {:.3f} s,", n.name, static_cast<double>(n.time_ns) / 1e9);
       fmt::print("    castor DAG: {:.3f} s in cycles;{}\n", s.cycle_seconds, nodes);
+      fmt::print("    castor timeline: first read at {:.3f} s, all released by {:.3f} s, "
+                 "all delivered at {:.3f} s\n",
+                 first_read, released_all, result.seconds);
     }
     caf::anon_send(pipeline, castor::stop_atom::value);
     if (auto err = castor::wait_for(sys, pipeline))
@@ -612,15 +633,21 @@ int main(int argc, char** argv) {
   app.add_flag("--verbose", verbose, "a line of castor's counters after each castor run");
   app.add_option("--json", json_path,
                  "where to write the results (default castor-bench.json)");
-  std::vector<std::string> only{"1", "2", "3", "3b", "3h", "4", "4b", "5", "6", "7"};
+  std::vector<std::string> only{"1", "2", "3", "3b", "3h", "4", "4b", "5", "6", "7", "8"};
   app.add_option("--cases", only,
-                 "which cases to run (default 1 2 3 3b 3h 4 4b 5 6 7; 2 always runs)");
+                 "which cases to run (default 1 2 3 3b 3h 4 4b 5 6 7 8; 2 always runs)");
   std::vector<size_t> scales{8, 64, 256};
   size_t scale_messages = 150'000;
   app.add_option("--scale-partitions", scales,
                  "source partition counts of case 7 (default 8 64 256)");
   app.add_option("--scale-messages", scale_messages,
                  "1 KB messages of case 7 (default 150000)");
+  size_t dense_messages = 400'000;
+  size_t dense_per_ms = 100;
+  app.add_option("--dense-messages", dense_messages,
+                 "messages of case 8 (default 400000)");
+  app.add_option("--dense-per-ms", dense_per_ms,
+                 "messages per millisecond in case 8 (default 100)");
   CLI11_PARSE(app, argc, argv);
   auto run_case = [&](const std::string& c) {
     return std::find(only.begin(), only.end(), c) != only.end();
@@ -857,6 +884,48 @@ int main(int argc, char** argv) {
                        scales.back(), rss_hi / 1048576.0));
   }
 
+  // 8. Dense interleaving: one producer's messages over time, several per
+  // millisecond across the partitions, replayed at the hold cap (batch_size
+  // 1000: cap 5,000) and with a cap never reached.
+  nlohmann::json dense_json = nlohmann::json::array();
+  if (run_case("8")) {
+    broker.create_topic("dense", partitions);
+    broker.create_topic("out-dense", 1);
+    fmt::print("filling {} messages of 20 B, {} per millisecond over {} partitions...\n",
+               dense_messages, dense_per_ms, partitions);
+    fill(bootstrap, {"dense"}, partitions, dense_messages, 20, {}, dense_per_ms);
+    check_holds(bootstrap, {"dense"}, partitions, dense_messages);
+    std::map<size_t, double> rate_at;
+    // batch_size 1000 both times; the second with a cap above the data.
+    for (auto cap : {size_t{5000}, 2 * dense_messages}) {
+      auto r = best_of(repeat, [&] {
+        return castor_run(
+            castor::dags::copy, bootstrap, {"dense"}, "out-dense", 1000,
+            [&](auto& s) { return s.delivered >= dense_messages; },
+            castor::cycle_policy::by_timestamp(), std::nullopt, cap);
+      });
+      if (r.stats.delivered != dense_messages)
+        die("dense: wrong count");
+      rate_at[cap] = dense_messages / r.seconds;
+      auto label = cap == 5000 ? std::string{"cap 5000"} : std::string{"no cap"};
+      rows.push_back({"8", fmt::format("castor copy, dense interleaving, {}", label), 20,
+                      dense_messages, r.seconds, 0});
+      dense_json.push_back({{"hold", label},
+                            {"batch_size", 1000},
+                            {"hold_cap", cap},
+                            {"messages", dense_messages},
+                            {"seconds", r.seconds},
+                            {"messages_per_s", dense_messages / r.seconds},
+                            {"cycles", r.stats.cycles},
+                            {"pauses", r.stats.pauses},
+                            {"resumes", r.stats.resumes},
+                            {"held_peak", r.stats.held_peak}});
+    }
+    target(rate_at[5000] >= 0.8 * rate_at[2 * dense_messages],
+           fmt::format("case 8 dense replay at the cap >= 80 % of it without: {:.0f} %",
+                       100 * rate_at[5000] / rate_at[2 * dense_messages]));
+  }
+
   // 6. Live latency.
   latency raw_lat;
   latency castor_lat;
@@ -924,6 +993,16 @@ int main(int argc, char** argv) {
         s["messages"].get<size_t>(), s["messages_per_s"].get<double>(),
         s["held_peak"].get<uint64_t>(), s["pauses"].get<uint64_t>(),
         s["peak_rss_growth_mb"].get<double>());
+  if (!dense_json.empty()) {
+    fmt::print("\ndense interleaving ({} per ms, copy, cycles by timestamp):\n",
+               dense_per_ms);
+    for (auto& s : dense_json)
+      fmt::print("  {:<8}: {:>8.0f} msg/s, {:>7} cycles, {:>6} pauses, {:>6} resumes, "
+                 "held peak {}\n",
+                 s["hold"].get<std::string>(), s["messages_per_s"].get<double>(),
+                 s["cycles"].get<uint64_t>(), s["pauses"].get<uint64_t>(),
+                 s["resumes"].get<uint64_t>(), s["held_peak"].get<uint64_t>());
+  }
   if (!scale_json.empty()) {
     fmt::print("\nscale (1000 B messages, copy, batch cycles):\n");
     for (auto& s : scale_json)
@@ -958,6 +1037,7 @@ int main(int argc, char** argv) {
   report["cases"] = cases;
   report["skew"] = skew_json;
   report["scale"] = scale_json;
+  report["dense"] = dense_json;
   report["latency"] = {{"raw", lat_json(raw_lat)},
                        {"castor", lat_json(castor_lat)},
                        {"rate_per_s", latency_rate}};

@@ -145,3 +145,48 @@ TEST_CASE("consumer actor: a paused partition delivers nothing until resumed",
   CHECK(summarize(*log).messages[0] ==
         std::vector<std::pair<int64_t, std::string>>{{0, "p0"}});
 }
+
+TEST_CASE("consumer actor: a consumer starved while the broker holds more wakes "
+          "librdkafka's fetcher, which stopped at its prefetch limit",
+          "[actors][consumer][integration]") {
+  castor::test::kafka_env env{{{"in", 1}}};
+  // Twenty record batches: with one message of prefetch allowed and one
+  // batch per fetch, librdkafka stops fetching after each one and (2.0.2)
+  // looks again only when woken or after up to a second.
+  for (int b = 0; b < 20; ++b) {
+    std::vector<castor::test::record> input;
+    for (int i = 0; i < 10; ++i)
+      input.push_back({"in", 0, std::nullopt, "m" + std::to_string(b * 10 + i),
+                       castor::to_millis(t0) + b * 10 + i});
+    env.produce(input);
+  }
+  test_system ts;
+  auto log = std::make_shared<orchestrator_log>();
+  log->credit = 100;
+  auto orch = ts.spawn(mock_orchestrator, log);
+  castor::consumer_config cfg;
+  cfg.properties = env.config().consumer;
+  cfg.properties["queued.min.messages"] = "1";
+  cfg.properties["max.partition.fetch.bytes"] = "1";
+  cfg.memory_budget = 0;
+  cfg.topics.push_back({"in", 0, castor::start_policy::earliest()});
+  cfg.event_driven = false;
+  auto cons = ts.spawn(castor::consumer, cfg, orch, castor::producer_actor{});
+  ts.run();
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  auto seen = summarize(*log);
+  while (seen.count < 200 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+    ts.sched->trigger_timeouts(); // the consumer's starvation checks
+    caf::anon_send(cons, castor::wake_atom::value);
+    ts.run();
+    seen = summarize(*log);
+  }
+  REQUIRE(seen.count == 200);
+  for (size_t i = 0; i < 200; ++i)
+    CHECK(seen.messages[0][i].first == static_cast<int64_t>(i));
+  using actor_type = std::remove_pointer_t<castor::consumer_state::pointer>;
+  auto* actor = dynamic_cast<actor_type*>(caf::actor_cast<caf::abstract_actor*>(cons));
+  REQUIRE(actor != nullptr);
+  CHECK(actor->state.stats.fetcher_wakeups > 0);
+}

@@ -89,6 +89,7 @@ inline castor::consumer_actor::behavior_type
 mock_consumer(castor::consumer_actor::pointer, std::shared_ptr<consumer_log> log) {
   return {
       [](castor::wake_atom) {},
+      [](castor::wake_atom, uint64_t) {},
       [log](castor::pause_atom, std::vector<uint32_t> pids) {
         log->pauses.push_back(pids);
       },

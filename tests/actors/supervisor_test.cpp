@@ -51,6 +51,7 @@ castor::consumer_actor::behavior_type consumer_mock(castor::consumer_actor::poin
                                                     std::shared_ptr<component_log> log) {
   return {
       [](castor::wake_atom) {},
+      [](castor::wake_atom, uint64_t) {},
       [](castor::pause_atom, const std::vector<uint32_t>&) {},
       [](castor::resume_atom, const std::vector<uint32_t>&) {},
       [](castor::commit_atom) {},

@@ -9,9 +9,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string_view>
+#include <thread>
 #include <unistd.h>
 
 namespace castor::kafka {
@@ -102,6 +105,66 @@ struct consumer_client::impl {
     bool hide_debug = false;
   };
   std::unique_ptr<hooks> hook = std::make_unique<hooks>();
+
+  /// Wakes librdkafka's fetcher (see consumer_client::wake_fetcher): a
+  /// thread of its own sends the requests, whose answers do not matter, so
+  /// that no reader waits for a broker.
+  struct waker {
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::optional<std::pair<std::string, int32_t>> job;
+    bool busy = false;
+    bool stop = false;
+    std::thread thread;
+  };
+  std::unique_ptr<waker> fetch_waker;
+
+  bool wake_fetcher(const assignment_entry& e) {
+    if (!fetch_waker) {
+      fetch_waker = std::make_unique<waker>();
+      fetch_waker->thread = std::thread{[w = fetch_waker.get(), rk = client.get()] {
+        std::unique_lock lock{w->mutex};
+        while (true) {
+          w->cv.wait(lock, [w] { return w->stop || w->job; });
+          if (w->stop)
+            return;
+          auto [topic, partition] = std::move(*w->job);
+          w->job.reset();
+          w->busy = true;
+          lock.unlock();
+          int64_t low = 0;
+          int64_t high = 0;
+          rd_kafka_query_watermark_offsets(rk, topic.c_str(), partition, &low, &high,
+                                           1000);
+          lock.lock();
+          w->busy = false;
+          w->cv.notify_all();
+        }
+      }};
+    }
+    std::lock_guard lock{fetch_waker->mutex};
+    if (fetch_waker->busy || fetch_waker->job)
+      return false; // one at a time
+    fetch_waker->job.emplace(e.topic, e.partition);
+    fetch_waker->cv.notify_all();
+    return true;
+  }
+
+  /// Stops the waker; false if a request of its own still waits for a
+  /// broker after `timeout` (the client must then not be destroyed under it).
+  bool stop_waker(std::chrono::milliseconds timeout) {
+    if (!fetch_waker)
+      return true;
+    std::unique_lock lock{fetch_waker->mutex};
+    fetch_waker->stop = true;
+    fetch_waker->cv.notify_all();
+    if (!fetch_waker->cv.wait_for(lock, timeout, [this] { return !fetch_waker->busy; }))
+      return false;
+    lock.unlock();
+    fetch_waker->thread.join();
+    fetch_waker.reset();
+    return true;
+  }
 
   static hooks* hooks_of(const rd_kafka_t* rk) {
     return rk != nullptr ? static_cast<hooks*>(rd_kafka_opaque(rk)) : nullptr;
@@ -301,6 +364,17 @@ struct consumer_client::impl {
   bool close(std::chrono::milliseconds timeout) {
     if (!client)
       return true;
+    if (!stop_waker(timeout)) {
+      // Its query waits for a broker that does not answer: the client stays
+      // alive under it (and so do the hooks), as when librdkafka's own
+      // destruction does not finish in time.
+      (void)client.release();
+      (void)hook.release();
+      (void)fetch_waker.release();
+      logger()->warn("consumer: a query to a broker that does not answer is still "
+                     "open; castor goes on without the consumer's client");
+      return false;
+    }
     closing = true;
     for (auto& q : queues)
       if (q)
@@ -619,6 +693,11 @@ void consumer_client::read_cluster_errors(read_errors& errors) {
     }
     rd_kafka_message_destroy(m);
   }
+}
+
+bool consumer_client::wake_fetcher(uint32_t pid) {
+  return pid < impl_->parts.size() && impl_->client &&
+         impl_->wake_fetcher(impl_->parts[pid]);
 }
 
 std::pair<int64_t, int64_t> consumer_client::cached_watermarks(uint32_t pid) const {

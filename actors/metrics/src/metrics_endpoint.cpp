@@ -148,6 +148,10 @@ std::vector<MetricFamily> to_metric_families(const pipeline_stats& s, timestamp 
   f.scalar("castor_oversized_records_total",
            "Records larger than the producer's message.max.bytes", counter,
            double(s.oversized));
+  f.scalar("castor_fetcher_wakeups_total",
+           "Times the consumer woke librdkafka's fetcher, stopped while the broker held "
+           "more than the consumer had read",
+           counter, double(s.fetcher_wakeups));
 
   f.scalar("castor_cycles_total", "DAG cycles run", counter, double(s.cycles));
   f.scalar("castor_failed_cycles_total", "Cycles in which a node or a sink threw",

@@ -314,9 +314,14 @@ void consumer_state::read_and_send(pointer self) {
     return;
   }
   batch->broker_errors = errors.transient;
+  reads += batch->messages.size();
   if (batch->messages.empty() && batch->end_of_partition.empty() &&
-      batch->broker_errors == 0)
-    return; // the queues' callbacks wake the consumer when data arrives
+      batch->broker_errors == 0) {
+    // The queues' callbacks wake the consumer when data arrives, unless
+    // librdkafka's fetcher stopped.
+    watch_starvation(self);
+    return;
+  }
   in_flight = true;
   self->request(orchestrator, caf::infinite, std::move(batch))
       .then(
@@ -326,6 +331,42 @@ void consumer_state::read_and_send(pointer self) {
             self->state.read_and_send(self);
           },
           [self](caf::error& err) { self->quit(std::move(err)); });
+}
+
+void consumer_state::watch_starvation(pointer self) {
+  if (starved_check || config.fetch_wake_after <= duration::zero())
+    return;
+  starved_check = true;
+  self->delayed_send(self, config.fetch_wake_after, wake_atom::value, reads);
+}
+
+void consumer_state::check_starved(pointer self, uint64_t reads_then) {
+  starved_check = false;
+  if (in_flight || !client || !table || stopped_reading || reads != reads_then)
+    return;
+  // One wake-up per broker: its thread then looks at all its partitions.
+  std::vector<int32_t> woken;
+  for (uint32_t pid = 0; pid < table->partitions.size(); ++pid) {
+    if (paused[pid] || !owned[pid])
+      continue;
+    auto high = client->cached_watermarks(pid).second;
+    if (high < 0 || next_offset[pid] >= high)
+      continue;
+    auto leader = table->partitions[pid].leader;
+    if (std::find(woken.begin(), woken.end(), leader) != woken.end())
+      continue;
+    woken.push_back(leader);
+    if (!client->wake_fetcher(pid))
+      continue;
+    ++stats.fetcher_wakeups;
+    logger()->debug("consumer: read nothing for {} while the broker holds more of "
+                    "{}[{}] (offset {} of {}): wakes librdkafka's fetcher",
+                    format_duration(config.fetch_wake_after),
+                    table->partitions[pid].topic, table->partitions[pid].partition,
+                    next_offset[pid], high);
+  }
+  if (!woken.empty())
+    watch_starvation(self);
 }
 
 namespace {
@@ -585,6 +626,9 @@ consumer_actor::behavior_type consumer(consumer_state::pointer self,
   }
   return {
       [self](wake_atom) { self->state.read_and_send(self); },
+      [self](wake_atom, uint64_t reads_then) {
+        self->state.check_starved(self, reads_then);
+      },
       [self](pause_atom, const std::vector<uint32_t>& pids) {
         self->state.apply(true, pids);
       },

@@ -185,7 +185,8 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
   pipeline_components c;
   producer_config pcfg;
   pcfg.properties = cfg.producer;
-  for (auto& [key, value] : kafka::producer_budget_properties(cfg.memory_budget, cfg.producer))
+  for (auto& [key, value] :
+       kafka::producer_budget_properties(cfg.memory_budget, cfg.producer))
     pcfg.properties[key] = value;
   pcfg.event_driven = cfg.event_driven;
   for (auto& s : definition->sinks())
@@ -206,6 +207,7 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
   c.executor = sys.spawn(executor, definition, c.producer, ecfg);
   orchestrator_config ocfg;
   ocfg.watermark.batch_size = cfg.batch_size;
+  ocfg.watermark.hold_limit = cfg.hold_limit;
   ocfg.watermark.idle_timeout = cfg.idle_timeout;
   ocfg.releases_in_flight = cfg.releases_in_flight;
   ocfg.progress_interval = cfg.progress_interval;

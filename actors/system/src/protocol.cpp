@@ -31,6 +31,7 @@ void merge_into(pipeline_stats& into, const pipeline_stats& from) {
   into.offset_resets += from.offset_resets;
   into.skipped_offsets += from.skipped_offsets;
   into.oversized += from.oversized;
+  into.fetcher_wakeups += from.fetcher_wakeups;
   into.assigned_partitions += from.assigned_partitions;
   into.rebalances += from.rebalances;
   into.revoked_dropped += from.revoked_dropped;

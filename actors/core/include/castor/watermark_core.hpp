@@ -41,8 +41,13 @@ struct watermark_config {
   /// owned until `assign`, and the core does not go live before the first
   /// assignment (`assignment_received`).
   bool group = false;
+  /// The hold cap when not 0 (else `batch_size * 5`): for experiments and
+  /// benchmarks that compare a replay with and without the cap.
+  size_t hold_limit = 0;
 
-  size_t hold_cap() const noexcept { return batch_size * 5; }
+  size_t hold_cap() const noexcept {
+    return hold_limit > 0 ? hold_limit : batch_size * 5;
+  }
 };
 
 /// What the orchestrator knows of a partition at start-up. Partitions are

@@ -72,6 +72,9 @@ using executor_actor = caf::typed_actor<
 using consumer_actor = caf::typed_actor<
     // librdkafka's consumer queue became non-empty.
     caf::reacts_to<wake_atom>,
+    // Checks whether a consumer that read nothing is starved by librdkafka's
+    // fetcher (sent to itself, with the messages read until then).
+    caf::reacts_to<wake_atom, uint64_t>,
     // Pauses these partitions (pids).
     caf::reacts_to<pause_atom, std::vector<uint32_t>>,
     // Resumes these partitions (pids).

@@ -62,6 +62,9 @@ struct consumer_config {
   /// How often a group's consumer queue is served when nothing else makes
   /// the consumer read (rebalances, max.poll.interval.ms).
   duration group_poll_interval = std::chrono::milliseconds{500};
+  /// How long a consumer that may send reads nothing before it wakes
+  /// librdkafka's fetcher (see consumer_state::watch_starvation).
+  duration fetch_wake_after = std::chrono::milliseconds{20};
   /// How long a revocation waits for what was released of its partitions
   /// to be delivered before it hands them over without committing it.
   caf::timespan revoke_timeout = std::chrono::seconds{30};
@@ -88,6 +91,14 @@ struct consumer_state {
   /// Reads what librdkafka holds (within the credit) and sends one batch to
   /// the orchestrator, if it has none in flight.
   void read_and_send(pointer self);
+
+  /// The consumer may send and read nothing: in `fetch_wake_after`, unless
+  /// a message came meanwhile, it wakes librdkafka's fetcher for partitions
+  /// it read that the broker holds more of (a fetcher that stopped at its
+  /// prefetch limits would otherwise look again only after up to a second),
+  /// and checks again.
+  void watch_starvation(pointer self);
+  void check_starved(pointer self, uint64_t reads_then);
 
   void apply(bool pause, const std::vector<uint32_t>& pids);
 
@@ -170,6 +181,10 @@ struct consumer_state {
   /// The next offset each partition should deliver (a jump is a gap: an
   /// offset reset, compaction or transaction markers).
   std::vector<int64_t> next_offset;
+  /// Messages read in all (a starved consumer checks whether any came).
+  uint64_t reads = 0;
+  /// A check of a starved consumer is due (see `check_starved`).
+  bool starved_check = false;
   /// Offsets skipped per partition (pid) by resets, one entry per reset.
   std::vector<std::pair<uint32_t, int64_t>> skips;
 

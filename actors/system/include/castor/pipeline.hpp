@@ -152,6 +152,9 @@ struct pipeline_config {
   kafka::properties producer;
   /// Most messages per batch and per cycle; the hold cap is 5x this.
   size_t batch_size = defaults::batch_size;
+  /// The orchestrator's hold cap when not 0 (else batch_size * 5): for
+  /// experiments and benchmarks, not in the service's configuration.
+  size_t hold_limit = 0;
   /// Bytes the consumer side may hold: half of it is librdkafka's prefetch,
   /// shared among the source partitions (see kafka::budget_properties;
   /// explicit queued.* and fetch properties win); 0: castor's fixed

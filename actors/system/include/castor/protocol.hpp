@@ -325,6 +325,9 @@ struct pipeline_stats {
   uint64_t timer_skips = 0;
   /// Records too large for the producer (dead-lettered or stopping).
   uint64_t oversized = 0;
+  /// Times the consumer woke librdkafka's fetcher, which had stopped while
+  /// the broker held more (kafka::consumer_client::wake_fetcher).
+  uint64_t fetcher_wakeups = 0;
   /// A consumer group (engine.assignment = group): the partitions assigned
   /// to this instance now, the rebalances that changed them (assignments
   /// and revocations), and the messages dropped at revocations (held or
@@ -370,9 +373,10 @@ typename Inspector::result_type inspect(Inspector& f, pipeline_stats& x) {
            x.bad_timestamps, x.waiting, x.cycles, x.produced, x.delivered,
            x.delivery_errors, x.dead_lettered, x.failed_cycles, x.commits,
            x.offset_resets, x.skipped_offsets, x.timer_skips, x.oversized,
-           x.assigned_partitions, x.rebalances, x.revoked_dropped, x.watermark_ms, x.live,
-           x.beyond_stop, x.finished, x.lag_seconds, x.rate, x.eta_seconds, x.topics,
-           x.partitions, x.nodes, x.cycle_buckets, x.cycle_seconds);
+           x.fetcher_wakeups, x.assigned_partitions, x.rebalances, x.revoked_dropped,
+           x.watermark_ms, x.live, x.beyond_stop, x.finished, x.lag_seconds, x.rate,
+           x.eta_seconds, x.topics, x.partitions, x.nodes, x.cycle_buckets,
+           x.cycle_seconds);
 }
 
 /// The counters of `topic` in `stats` (added if missing).
