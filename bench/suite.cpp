@@ -308,8 +308,6 @@ castor_config(const std::string& bootstrap, size_t batch,
   pc.producer = {
       {"bootstrap.servers", bootstrap}, {"linger.ms", "5"}, {"compression.type", "lz4"}};
   pc.batch_size = batch;
-  if (getenv("DBGK"))
-    pc.consumer["debug"] = getenv("DBGK");
   pc.progress_interval = castor::duration::zero();
   return pc;
 }
