@@ -4,10 +4,12 @@
 // and the same data, so the ratios are fair on a noisy machine.
 //
 //   1. raw librdkafka consume-only (the ceiling)
-//   2. raw librdkafka consume->produce (the pass-through ceiling)
+//   2. raw librdkafka consume->produce (the pass-through ceiling); 2h the
+//      same with the 4 headers of castor's `merge` (librdkafka's own cost)
 //   3. castor `copy`: 2 topics x 4 partitions, ordered replay from earliest,
 //      cycles by timestamp (every message has a timestamp of its own: one
-//      cycle per message, the worst case); 3b the same with batch cycles;
+//      cycle per message, the worst case); 3p the same through the castor
+//      binary, timed from launch to exit; 3b the same with batch cycles;
 //      3h `merge` (copy plus provenance headers)
 //   4. castor `wordcount` over the same messages (values are words), by
 //      timestamp; 4b by batch (fewer, larger cycles: fewer records out)
@@ -44,10 +46,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <fcntl.h>
+#include <filesystem>
 #include <fstream>
 #include <malloc.h>
 #include <map>
 #include <optional>
+#include <spawn.h>
 #include <sstream>
 #include <string>
 #include <sys/resource.h>
@@ -55,6 +60,8 @@
 #include <thread>
 #include <unistd.h>
 #include <vector>
+
+extern char** environ;
 
 namespace {
 
@@ -226,13 +233,21 @@ double cpu_seconds() {
   return sec(u.ru_utime) + sec(u.ru_stime);
 }
 
+// Wall and CPU seconds of one run.
+struct timed {
+  double seconds = 0;
+  double cpu = 0;
+};
+
 // -- raw librdkafka ---------------------------------------------------------------
 
 // Reads every partition of `topics` from the beginning; with `out`, produces
-// each message's key and value there. Returns seconds until `count` messages
-// were read (and, with `out`, delivered).
-double raw_loop(const std::string& bootstrap, const std::vector<std::string>& topics,
-                int partitions, size_t count, const std::string& out) {
+// each message's key and value there (with `provenance`, plus the 4 headers
+// castor's `merge` adds: what they cost in librdkafka itself). Returns
+// seconds until `count` messages were read (and, with `out`, delivered).
+timed raw_loop(const std::string& bootstrap, const std::vector<std::string>& topics,
+               int partitions, size_t count, const std::string& out,
+               bool provenance = false) {
   auto start = steady::now();
   auto cpu_before = cpu_seconds();
   auto consumer = client(RD_KAFKA_CONSUMER,
@@ -273,13 +288,34 @@ double raw_loop(const std::string& bootstrap, const std::vector<std::string>& to
     for (ssize_t i = 0; i < n; ++i) {
       auto* m = buffer[static_cast<size_t>(i)];
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        if (producer)
+        if (producer && provenance) {
+          auto* topic = rd_kafka_topic_name(m->rkt);
+          auto partition = std::to_string(m->partition);
+          auto offset = std::to_string(m->offset);
+          auto time = std::to_string(rd_kafka_message_timestamp(m, nullptr));
+          auto* headers = rd_kafka_headers_new(4);
+          rd_kafka_header_add(headers, "castor.topic", -1, topic, -1);
+          rd_kafka_header_add(headers, "castor.partition", -1, partition.data(),
+                              static_cast<ssize_t>(partition.size()));
+          rd_kafka_header_add(headers, "castor.offset", -1, offset.data(),
+                              static_cast<ssize_t>(offset.size()));
+          rd_kafka_header_add(headers, "castor.timestamp", -1, time.data(),
+                              static_cast<ssize_t>(time.size()));
+          while (rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(out.c_str()),
+                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                   RD_KAFKA_V_KEY(m->key, m->key_len),
+                                   RD_KAFKA_V_VALUE(m->payload, m->len),
+                                   RD_KAFKA_V_HEADERS(headers),
+                                   RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(producer.get(), 1);
+        } else if (producer) {
           while (rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(out.c_str()),
                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                    RD_KAFKA_V_KEY(m->key, m->key_len),
                                    RD_KAFKA_V_VALUE(m->payload, m->len),
                                    RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(producer.get(), 1);
+        }
         ++done;
       }
       rd_kafka_message_destroy(m);
@@ -289,12 +325,12 @@ double raw_loop(const std::string& bootstrap, const std::vector<std::string>& to
   }
   if (producer && rd_kafka_flush(producer.get(), 120'000) != RD_KAFKA_RESP_ERR_NO_ERROR)
     die("raw flush timed out");
-  auto elapsed = seconds_since(start);
+  timed result{seconds_since(start), cpu_seconds() - cpu_before};
   if (verbose)
-    fmt::print("    raw: {:.3f} s ({:.2f} s CPU)\n", elapsed, cpu_seconds() - cpu_before);
+    fmt::print("    raw: {:.3f} s ({:.2f} s CPU)\n", result.seconds, result.cpu);
   out_topic.reset();
   rd_kafka_consumer_close(consumer.get());
-  return elapsed;
+  return result;
 }
 
 // -- castor -----------------------------------------------------------------------
@@ -323,6 +359,8 @@ castor::pipeline_stats stats_of(caf::scoped_actor& self,
 
 struct castor_result {
   double seconds = 0;
+  /// CPU seconds of this process during the run (the broker is a child).
+  double cpu = 0;
   castor::pipeline_stats stats;
   /// Peak RSS growth during the run (bytes).
   int64_t rss_growth = 0;
@@ -399,13 +437,14 @@ castor_run(const castor::dags::factory& make, const std::string& bootstrap,
       std::this_thread::sleep_for(std::chrono::milliseconds{10});
     }
     result.seconds = seconds_since(start);
+    result.cpu = cpu_seconds() - cpu_before;
     result.rss_growth = rss_field("VmHWM:") - rss_before;
     if (verbose) {
       auto& s = result.stats;
       fmt::print(
           "    castor: {:.3f} s ({:.2f} s CPU), {} cycles ({:.0f} msgs each), held "
           "peak {}, {} pauses, {} resumes, {} fetcher wake-ups\n",
-          result.seconds, cpu_seconds() - cpu_before, s.cycles,
+          result.seconds, result.cpu, s.cycles,
           s.cycles ? double(s.released) / s.cycles : 0.0, s.held_peak, s.pauses,
           s.resumes, s.fetcher_wakeups);
       std::string nodes;
@@ -421,6 +460,83 @@ castor_run(const castor::dags::factory& make, const std::string& bootstrap,
     if (auto err = castor::wait_for(sys, pipeline))
       die("stop: " + castor::render(err));
   }
+  return result;
+}
+
+// -- castor as a process -------------------------------------------------------------
+
+// Runs `castor run` on an ordered copy of `topics` from earliest into `out`
+// that stops at the end offsets recorded at start-up (a backtest), as a user
+// would: wall seconds from launch to its exit (by then every record is on
+// the broker) and its CPU seconds. Dies if it fails, runs past 5 minutes, or
+// `out` did not get `count` records.
+timed castor_process(const std::string& bootstrap, const std::vector<std::string>& topics,
+                     const std::string& out, size_t count, size_t batch) {
+  char dir_template[] = "/tmp/castor-bench-XXXXXX";
+  if (mkdtemp(dir_template) == nullptr)
+    die("mkdtemp");
+  std::string dir = dir_template;
+  auto config = dir + "/copy.toml";
+  auto log = dir + "/castor.log";
+  {
+    std::ofstream f{config};
+    f << fmt::format("[kafka]\nbootstrap_servers = \"{}\"\n\n"
+                     "[kafka.consumer]\n\"fetch.wait.max.ms\" = \"10\"\n\n"
+                     "[kafka.producer]\n\"linger.ms\" = \"5\"\n"
+                     "\"compression.type\" = \"lz4\"\n\n"
+                     "[engine]\ndag = \"copy\"\nbatch_size = {}\nstop = \"end\"\n\n",
+                     bootstrap, batch);
+    for (size_t i = 0; i < topics.size(); ++i)
+      f << fmt::format("[[sources]]\nname = \"s{}\"\ntopic = \"{}\"\n"
+                       "start = \"earliest\"\n\n",
+                       i, topics[i]);
+    f << fmt::format("[[sinks]]\nname = \"out\"\ntopic = \"{}\"\n", out);
+  }
+  // End offsets (the mock drops the oldest data past 5 MB per partition,
+  // which moves the low ones).
+  auto end_of = [&] {
+    return need(castor::testing::watermarks(bootstrap, out, 1), "watermarks")[0].second;
+  };
+  auto before = end_of();
+  posix_spawn_file_actions_t files;
+  posix_spawn_file_actions_init(&files);
+  posix_spawn_file_actions_addopen(&files, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  posix_spawn_file_actions_adddup2(&files, 1, 2);
+  std::string binary = CASTOR_BINARY;
+  std::vector<std::string> args{binary, "run", "--config", config};
+  std::vector<char*> argv;
+  for (auto& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  auto start = steady::now();
+  if (posix_spawn(&pid, binary.c_str(), &files, nullptr, argv.data(), environ) != 0)
+    die("cannot start " + binary);
+  posix_spawn_file_actions_destroy(&files);
+  int status = 0;
+  rusage usage{};
+  while (wait4(pid, &status, WNOHANG, &usage) == 0) {
+    if (steady::now() - start > std::chrono::minutes{5}) {
+      kill(pid, SIGKILL);
+      wait4(pid, &status, 0, &usage);
+      die("castor run took more than 5 minutes: see " + log);
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds{500});
+  }
+  timed result{seconds_since(start), 0};
+  auto sec = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  result.cpu = sec(usage.ru_utime) + sec(usage.ru_stime);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    die(fmt::format("castor run failed (status {}): see {}", status, log));
+  auto written = end_of() - before;
+  if (written != static_cast<int64_t>(count))
+    die(fmt::format("castor run wrote {} of {} records into {}: see {}", written, count,
+                    out, log));
+  if (verbose)
+    fmt::print("    castor process: {:.3f} s ({:.2f} s CPU)\n", result.seconds,
+               result.cpu);
+  std::filesystem::remove_all(dir);
   return result;
 }
 
@@ -574,8 +690,8 @@ private:
 };
 
 // The fastest of `n` runs of `f` (a noisy machine only ever slows a run down).
-double seconds_of(double x) {
-  return x;
+double seconds_of(const timed& x) {
+  return x.seconds;
 }
 double seconds_of(const castor_result& x) {
   return x.seconds;
@@ -601,6 +717,8 @@ struct row {
   size_t messages = 0;
   double seconds = 0;
   double ratio = 0; // vs case 2
+  /// CPU seconds of the run (0: not measured).
+  double cpu = 0;
   uint64_t records_out = 0;
 };
 
@@ -631,9 +749,11 @@ int main(int argc, char** argv) {
   app.add_flag("--verbose", verbose, "a line of castor's counters after each castor run");
   app.add_option("--json", json_path,
                  "where to write the results (default castor-bench.json)");
-  std::vector<std::string> only{"1", "2", "3", "3b", "3h", "4", "4b", "5", "6", "7", "8"};
-  app.add_option("--cases", only,
-                 "which cases to run (default 1 2 3 3b 3h 4 4b 5 6 7 8; 2 always runs)");
+  std::vector<std::string> only{"1", "2",  "2h", "3", "3p", "3b", "3h",
+                                "4", "4b", "5",  "6", "7",  "8"};
+  app.add_option(
+      "--cases", only,
+      "which cases to run (default 1 2 2h 3 3p 3b 3h 4 4b 5 6 7 8; 2 always runs)");
   std::vector<size_t> scales{8, 64, 256};
   size_t scale_messages = 150'000;
   app.add_option("--scale-partitions", scales,
@@ -676,26 +796,38 @@ int main(int argc, char** argv) {
                                     fmt::format("in-b-{}", size)};
     for (auto& t : topics)
       broker.create_topic(t, partitions);
-    for (auto* out : {"raw", "copy", "copyb", "merge", "wordcount", "wordcountb"})
+    for (auto* out :
+         {"raw", "rawh", "copy", "copyp", "copyb", "merge", "wordcount", "wordcountb"})
       broker.create_topic(fmt::format("out-{}-{}", out, size), 1);
     fmt::print("filling {} messages of {} B into 2 topics x {} partitions...\n", messages,
                size, partitions);
     fill(bootstrap, topics, partitions, messages, size);
     check_holds(bootstrap, topics, partitions, messages);
     // Case 2 is the reference: always run.
-    double pass_through = best_of(repeat, [&] {
+    auto raw = best_of(repeat, [&] {
       return raw_loop(bootstrap, topics, partitions, messages,
                       fmt::format("out-raw-{}", size));
     });
-    auto add = [&](std::string id, std::string name, double seconds) {
-      rows.push_back({std::move(id), std::move(name), size, messages, seconds,
-                      pass_through / seconds});
+    double pass_through = raw.seconds;
+    auto add = [&](std::string id, std::string name, timed t) {
+      rows.push_back({std::move(id), std::move(name), size, messages, t.seconds,
+                      pass_through / t.seconds, t.cpu});
     };
+    auto of = [](const castor_result& r) { return timed{r.seconds, r.cpu}; };
     if (run_case("1"))
       add("1", "raw librdkafka consume-only", best_of(repeat, [&] {
             return raw_loop(bootstrap, topics, partitions, messages, "");
           }));
-    add("2", "raw librdkafka consume->produce", pass_through);
+    add("2", "raw librdkafka consume->produce", raw);
+    double raw_headers = 0;
+    if (run_case("2h")) {
+      auto r = best_of(repeat, [&] {
+        return raw_loop(bootstrap, topics, partitions, messages,
+                        fmt::format("out-rawh-{}", size), true);
+      });
+      raw_headers = r.seconds;
+      add("2h", "raw consume->produce + castor merge's 4 headers", r);
+    }
     castor_result copied;
     castor_result merged;
     auto expect_all = [&](const castor_result& r, const char* what) {
@@ -711,11 +843,27 @@ int main(int argc, char** argv) {
                           [&](auto& s) { return s.delivered >= messages; });
       });
       expect_all(copied, "copy");
-      add("3", "castor copy (ordered merge), cycles by timestamp", copied.seconds);
+      add("3", "castor copy (ordered merge), cycles by timestamp", of(copied));
       target(
           pass_through / copied.seconds >= 1.0,
           fmt::format("case 3 (cycles by timestamp) >= 100 % of case 2 at {} B: {:.0f} %",
                       size, 100 * pass_through / copied.seconds));
+    }
+    if (run_case("3p")) {
+      auto r = best_of(repeat, [&] {
+        return castor_process(bootstrap, topics, fmt::format("out-copyp-{}", size),
+                              messages, batch);
+      });
+      add("3p", "castor copy as a process (launch to exit)", r);
+      target(pass_through / r.seconds >= 1.2,
+             fmt::format("case 3p (the castor binary, launch to exit) >= 120 % of case 2 "
+                         "at {} B: {:.0f} %",
+                         size, 100 * pass_through / r.seconds));
+      target(r.cpu <= raw.cpu,
+             fmt::format("case 3p CPU per message <= case 2's at {} B: {:.2f} vs {:.2f} "
+                         "s per million",
+                         size, r.cpu * 1e6 / static_cast<double>(messages),
+                         raw.cpu * 1e6 / static_cast<double>(messages)));
     }
     if (run_case("3b")) {
       auto r = best_of(repeat, [&] {
@@ -724,7 +872,7 @@ int main(int argc, char** argv) {
             batch, [&](auto& s) { return s.delivered >= messages; }, by_batch);
       });
       expect_all(r, "copy (batch cycles)");
-      add("3b", "castor copy, batch cycles (not deterministic)", r.seconds);
+      add("3b", "castor copy, batch cycles (not deterministic)", of(r));
       if (copied.seconds > 0)
         determinism_cost.push_back(
             fmt::format("copy at {} B: by timestamp {:.3f} s, batch {:.3f} s: x{:.2f}",
@@ -737,7 +885,16 @@ int main(int argc, char** argv) {
                           [&](auto& s) { return s.delivered >= messages; });
       });
       expect_all(merged, "merge");
-      add("3h", "castor merge (same + 4 provenance headers)", merged.seconds);
+      add("3h", "castor merge (same + 4 provenance headers)", of(merged));
+      if (copied.seconds > 0)
+        target(copied.seconds / merged.seconds >= 0.9,
+               fmt::format("case 3h (merge) >= 90 % of case 3 (copy) at {} B: {:.0f} %{}",
+                           size, 100 * copied.seconds / merged.seconds,
+                           raw_headers > 0
+                               ? fmt::format(" (the raw loop with the same headers: "
+                                             "{:.0f} % of without)",
+                                             100 * pass_through / raw_headers)
+                               : std::string{}));
     }
     auto count_words = [&](castor::cycle_policy cycles, const char* out) {
       auto counted = best_of(repeat, [&] {
@@ -758,12 +915,12 @@ int main(int argc, char** argv) {
     castor_result counted;
     if (run_case("4")) {
       counted = count_words(castor::cycle_policy::by_timestamp(), "wordcount");
-      add("4", "castor wordcount, cycles by timestamp", counted.seconds);
+      add("4", "castor wordcount, cycles by timestamp", of(counted));
       rows.back().records_out = counted.stats.delivered;
     }
     if (run_case("4b")) {
       auto r = count_words(by_batch, "wordcountb");
-      add("4b", "castor wordcount, batch cycles", r.seconds);
+      add("4b", "castor wordcount, batch cycles", of(r));
       rows.back().records_out = r.stats.delivered;
       // The target of the cycles it was set for (a record per word per
       // release); by timestamp, wordcount writes a record per word per
@@ -808,8 +965,8 @@ int main(int argc, char** argv) {
     });
     r.rss_growth = rss_growth;
     growths.push_back(r.rss_growth);
-    rows.push_back(
-        {"5", fmt::format("castor copy, skewed replay of {}", n), 20, n, r.seconds, 0});
+    rows.push_back({"5", fmt::format("castor copy, skewed replay of {}", n), 20, n,
+                    r.seconds, 0, r.cpu});
     skew_json.push_back({{"messages", n},
                          {"seconds", r.seconds},
                          {"messages_per_s", n / r.seconds},
@@ -854,7 +1011,7 @@ int main(int argc, char** argv) {
       auto label = budget == 0 ? std::string{"off"} : std::string{"256 MiB"};
       scale_at[fmt::format("{}/{}", label, p)] = {scale_messages / r.seconds, rss_growth};
       rows.push_back({"7", fmt::format("castor copy, {} partitions, budget {}", p, label),
-                      1000, scale_messages, r.seconds, 0});
+                      1000, scale_messages, r.seconds, 0, r.cpu});
       scale_json.push_back({{"partitions", p},
                             {"memory_budget", label},
                             {"messages", scale_messages},
@@ -907,7 +1064,7 @@ int main(int argc, char** argv) {
       rate_at[cap] = dense_messages / r.seconds;
       auto label = cap == 5000 ? std::string{"cap 5000"} : std::string{"no cap"};
       rows.push_back({"8", fmt::format("castor copy, dense interleaving, {}", label), 20,
-                      dense_messages, r.seconds, 0});
+                      dense_messages, r.seconds, 0, r.cpu});
       dense_json.push_back({{"hold", label},
                             {"batch_size", 1000},
                             {"hold_cap", cap},
@@ -966,14 +1123,20 @@ int main(int argc, char** argv) {
   }
 
   // Report.
-  fmt::print("\n{:<4} {:<46} {:>6} {:>10} {:>9} {:>12} {:>8} {:>11}\n", "case", "what",
-             "bytes", "messages", "seconds", "messages/s", "vs 2", "records out");
+  fmt::print("\n{:<4} {:<46} {:>6} {:>10} {:>9} {:>12} {:>8} {:>9} {:>11}\n", "case",
+             "what", "bytes", "messages", "seconds", "messages/s", "vs 2", "CPU s/M",
+             "records out");
   nlohmann::json cases = nlohmann::json::array();
   for (auto& r : rows) {
     auto ratio = r.ratio > 0 ? fmt::format("{:.0f}%", 100 * r.ratio) : std::string{"-"};
     auto out = r.records_out > 0 ? std::to_string(r.records_out) : std::string{"-"};
-    fmt::print("{:<4} {:<46} {:>6} {:>10} {:>9.3f} {:>12.0f} {:>8} {:>11}\n", r.id,
-               r.name, r.size, r.messages, r.seconds, r.messages / r.seconds, ratio, out);
+    // CPU seconds per million messages: steadier than wall time on a shared
+    // machine (the broker's CPU, in its own process, is not counted).
+    auto per_million = r.cpu * 1e6 / static_cast<double>(r.messages);
+    auto cpu = r.cpu > 0 ? fmt::format("{:.2f}", per_million) : std::string{"-"};
+    fmt::print("{:<4} {:<46} {:>6} {:>10} {:>9.3f} {:>12.0f} {:>8} {:>9} {:>11}\n", r.id,
+               r.name, r.size, r.messages, r.seconds, r.messages / r.seconds, ratio, cpu,
+               out);
     nlohmann::json c{{"case", r.id},          {"what", r.name},
                      {"value_bytes", r.size}, {"messages", r.messages},
                      {"seconds", r.seconds},  {"messages_per_s", r.messages / r.seconds}};
@@ -981,6 +1144,8 @@ int main(int argc, char** argv) {
       c["ratio_vs_case_2"] = r.ratio;
     if (r.records_out > 0)
       c["records_out"] = r.records_out;
+    if (r.cpu > 0)
+      c["cpu_seconds_per_million"] = per_million;
     cases.push_back(c);
   }
   fmt::print("\nskewed replay (batch_size {}, cap {} held):\n", batch, 5 * batch);
