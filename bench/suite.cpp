@@ -46,6 +46,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
@@ -104,7 +105,8 @@ struct broker_process {
   static broker_process start() {
     int up[2];
     int down[2];
-    if (pipe(up) != 0 || pipe(down) != 0)
+    // Close-on-exec: processes the suite starts (case 3p) do not keep them.
+    if (pipe2(up, O_CLOEXEC) != 0 || pipe2(down, O_CLOEXEC) != 0)
       die("pipe");
     auto pid = fork();
     if (pid < 0)
@@ -225,12 +227,17 @@ int64_t holds(const std::string& bootstrap, const std::string& topic, int partit
 
 bool verbose = false;
 
+// User plus system CPU seconds in `u`.
+double cpu_of(const rusage& u) {
+  auto sec = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
+}
+
 // CPU time of this process (the broker runs in a child), in seconds.
 double cpu_seconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
-  auto sec = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
-  return sec(u.ru_utime) + sec(u.ru_stime);
+  return cpu_of(u);
 }
 
 // Wall and CPU seconds of one run.
@@ -288,33 +295,38 @@ timed raw_loop(const std::string& bootstrap, const std::vector<std::string>& top
     for (ssize_t i = 0; i < n; ++i) {
       auto* m = buffer[static_cast<size_t>(i)];
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        if (producer && provenance) {
-          auto* topic = rd_kafka_topic_name(m->rkt);
-          auto partition = std::to_string(m->partition);
-          auto offset = std::to_string(m->offset);
-          auto time = std::to_string(rd_kafka_message_timestamp(m, nullptr));
-          auto* headers = rd_kafka_headers_new(4);
-          rd_kafka_header_add(headers, "castor.topic", -1, topic, -1);
-          rd_kafka_header_add(headers, "castor.partition", -1, partition.data(),
-                              static_cast<ssize_t>(partition.size()));
-          rd_kafka_header_add(headers, "castor.offset", -1, offset.data(),
-                              static_cast<ssize_t>(offset.size()));
-          rd_kafka_header_add(headers, "castor.timestamp", -1, time.data(),
-                              static_cast<ssize_t>(time.size()));
-          while (rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(out.c_str()),
-                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                   RD_KAFKA_V_KEY(m->key, m->key_len),
-                                   RD_KAFKA_V_VALUE(m->payload, m->len),
-                                   RD_KAFKA_V_HEADERS(headers),
-                                   RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        if (producer) {
+          rd_kafka_headers_t* headers = nullptr;
+          std::string partition;
+          std::string offset;
+          std::string time;
+          if (provenance) {
+            partition = std::to_string(m->partition);
+            offset = std::to_string(m->offset);
+            time = std::to_string(rd_kafka_message_timestamp(m, nullptr));
+            headers = rd_kafka_headers_new(4);
+            rd_kafka_header_add(headers, "castor.topic", -1, rd_kafka_topic_name(m->rkt),
+                                -1);
+            rd_kafka_header_add(headers, "castor.partition", -1, partition.data(),
+                                static_cast<ssize_t>(partition.size()));
+            rd_kafka_header_add(headers, "castor.offset", -1, offset.data(),
+                                static_cast<ssize_t>(offset.size()));
+            rd_kafka_header_add(headers, "castor.timestamp", -1, time.data(),
+                                static_cast<ssize_t>(time.size()));
+          }
+          rd_kafka_resp_err_t err;
+          while ((err = rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(out.c_str()),
+                                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                          RD_KAFKA_V_KEY(m->key, m->key_len),
+                                          RD_KAFKA_V_VALUE(m->payload, m->len),
+                                          RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END)) ==
+                 RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(producer.get(), 1);
-        } else if (producer) {
-          while (rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(out.c_str()),
-                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                   RD_KAFKA_V_KEY(m->key, m->key_len),
-                                   RD_KAFKA_V_VALUE(m->payload, m->len),
-                                   RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(producer.get(), 1);
+          if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (headers != nullptr)
+              rd_kafka_headers_destroy(headers);
+            die(fmt::format("raw produce: {}", rd_kafka_err2str(err)));
+          }
         }
         ++done;
       }
@@ -412,15 +424,14 @@ castor_run(const castor::dags::factory& make, const std::string& bootstrap,
     auto last_progress = steady::now();
     // When the first message was read and the last one released (verbose).
     double first_read = -1;
-    double released_all = -1;
+    double last_release = -1;
     uint64_t released_before = 0;
     while (true) {
       auto s = stats_of(self, pipeline);
       if (first_read < 0 && s.consumed > 0)
         first_read = seconds_since(start);
-      if (released_all < 0 && s.released > 0 && s.released == released_before &&
-          s.held == 0)
-        released_all = seconds_since(start);
+      if (s.released != released_before)
+        last_release = seconds_since(start);
       released_before = s.released;
       if (done(s)) {
         result.stats = s;
@@ -452,9 +463,9 @@ castor_run(const castor::dags::factory& make, const std::string& bootstrap,
         nodes +=
             fmt::format(" {} {:.3f} s,", n.name, static_cast<double>(n.time_ns) / 1e9);
       fmt::print("    castor DAG: {:.3f} s in cycles;{}\n", s.cycle_seconds, nodes);
-      fmt::print("    castor timeline: first read at {:.3f} s, all released by {:.3f} s, "
-                 "all delivered at {:.3f} s\n",
-                 first_read, released_all, result.seconds);
+      fmt::print("    castor timeline: first read at {:.3f} s, last release seen at "
+                 "{:.3f} s, all delivered at {:.3f} s\n",
+                 first_read, last_release, result.seconds);
     }
     caf::anon_send(pipeline, castor::stop_atom::value);
     if (auto err = castor::wait_for(sys, pipeline))
@@ -511,8 +522,8 @@ timed castor_process(const std::string& bootstrap, const std::vector<std::string
   argv.push_back(nullptr);
   pid_t pid = -1;
   auto start = steady::now();
-  if (posix_spawn(&pid, binary.c_str(), &files, nullptr, argv.data(), environ) != 0)
-    die("cannot start " + binary);
+  if (auto err = posix_spawn(&pid, binary.c_str(), &files, nullptr, argv.data(), environ))
+    die(fmt::format("cannot start {}: {}", binary, std::strerror(err)));
   posix_spawn_file_actions_destroy(&files);
   int status = 0;
   rusage usage{};
@@ -524,9 +535,7 @@ timed castor_process(const std::string& bootstrap, const std::vector<std::string
     }
     std::this_thread::sleep_for(std::chrono::microseconds{500});
   }
-  timed result{seconds_since(start), 0};
-  auto sec = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
-  result.cpu = sec(usage.ru_utime) + sec(usage.ru_stime);
+  timed result{seconds_since(start), cpu_of(usage)};
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     die(fmt::format("castor run failed (status {}): see {}", status, log));
   auto written = end_of() - before;
@@ -856,8 +865,8 @@ int main(int argc, char** argv) {
       });
       add("3p", "castor copy as a process (launch to exit)", r);
       target(pass_through / r.seconds >= 1.2,
-             fmt::format("case 3p (the castor binary, launch to exit) >= 120 % of case 2 "
-                         "at {} B: {:.0f} %",
+             fmt::format("case 3p (the castor binary, launch to exit, its start-up and "
+                         "shutdown included) >= 120 % of case 2 at {} B: {:.0f} %",
                          size, 100 * pass_through / r.seconds));
       target(r.cpu <= raw.cpu,
              fmt::format("case 3p CPU per message <= case 2's at {} B: {:.2f} vs {:.2f} "
@@ -1050,9 +1059,9 @@ int main(int argc, char** argv) {
                dense_messages, dense_per_ms, partitions);
     fill(bootstrap, {"dense"}, partitions, dense_messages, 20, {}, dense_per_ms);
     check_holds(bootstrap, {"dense"}, partitions, dense_messages);
-    std::map<size_t, double> rate_at;
+    std::map<std::string, double> rate_at;
     // batch_size 1000 both times; the second with a cap above the data.
-    for (auto cap : {size_t{5000}, 2 * dense_messages}) {
+    for (auto cap : {size_t{5000}, std::max<size_t>(2 * dense_messages, 5001)}) {
       auto r = best_of(repeat, [&] {
         return castor_run(
             castor::dags::copy, bootstrap, {"dense"}, "out-dense", 1000,
@@ -1061,8 +1070,8 @@ int main(int argc, char** argv) {
       });
       if (r.stats.delivered != dense_messages)
         die("dense: wrong count");
-      rate_at[cap] = dense_messages / r.seconds;
       auto label = cap == 5000 ? std::string{"cap 5000"} : std::string{"no cap"};
+      rate_at[label] = dense_messages / r.seconds;
       rows.push_back({"8", fmt::format("castor copy, dense interleaving, {}", label), 20,
                       dense_messages, r.seconds, 0, r.cpu});
       dense_json.push_back({{"hold", label},
@@ -1076,9 +1085,9 @@ int main(int argc, char** argv) {
                             {"resumes", r.stats.resumes},
                             {"held_peak", r.stats.held_peak}});
     }
-    target(rate_at[5000] >= 0.8 * rate_at[2 * dense_messages],
+    target(rate_at["cap 5000"] >= 0.8 * rate_at["no cap"],
            fmt::format("case 8 dense replay at the cap >= 80 % of it without: {:.0f} %",
-                       100 * rate_at[5000] / rate_at[2 * dense_messages]));
+                       100 * rate_at["cap 5000"] / rate_at["no cap"]));
   }
 
   // 6. Live latency.

@@ -108,61 +108,79 @@ struct consumer_client::impl {
 
   /// Wakes librdkafka's fetcher (see consumer_client::wake_fetcher): a
   /// thread of its own sends the requests, whose answers do not matter, so
-  /// that no reader waits for a broker.
+  /// that no reader waits for a broker. Shared with that thread: when the
+  /// client closes while a request still waits for a broker that does not
+  /// answer, the thread destroys the client once it returns.
   struct waker {
     std::mutex mutex;
     std::condition_variable cv;
-    std::optional<std::pair<std::string, int32_t>> job;
+    /// Partitions to query, one per broker to wake.
+    std::vector<std::pair<std::string, int32_t>> jobs;
     bool busy = false;
     bool stop = false;
+    /// Left to the thread by a close that could not wait for it.
+    rd_kafka_t* adopted = nullptr;
+    std::unique_ptr<hooks> adopted_hooks;
     std::thread thread;
   };
-  std::unique_ptr<waker> fetch_waker;
+  std::shared_ptr<waker> fetch_waker;
 
-  bool wake_fetcher(const assignment_entry& e) {
+  bool wake_fetcher(std::vector<std::pair<std::string, int32_t>> parts) {
     if (!fetch_waker) {
-      fetch_waker = std::make_unique<waker>();
-      fetch_waker->thread = std::thread{[w = fetch_waker.get(), rk = client.get()] {
+      fetch_waker = std::make_shared<waker>();
+      fetch_waker->thread = std::thread{[w = fetch_waker, rk = client.get()] {
         std::unique_lock lock{w->mutex};
         while (true) {
-          w->cv.wait(lock, [w] { return w->stop || w->job; });
+          w->cv.wait(lock, [&] { return w->stop || !w->jobs.empty(); });
           if (w->stop)
-            return;
-          auto [topic, partition] = std::move(*w->job);
-          w->job.reset();
+            break;
+          auto jobs = std::exchange(w->jobs, {});
           w->busy = true;
           lock.unlock();
-          int64_t low = 0;
-          int64_t high = 0;
-          rd_kafka_query_watermark_offsets(rk, topic.c_str(), partition, &low, &high,
-                                           1000);
+          for (auto& [topic, partition] : jobs) {
+            int64_t low = 0;
+            int64_t high = 0;
+            rd_kafka_query_watermark_offsets(rk, topic.c_str(), partition, &low, &high,
+                                             1000);
+          }
           lock.lock();
           w->busy = false;
           w->cv.notify_all();
         }
+        if (w->adopted != nullptr) {
+          lock.unlock();
+          rd_kafka_destroy_flags(w->adopted, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        }
       }};
     }
     std::lock_guard lock{fetch_waker->mutex};
-    if (fetch_waker->busy || fetch_waker->job)
-      return false; // one at a time
-    fetch_waker->job.emplace(e.topic, e.partition);
+    if (fetch_waker->busy || !fetch_waker->jobs.empty())
+      return false; // one round at a time
+    fetch_waker->jobs = std::move(parts);
     fetch_waker->cv.notify_all();
     return true;
   }
 
-  /// Stops the waker; false if a request of its own still waits for a
-  /// broker after `timeout` (the client must then not be destroyed under it).
+  /// Stops the waker within `timeout`. When a request of its own still
+  /// waits for a broker, the waker destroys the client (and drops its
+  /// hooks) once it returns: returns false, and the client is gone from
+  /// here.
   bool stop_waker(std::chrono::milliseconds timeout) {
     if (!fetch_waker)
       return true;
-    std::unique_lock lock{fetch_waker->mutex};
-    fetch_waker->stop = true;
-    fetch_waker->cv.notify_all();
-    if (!fetch_waker->cv.wait_for(lock, timeout, [this] { return !fetch_waker->busy; }))
+    auto w = std::exchange(fetch_waker, nullptr);
+    std::unique_lock lock{w->mutex};
+    w->stop = true;
+    w->cv.notify_all();
+    if (!w->cv.wait_for(lock, timeout, [&] { return !w->busy; })) {
+      w->adopted = client.release();
+      w->adopted_hooks = std::move(hook);
+      lock.unlock();
+      w->thread.detach();
       return false;
+    }
     lock.unlock();
-    fetch_waker->thread.join();
-    fetch_waker.reset();
+    w->thread.join();
     return true;
   }
 
@@ -364,17 +382,6 @@ struct consumer_client::impl {
   bool close(std::chrono::milliseconds timeout) {
     if (!client)
       return true;
-    if (!stop_waker(timeout)) {
-      // Its query waits for a broker that does not answer: the client stays
-      // alive under it (and so do the hooks), as when librdkafka's own
-      // destruction does not finish in time.
-      (void)client.release();
-      (void)hook.release();
-      (void)fetch_waker.release();
-      logger()->warn("consumer: a query to a broker that does not answer is still "
-                     "open; castor goes on without the consumer's client");
-      return false;
-    }
     closing = true;
     for (auto& q : queues)
       if (q)
@@ -409,6 +416,15 @@ struct consumer_client::impl {
         deadline - std::chrono::steady_clock::now());
     left = std::max(left, std::chrono::milliseconds{100});
     hook->owner = nullptr;
+    if (!stop_waker(left)) {
+      logger()->warn("consumer: a query to a broker that does not answer is still "
+                     "open: librdkafka's client is destroyed once it returns; castor "
+                     "goes on without it");
+      return false;
+    }
+    left = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(
+                        deadline - std::chrono::steady_clock::now()),
+                    std::chrono::milliseconds{100});
     if (destroy_within(std::move(client), left, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
       return true;
     // librdkafka's threads may still call back: the hooks stay theirs.
@@ -695,11 +711,15 @@ void consumer_client::read_cluster_errors(read_errors& errors) {
   }
 }
 
-bool consumer_client::wake_fetcher(uint32_t pid) {
-  return pid < impl_->parts.size() && impl_->client &&
-         impl_->wake_fetcher(impl_->parts[pid]);
+bool consumer_client::wake_fetcher(const std::vector<uint32_t>& pids) {
+  if (!impl_->client)
+    return false;
+  std::vector<std::pair<std::string, int32_t>> parts;
+  for (auto pid : pids)
+    if (pid < impl_->parts.size())
+      parts.emplace_back(impl_->parts[pid].topic, impl_->parts[pid].partition);
+  return !parts.empty() && impl_->wake_fetcher(std::move(parts));
 }
-
 std::pair<int64_t, int64_t> consumer_client::cached_watermarks(uint32_t pid) const {
   auto& e = impl_->parts[pid];
   int64_t low = -1;

@@ -149,8 +149,8 @@ std::vector<MetricFamily> to_metric_families(const pipeline_stats& s, timestamp 
            "Records larger than the producer's message.max.bytes", counter,
            double(s.oversized));
   f.scalar("castor_fetcher_wakeups_total",
-           "Times the consumer woke librdkafka's fetcher, stopped while the broker held "
-           "more than the consumer had read",
+           "Rounds in which the consumer, having read nothing for a while, asked "
+           "librdkafka's fetcher to look again (the broker held more than it had read)",
            counter, double(s.fetcher_wakeups));
 
   f.scalar("castor_cycles_total", "DAG cycles run", counter, double(s.cycles));

@@ -138,6 +138,7 @@ caf::error consumer_state::start(pointer self) {
   paused.assign(n, false);
   owned.assign(n, !config.group);
   revoking.assign(n, false);
+  at_end.assign(n, false);
   std::function<void()> on_data;
   if (config.event_driven) {
     wake->target = caf::actor_cast<caf::weak_actor_ptr>(self);
@@ -294,8 +295,11 @@ void consumer_state::read_and_send(pointer self) {
     if (paused[pid] || !owned[pid])
       continue;
     auto first = batch->messages.size();
-    if (client->read(pid, budget, batch->messages, errors))
+    bool end = client->read(pid, budget, batch->messages, errors);
+    if (end)
       batch->end_of_partition.push_back(pid);
+    if (end || batch->messages.size() > first)
+      at_end[pid] = end;
     auto& expected = next_offset[pid];
     for (auto i = first; i < batch->messages.size(); ++i) {
       auto offset = batch->messages[i].offset();
@@ -333,42 +337,6 @@ void consumer_state::read_and_send(pointer self) {
           [self](caf::error& err) { self->quit(std::move(err)); });
 }
 
-void consumer_state::watch_starvation(pointer self) {
-  if (starved_check || config.fetch_wake_after <= duration::zero())
-    return;
-  starved_check = true;
-  self->delayed_send(self, config.fetch_wake_after, wake_atom::value, reads);
-}
-
-void consumer_state::check_starved(pointer self, uint64_t reads_then) {
-  starved_check = false;
-  if (in_flight || !client || !table || stopped_reading || reads != reads_then)
-    return;
-  // One wake-up per broker: its thread then looks at all its partitions.
-  std::vector<int32_t> woken;
-  for (uint32_t pid = 0; pid < table->partitions.size(); ++pid) {
-    if (paused[pid] || !owned[pid])
-      continue;
-    auto high = client->cached_watermarks(pid).second;
-    if (high < 0 || next_offset[pid] >= high)
-      continue;
-    auto leader = table->partitions[pid].leader;
-    if (std::find(woken.begin(), woken.end(), leader) != woken.end())
-      continue;
-    woken.push_back(leader);
-    if (!client->wake_fetcher(pid))
-      continue;
-    ++stats.fetcher_wakeups;
-    logger()->debug("consumer: read nothing for {} while the broker holds more of "
-                    "{}[{}] (offset {} of {}): wakes librdkafka's fetcher",
-                    format_duration(config.fetch_wake_after),
-                    table->partitions[pid].topic, table->partitions[pid].partition,
-                    next_offset[pid], high);
-  }
-  if (!woken.empty())
-    watch_starvation(self);
-}
-
 namespace {
 
 std::string names(const partition_table& table, const std::vector<uint32_t>& pids) {
@@ -381,6 +349,66 @@ std::string names(const partition_table& table, const std::vector<uint32_t>& pid
 }
 
 } // namespace
+
+void consumer_state::watch_starvation(pointer self) {
+  if (starved_check || config.fetch_wake_after <= duration::zero())
+    return;
+  starved_check = true;
+  if (wake_delay < config.fetch_wake_after)
+    wake_delay = config.fetch_wake_after;
+  self->delayed_send(self, wake_delay, wake_atom::value, reads);
+}
+
+void consumer_state::check_starved(pointer self, uint64_t reads_then) {
+  starved_check = false;
+  if (!client || !table || stopped_reading)
+    return;
+  if (reads != reads_then) {
+    // Messages came: the fetcher works. Watch again if nothing is in
+    // flight (a read came back empty while this check was pending).
+    wake_delay = config.fetch_wake_after;
+    woke = false;
+    if (!in_flight)
+      watch_starvation(self);
+    return;
+  }
+  if (in_flight)
+    return; // the next empty read watches again
+  // A partition read, not at its end, of which the broker holds more than
+  // the consumer has read: one per broker (its thread then looks at all its
+  // partitions).
+  std::vector<int32_t> brokers;
+  std::vector<uint32_t> pids;
+  for (uint32_t pid = 0; pid < table->partitions.size(); ++pid) {
+    if (paused[pid] || !owned[pid] || at_end[pid])
+      continue;
+    auto high = client->cached_watermarks(pid).second;
+    if (high < 0 || next_offset[pid] >= high)
+      continue;
+    auto leader = table->partitions[pid].leader;
+    if (std::find(brokers.begin(), brokers.end(), leader) != brokers.end())
+      continue;
+    brokers.push_back(leader);
+    pids.push_back(pid);
+  }
+  if (pids.empty())
+    return;
+  // Still nothing after a wake-up: a transaction or a rebalance, say, holds
+  // the rest back; look less often (up to once a second).
+  if (woke)
+    wake_delay = std::min<duration>(wake_delay * 2, std::chrono::seconds{1});
+  woke = true;
+  if (client->wake_fetcher(pids)) {
+    ++stats.fetcher_wakeups;
+    logger()->debug("consumer: read nothing for {} while the broker holds more of {} "
+                    "(offset {} of {} first): wakes librdkafka's fetcher for {} "
+                    "broker(s)",
+                    format_duration(wake_delay), names(*table, pids),
+                    next_offset[pids[0]], client->cached_watermarks(pids[0]).second,
+                    pids.size());
+  }
+  watch_starvation(self);
+}
 
 void consumer_state::serve_rebalances(pointer self) {
   for (auto& r : client->take_rebalances()) {
@@ -403,6 +431,9 @@ void consumer_state::serve_rebalances(pointer self) {
 }
 
 void consumer_state::on_assigned(pointer self, const std::vector<uint32_t>& pids) {
+  for (auto pid : pids)
+    if (pid < at_end.size())
+      at_end[pid] = false;
   // Where each partition starts: the group's committed offset, else the
   // source's start policy.
   auto timeout =

@@ -183,8 +183,14 @@ struct consumer_state {
   std::vector<int64_t> next_offset;
   /// Messages read in all (a starved consumer checks whether any came).
   uint64_t reads = 0;
-  /// A check of a starved consumer is due (see `check_starved`).
+  /// A check of a starved consumer is due (see `check_starved`), after this
+  /// (doubling while wake-ups bring nothing).
   bool starved_check = false;
+  duration wake_delay{0};
+  /// The last check woke the fetcher, and nothing came since.
+  bool woke = false;
+  /// Whether each partition (pid) reported its end since its last message.
+  std::vector<bool> at_end;
   /// Offsets skipped per partition (pid) by resets, one entry per reset.
   std::vector<std::pair<uint32_t, int64_t>> skips;
 

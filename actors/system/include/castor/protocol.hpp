@@ -325,8 +325,9 @@ struct pipeline_stats {
   uint64_t timer_skips = 0;
   /// Records too large for the producer (dead-lettered or stopping).
   uint64_t oversized = 0;
-  /// Times the consumer woke librdkafka's fetcher, which had stopped while
-  /// the broker held more (kafka::consumer_client::wake_fetcher).
+  /// Rounds in which the consumer, having read nothing for a while, asked
+  /// librdkafka's fetcher to look again while the broker held more than it
+  /// had read (kafka::consumer_client::wake_fetcher).
   uint64_t fetcher_wakeups = 0;
   /// A consumer group (engine.assignment = group): the partitions assigned
   /// to this instance now, the rebalances that changed them (assignments

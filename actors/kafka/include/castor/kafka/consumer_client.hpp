@@ -151,15 +151,16 @@ public:
   /// `pid` (no broker round trip; -1 while unknown).
   std::pair<int64_t, int64_t> cached_watermarks(uint32_t pid) const;
 
-  /// Wakes librdkafka's fetcher for the broker that leads `pid`, without
-  /// waiting: librdkafka 2.0.2 stops fetching a partition whose prefetch
-  /// reached queued.min.messages or queued.max.messages.kbytes, and a broker
-  /// thread with no partition left to fetch looks at them again only after
-  /// up to a second, while a reader that emptied the prefetch meanwhile
-  /// waits. Any request to that broker makes it look at once: the client
-  /// sends one (a query of the partition's offsets, on a thread of its own;
-  /// one at a time). Returns false when one is still under way.
-  bool wake_fetcher(uint32_t pid);
+  /// Wakes librdkafka's fetcher for the brokers that lead `pids` (one
+  /// partition per broker), without waiting: librdkafka 2.0.2 stops
+  /// fetching a partition whose prefetch reached queued.min.messages or
+  /// queued.max.messages.kbytes, and a broker thread with no partition left
+  /// to fetch looks at them again only after up to a second, while a reader
+  /// that emptied the prefetch meanwhile waits. Any request to that broker
+  /// makes it look at once: the client sends one to each (a query of the
+  /// partition's offsets, on a thread of its own; one round at a time).
+  /// Returns false when the last round is still under way.
+  bool wake_fetcher(const std::vector<uint32_t>& pids);
 
   /// Commits these next offsets (pid, offset) asynchronously, one commit in
   /// flight at a time being the caller's rule; `poll_commits` gives the
