@@ -343,7 +343,7 @@ TEST_CASE("pauses exactly when held reaches the cap, only partitions ahead of th
 
 TEST_CASE(
     "holds no more than the cap while partitions run ahead, and resumes each once the "
-    "watermark caught up and its held messages went",
+    "watermark catches up",
     "[watermark]") {
   core c{{{0, 1000}, {0, 1000}}, small(2), t0};
   for (int64_t i = 0; i < 12; ++i)
@@ -365,56 +365,8 @@ TEST_CASE(
   }
   push(c, 0, 2, t0 + 61s);
   c.update(t0);
-  // The watermark reached partition 1, which still holds 7 messages (the
-  // hold is above 3/5 of the cap): it stays paused.
-  CHECK(c.take_resumes().empty());
-  CHECK(c.paused(1));
-  while (c.release(out) > 0) {
-  }
-  // Down to 3/5 of the cap: it resumes.
   CHECK(c.take_resumes() == std::vector<uint32_t>{1});
   CHECK_FALSE(c.paused(1));
-}
-
-TEST_CASE("pausing has hysteresis: a partition the watermark reached resumes at once "
-          "when it holds nothing, else once the hold is down to 3/5 of the cap",
-          "[watermark]") {
-  // batch 2: cap 10, resume level 6. Partition 0 lags; 1 and 2 run ahead.
-  core c{{{0, 1000}, {0, 1000}, {0, 1000}}, small(2), t0};
-  CHECK(c.config().resume_level() == 6);
-  push(c, 0, 0, t0 + 1s);
-  for (int64_t i = 0; i < 6; ++i)
-    push(c, 1, i, t0 + 10s + std::chrono::seconds{i});
-  for (int64_t i = 0; i < 4; ++i)
-    push(c, 2, i, t0 + 20s + std::chrono::seconds{i});
-  c.update(t0);
-  CHECK(c.take_pauses() == std::vector<uint32_t>{1, 2});
-  std::vector<msg> out;
-  CHECK(c.release(out) == 1); // 0:0
-  push(c, 0, 1, t0 + 16s);
-  c.update(t0);
-  CHECK(c.watermark() == t0 + 15s);
-  CHECK(c.take_pauses() == std::vector<uint32_t>{0}); // 16 s: now it runs ahead
-  // Partition 1 is no longer ahead but holds 6 of the 11 held.
-  CHECK(c.take_resumes().empty());
-  CHECK(c.release(out) == 2); // 1:0, 1:1: 9 held
-  CHECK(c.take_resumes().empty());
-  CHECK(c.release(out) == 2); // 1:2, 1:3: 7 held
-  CHECK(c.take_resumes().empty());
-  CHECK(c.release(out) == 2); // 1:4, 1:5: partition 1 holds nothing
-  CHECK(c.take_resumes() == std::vector<uint32_t>{1});
-  CHECK(c.paused(2)); // 23 s, ahead of the watermark
-  // The watermark reaches partition 2 with the hold at the resume level.
-  push(c, 0, 2, t0 + 24s);
-  push(c, 1, 6, t0 + 30s);
-  c.update(t0);
-  CHECK(c.watermark() == t0 + 23s);
-  CHECK(c.held() == 7);
-  CHECK(c.take_resumes().empty());
-  CHECK(c.release(out) == 2); // 0:1 (16 s) and 2:0 (20 s): 5 held
-  CHECK(c.take_resumes() == std::vector<uint32_t>{2});
-  CHECK(c.paused(0)); // 24 s, ahead of the watermark
-  CHECK(c.counters().paused_partitions == 1);
 }
 
 TEST_CASE("at the cap with the partitions that run ahead paused, the others still get "

@@ -48,10 +48,6 @@ struct watermark_config {
   size_t hold_cap() const noexcept {
     return hold_limit > 0 ? hold_limit : batch_size * 5;
   }
-  /// Paused partitions that still hold messages resume once the hold is
-  /// down to this (three fifths of the cap: 3 x batch_size), so that a
-  /// partition is not resumed, read and paused again for every release.
-  size_t resume_level() const noexcept { return hold_cap() / 5 * 3; }
 };
 
 /// What the orchestrator knows of a partition at start-up. Partitions are
@@ -600,15 +596,7 @@ private:
     // frontier: many messages at one timestamp) is paused at the cap like
     // one ahead of the watermark, and stays paused until that message can
     // go, or the hold would grow past the cap.
-    //
-    // Hysteresis: a paused partition that the watermark reached resumes at
-    // once only when it holds nothing (it may be what holds the release
-    // back); one that still holds messages waits until the hold is down to
-    // resume_level(). Resuming it at once made a densely interleaved replay
-    // at the cap flap: resumed, read, paused again at every release, each
-    // round trip moving a few messages (16 per release over 256 partitions).
     bool at_cap = counters_.held >= config_.hold_cap();
-    bool drained = counters_.held <= config_.resume_level();
     auto f = live_ ? key{timestamp::max(), 0} : frontier();
     for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
       auto& p = parts_[pid];
@@ -617,7 +605,7 @@ private:
       bool stuck = !live_ && !p.fifo.empty() && !(key{p.fifo.front().ts, pid} < f);
       bool ahead = !live_ && ((p.latest && watermark_ < *p.latest) ||
                               (stuck && (p.paused || at_cap)));
-      if (p.paused && !ahead && (p.fifo.empty() || drained || live_)) {
+      if (p.paused && !ahead) {
         p.paused = false;
         to_resume_.push_back(pid);
         ++counters_.resumes;
