@@ -150,6 +150,7 @@ struct consumer_client::impl {
         if (w->adopted != nullptr) {
           lock.unlock();
           rd_kafka_destroy_flags(w->adopted, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+          end_closing();
         }
       }};
     }
@@ -173,6 +174,7 @@ struct consumer_client::impl {
     w->stop = true;
     w->cv.notify_all();
     if (!w->cv.wait_for(lock, timeout, [&] { return !w->busy; })) {
+      begin_closing(); // finish_closing waits for it
       w->adopted = client.release();
       w->adopted_hooks = std::move(hook);
       lock.unlock();
@@ -644,7 +646,7 @@ const std::vector<uint32_t>& consumer_client::owned() const noexcept {
 }
 
 bool consumer_client::read(uint32_t pid, size_t max, std::vector<consumed_message>& out,
-                           read_errors& errors) {
+                           read_errors& errors, bool* ends_at_end) {
   auto& p = *impl_;
   if (pid >= p.queues.size() || !p.queues[pid])
     return false; // not assigned
@@ -668,18 +670,22 @@ bool consumer_client::read(uint32_t pid, size_t max, std::vector<consumed_messag
     got = rd_kafka_consume_batch_queue(p.queues[pid].get(), 0, p.buffer.data(), max);
   }
   bool end = false;
+  bool last_end = false;
   for (ssize_t i = 0; i < got; ++i) {
     auto* m = p.buffer[static_cast<size_t>(i)];
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && !errors.fatal) {
       out.emplace_back(m, pid); // takes ownership
+      last_end = false;
       continue;
     }
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-      end = true;
+      end = last_end = true;
     else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
       p.classify(m, errors);
     rd_kafka_message_destroy(m);
   }
+  if (ends_at_end != nullptr && got > 0)
+    *ends_at_end = last_end;
   return end;
 }
 

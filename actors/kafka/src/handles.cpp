@@ -105,6 +105,17 @@ bool finish_closing(std::chrono::milliseconds timeout) {
   return closing_done.wait_for(lock, timeout, [] { return closing == 0; });
 }
 
+void begin_closing() {
+  std::lock_guard guard{closing_mutex};
+  ++closing;
+}
+
+void end_closing() {
+  std::lock_guard guard{closing_mutex};
+  --closing;
+  closing_done.notify_all();
+}
+
 bool destroy_within(handle_ptr client, std::chrono::milliseconds timeout, int flags) {
   if (!client)
     return true;

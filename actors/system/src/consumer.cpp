@@ -295,11 +295,10 @@ void consumer_state::read_and_send(pointer self) {
     if (paused[pid] || !owned[pid])
       continue;
     auto first = batch->messages.size();
-    bool end = client->read(pid, budget, batch->messages, errors);
-    if (end)
+    bool last_end = at_end[pid];
+    if (client->read(pid, budget, batch->messages, errors, &last_end))
       batch->end_of_partition.push_back(pid);
-    if (end || batch->messages.size() > first)
-      at_end[pid] = end;
+    at_end[pid] = last_end;
     auto& expected = next_offset[pid];
     for (auto i = first; i < batch->messages.size(); ++i) {
       auto offset = batch->messages[i].offset();
@@ -319,6 +318,11 @@ void consumer_state::read_and_send(pointer self) {
   }
   batch->broker_errors = errors.transient;
   reads += batch->messages.size();
+  if (!batch->messages.empty()) {
+    // The fetcher works: the next stall is looked at soon again.
+    wake_delay = config.fetch_wake_after;
+    woke = false;
+  }
   if (batch->messages.empty() && batch->end_of_partition.empty() &&
       batch->broker_errors == 0) {
     // The queues' callbacks wake the consumer when data arrives, unless
@@ -376,10 +380,15 @@ void consumer_state::check_starved(pointer self, uint64_t reads_then) {
     return; // the next empty read watches again
   // A partition read, not at its end, of which the broker holds more than
   // the consumer has read: one per broker (its thread then looks at all its
-  // partitions).
+  // partitions). The leaders are those of start-up: a leader that moved
+  // since may leave a broker unwoken in one round, so each round starts at
+  // another partition.
   std::vector<int32_t> brokers;
   std::vector<uint32_t> pids;
-  for (uint32_t pid = 0; pid < table->partitions.size(); ++pid) {
+  auto n = static_cast<uint32_t>(table->partitions.size());
+  ++wake_rounds;
+  for (uint32_t k = 0; k < n; ++k) {
+    auto pid = static_cast<uint32_t>((wake_rounds + k) % n);
     if (paused[pid] || !owned[pid] || at_end[pid])
       continue;
     auto high = client->cached_watermarks(pid).second;
@@ -393,6 +402,7 @@ void consumer_state::check_starved(pointer self, uint64_t reads_then) {
   }
   if (pids.empty())
     return;
+  auto waited = wake_delay;
   // Still nothing after a wake-up: a transaction or a rebalance, say, holds
   // the rest back; look less often (up to once a second).
   if (woke)
@@ -403,9 +413,8 @@ void consumer_state::check_starved(pointer self, uint64_t reads_then) {
     logger()->debug("consumer: read nothing for {} while the broker holds more of {} "
                     "(offset {} of {} first): wakes librdkafka's fetcher for {} "
                     "broker(s)",
-                    format_duration(wake_delay), names(*table, pids),
-                    next_offset[pids[0]], client->cached_watermarks(pids[0]).second,
-                    pids.size());
+                    format_duration(waited), names(*table, pids), next_offset[pids[0]],
+                    client->cached_watermarks(pids[0]).second, pids.size());
   }
   watch_starvation(self);
 }

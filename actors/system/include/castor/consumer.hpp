@@ -189,6 +189,7 @@ struct consumer_state {
   duration wake_delay{0};
   /// The last check woke the fetcher, and nothing came since.
   bool woke = false;
+  uint64_t wake_rounds = 0;
   /// Whether each partition (pid) reported its end since its last message.
   std::vector<bool> at_end;
   /// Offsets skipped per partition (pid) by resets, one entry per reset.

@@ -59,6 +59,12 @@ result<topic_spec> parse_topic_spec(std::string_view text);
 /// std::_Exit instead).
 bool finish_closing(std::chrono::milliseconds timeout);
 
+/// A client whose destruction a thread of castor's carries out later (the
+/// consumer's fetcher waker, when a close cannot wait for its query):
+/// counted by `finish_closing` from `begin_closing` until `end_closing`.
+void begin_closing();
+void end_closing();
+
 /// librdkafka's version, e.g. "2.0.2".
 const char* librdkafka_version() noexcept;
 

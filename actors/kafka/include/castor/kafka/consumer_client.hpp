@@ -140,9 +140,11 @@ public:
   const std::vector<uint32_t>& owned() const noexcept;
 
   /// Appends up to `max` messages of partition `pid` to `out`, in offset
-  /// order; returns whether the broker reported the partition's end.
+  /// order; returns whether the broker reported the partition's end. With
+  /// `ends_at_end`, when the read got anything, sets it to whether that end
+  /// came last (no message after it).
   bool read(uint32_t pid, size_t max, std::vector<consumed_message>& out,
-            read_errors& errors);
+            read_errors& errors, bool* ends_at_end = nullptr);
 
   /// Errors that concern no partition (connections, the cluster).
   void read_cluster_errors(read_errors& errors);
