@@ -490,13 +490,19 @@ timed castor_process(const std::string& bootstrap, const std::vector<std::string
   auto config = dir + "/copy.toml";
   auto log = dir + "/castor.log";
   {
+    // The same librdkafka settings as the in-process runs (castor_config).
+    auto pc = castor_config(bootstrap, batch);
     std::ofstream f{config};
-    f << fmt::format("[kafka]\nbootstrap_servers = \"{}\"\n\n"
-                     "[kafka.consumer]\n\"fetch.wait.max.ms\" = \"10\"\n\n"
-                     "[kafka.producer]\n\"linger.ms\" = \"5\"\n"
-                     "\"compression.type\" = \"lz4\"\n\n"
-                     "[engine]\ndag = \"copy\"\nbatch_size = {}\nstop = \"end\"\n\n",
-                     bootstrap, batch);
+    f << fmt::format("[kafka]\nbootstrap_servers = \"{}\"\n", bootstrap);
+    for (auto [table, props] :
+         {std::pair{"consumer", &pc.consumer}, std::pair{"producer", &pc.producer}}) {
+      f << fmt::format("\n[kafka.{}]\n", table);
+      for (auto& [key, value] : *props)
+        if (key != "bootstrap.servers")
+          f << fmt::format("\"{}\" = \"{}\"\n", key, value);
+    }
+    f << fmt::format("\n[engine]\ndag = \"copy\"\nbatch_size = {}\nstop = \"end\"\n\n",
+                     pc.batch_size);
     for (size_t i = 0; i < topics.size(); ++i)
       f << fmt::format("[[sources]]\nname = \"s{}\"\ntopic = \"{}\"\n"
                        "start = \"earliest\"\n\n",

@@ -139,6 +139,7 @@ caf::error consumer_state::start(pointer self) {
   owned.assign(n, !config.group);
   revoking.assign(n, false);
   at_end.assign(n, false);
+  wake_delay = config.fetch_wake_after;
   std::function<void()> on_data;
   if (config.event_driven) {
     wake->target = caf::actor_cast<caf::weak_actor_ptr>(self);
@@ -358,8 +359,6 @@ void consumer_state::watch_starvation(pointer self) {
   if (starved_check || config.fetch_wake_after <= duration::zero())
     return;
   starved_check = true;
-  if (wake_delay < config.fetch_wake_after)
-    wake_delay = config.fetch_wake_after;
   self->delayed_send(self, wake_delay, wake_atom::value, reads);
 }
 
@@ -368,10 +367,9 @@ void consumer_state::check_starved(pointer self, uint64_t reads_then) {
   if (!client || !table || stopped_reading)
     return;
   if (reads != reads_then) {
-    // Messages came: the fetcher works. Watch again if nothing is in
-    // flight (a read came back empty while this check was pending).
-    wake_delay = config.fetch_wake_after;
-    woke = false;
+    // Messages came (read_and_send reset the back-off). Watch again if
+    // nothing is in flight (a read came back empty while this check was
+    // pending).
     if (!in_flight)
       watch_starvation(self);
     return;

@@ -186,7 +186,7 @@ struct consumer_state {
   /// A check of a starved consumer is due (see `check_starved`), after this
   /// (doubling while wake-ups bring nothing).
   bool starved_check = false;
-  duration wake_delay{0};
+  duration wake_delay{}; // from fetch_wake_after, at start
   /// The last check woke the fetcher, and nothing came since.
   bool woke = false;
   uint64_t wake_rounds = 0;
