@@ -239,13 +239,13 @@ bool dag::run_node(detail::node_base* node, std::optional<node_failure>& failure
     failure = node_failure{node->name_,         node->kind_, node->location_,
                            "unknown exception", cycle_,      time_};
   }
-  if (timing_) {
+  if (weight_ > 0) {
     // One clock read per node: the time since the previous node finished,
     // i.e. the node's run plus the engine's few ns of bookkeeping for it.
     auto now = std::chrono::steady_clock::now();
     auto spent = std::chrono::duration_cast<duration>(now - tick_);
     tick_ = now;
-    node->metrics_.total_time += spent;
+    node->metrics_.total_time += spent * weight_;
     node->metrics_.max_time = std::max(node->metrics_.max_time, spent);
   }
   if (failure)
@@ -262,13 +262,29 @@ bool dag::run_node(detail::node_base* node, std::optional<node_failure>& failure
   return true;
 }
 
+uint32_t dag::timing_weight() noexcept {
+  if (!timing_)
+    return 0;
+  // The first cycles are all timed: a short run's figures are exact.
+  if (slow_ || sample_period_ == 1 || cycle_ < 1000)
+    return 1;
+  // xorshift64: a random pick, so that work recurring every k cycles is
+  // neither always nor never timed.
+  sample_state_ ^= sample_state_ << 13;
+  sample_state_ ^= sample_state_ >> 7;
+  sample_state_ ^= sample_state_ << 17;
+  return sample_state_ % sample_period_ == 0 ? sample_period_ : 0;
+}
+
 std::optional<node_failure> dag::execute(timestamp t) {
   using clock = std::chrono::steady_clock;
-  auto start = timing_ ? clock::now() : clock::time_point{};
+  weight_ = timing_weight();
+  auto start = weight_ > 0 ? clock::now() : clock::time_point{};
   ++cycle_;
   time_ = std::max(time_, t);
   last_cycle_ = cycle_metrics{};
   last_cycle_.cycle_id = cycle_;
+  last_cycle_.timing_weight = weight_;
   last_cycle_.time = time_;
   // Streams and sources of the previous cycle read empty again.
   for (auto* node : to_reset_)
@@ -293,7 +309,7 @@ std::optional<node_failure> dag::execute(timestamp t) {
     }
   }
   std::optional<node_failure> failure;
-  if (timing_)
+  if (weight_ > 0)
     tick_ = last_cycle_.timers_fired > 0 ? clock::now() : start;
   if (!initialised_) {
     // The initialisation cycle: every source, stream, state and cutoff runs
@@ -325,9 +341,11 @@ std::optional<node_failure> dag::execute(timestamp t) {
     updated_sinks_.clear();
     last_cycle_.failed = true;
   }
-  if (timing_)
+  if (weight_ > 0) {
     last_cycle_.elapsed = std::chrono::duration_cast<duration>(
         (last_cycle_.nodes_run > 0 ? tick_ : clock::now()) - start);
+    slow_ = last_cycle_.elapsed >= slow_cycle_;
+  }
   return failure;
 }
 

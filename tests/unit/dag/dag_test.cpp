@@ -690,6 +690,63 @@ TEST_CASE("metrics count notifications, runs, updates and time", "[dag]") {
   CHECK(d.handle().metrics().runs == 3);
 }
 
+TEST_CASE("fast cycles are timed one in n and counted n times", "[dag]") {
+  dag g;
+  auto src = g.source_stream<ints>("src");
+  auto d = g.stream(doubled).map(src);
+  g.sink("out", d);
+  g.time_one_cycle_in(16);
+  uint64_t weights = 0;
+  uint64_t timed = 0;
+  auto run = [&](int cycles) {
+    for (int i = 0; i < cycles; ++i) {
+      g.set(src, ints{i});
+      REQUIRE_FALSE(g.execute(t0 + std::chrono::seconds{i}));
+      auto w = g.last_cycle().timing_weight;
+      CHECK((w == 0 || w == 1 || w == 16));
+      CHECK((w == 0) == (g.last_cycle().elapsed == castor::duration::zero()));
+      weights += w;
+      timed += w > 0 ? 1 : 0;
+    }
+  };
+  // The first 1000 cycles: every one timed.
+  run(1000);
+  CHECK(timed == 1000);
+  CHECK(weights == 1000);
+  // Then one in 16, at random, each counting 16 times: the weights add up
+  // to about the cycles run (160,000 cycles: 10,000 expected samples, a
+  // standard deviation of ~97; a cycle the machine stalled for 20 µs has
+  // the next one timed with weight 1, which keeps the sum's expectation).
+  timed = weights = 0;
+  run(160'000);
+  CHECK(timed > 9'000);
+  CHECK(timed < 20'000);
+  CHECK(static_cast<double>(weights) == Approx(160'000).epsilon(0.1));
+  CHECK(d.handle().metrics().runs == 161'000);
+  CHECK(d.handle().metrics().total_time > castor::duration::zero());
+}
+
+TEST_CASE("slow cycles are all timed", "[dag]") {
+  dag g;
+  auto src = g.source_stream<ints>("src");
+  // A node that takes at least 30 µs, over the 20 µs threshold.
+  auto slow = g.stream([](const ints& in) {
+                 auto until =
+                     std::chrono::steady_clock::now() + std::chrono::microseconds{30};
+                 while (std::chrono::steady_clock::now() < until) {
+                 }
+                 return in;
+               }).map(src);
+  g.sink("out", slow);
+  g.time_one_cycle_in(16);
+  for (int i = 0; i < 1100; ++i) {
+    g.set(src, ints{i});
+    REQUIRE_FALSE(g.execute(t0 + std::chrono::seconds{i}));
+    CHECK(g.last_cycle().timing_weight == 1);
+  }
+  CHECK(slow.handle().metrics().total_time >= 1100 * std::chrono::microseconds{30});
+}
+
 TEST_CASE("a cycle's work grows with the nodes it touches, not the graph's size",
           "[dag]") {
   dag g;
