@@ -186,14 +186,18 @@ std::string words_value(size_t i, size_t size) {
 // Writes `count` messages round-robin over the topics' partitions, with
 // timestamps t0 + i / per_ms (+ `ahead` for the first topic): with per_ms
 // above 1, several messages share each millisecond across the partitions,
-// as when one producer writes them over time.
+// as when one producer writes them over time. `batch_bytes` is the
+// producer's batch.size (librdkafka's default: 1,000,000), the size of the
+// record batches a consumer later fetches and decompresses whole.
 void fill(const std::string& bootstrap, const std::vector<std::string>& topics,
           int partitions, size_t count, size_t value_size,
-          std::chrono::milliseconds ahead = {}, size_t per_ms = 1) {
+          std::chrono::milliseconds ahead = {}, size_t per_ms = 1,
+          size_t batch_bytes = 1'000'000) {
   auto writer = need(castor::testing::writer::make(
                          bootstrap, {{"linger.ms", "50"},
                                      {"compression.type", "lz4"},
                                      {"batch.num.messages", "10000"},
+                                     {"batch.size", std::to_string(batch_bytes)},
                                      {"queue.buffering.max.messages", "500000"}}),
                      "filler");
   std::vector<std::string> values;
@@ -775,6 +779,11 @@ int main(int argc, char** argv) {
                  "source partition counts of case 7 (default 8 64 256)");
   app.add_option("--scale-messages", scale_messages,
                  "1 KB messages of case 7 (default 150000)");
+  size_t scale_batch_bytes = 1'000'000;
+  app.add_option("--scale-batch-bytes", scale_batch_bytes,
+                 "batch.size of the producer that writes case 7's data: the record "
+                 "batches a partition's fetch decompresses whole (default 1000000, "
+                 "librdkafka's)");
   size_t dense_messages = 400'000;
   size_t dense_per_ms = 100;
   app.add_option("--dense-messages", dense_messages,
@@ -1007,9 +1016,11 @@ int main(int argc, char** argv) {
     auto out = fmt::format("out-scale-{}", p);
     broker.create_topic(topic, static_cast<int>(p));
     broker.create_topic(out, 4);
-    fmt::print("filling {} messages of 1000 B over {} partitions...\n", scale_messages,
-               p);
-    fill(bootstrap, {topic}, static_cast<int>(p), scale_messages, 1000);
+    fmt::print("filling {} messages of 1000 B over {} partitions (producer batch.size "
+               "{})...\n",
+               scale_messages, p, scale_batch_bytes);
+    fill(bootstrap, {topic}, static_cast<int>(p), scale_messages, 1000, {}, 1,
+         scale_batch_bytes);
     check_holds(bootstrap, {topic}, static_cast<int>(p), scale_messages);
     for (auto budget : {size_t{0}, castor::defaults::memory_budget}) {
       int64_t rss_growth = 0;
@@ -1182,7 +1193,9 @@ int main(int argc, char** argv) {
                  s["resumes"].get<uint64_t>(), s["held_peak"].get<uint64_t>());
   }
   if (!scale_json.empty()) {
-    fmt::print("\nscale (1000 B messages, copy, batch cycles):\n");
+    fmt::print("\nscale (1000 B messages written with producer batch.size {}, copy, "
+               "batch cycles):\n",
+               scale_batch_bytes);
     for (auto& s : scale_json)
       fmt::print("  {:>4} partitions, budget {:<7}: {:>8.0f} msg/s, {:>5} pauses, peak "
                  "RSS +{:.1f} MB\n",
@@ -1215,6 +1228,7 @@ int main(int argc, char** argv) {
   report["cases"] = cases;
   report["skew"] = skew_json;
   report["scale"] = scale_json;
+  report["scale_batch_bytes"] = scale_batch_bytes;
   report["dense"] = dense_json;
   report["latency"] = {{"raw", lat_json(raw_lat)},
                        {"castor", lat_json(castor_lat)},
