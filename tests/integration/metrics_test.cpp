@@ -172,15 +172,11 @@ TEST_CASE("the Prometheus endpoint serves what the pipeline counted, per topic, 
   CHECK(sample(m, "castor_watermark_seconds") == Approx((t0 + 2999) / 1000.0));
   // Live with nothing held: a quiet input is no lag (it was the watermark's age).
   CHECK(sample(m, "castor_watermark_lag_seconds") == 0);
-  // Cycles: the histogram counts every cycle (the first 1000 are all timed,
-  // then one fast cycle in 16 counts 16 times).
+  // Cycles: the histogram counts every cycle.
   auto cycles = sample(m, "castor_cycles_total");
   CHECK(cycles >= 30); // 3000 messages, at most 100 per cycle
-  auto timed = sample(m, "castor_cycle_duration_seconds_count");
-  CHECK(timed == Approx(cycles).epsilon(0.2));
-  if (cycles <= 1000)
-    CHECK(timed == cycles);
-  CHECK(sample(m, R"(castor_cycle_duration_seconds_bucket{le="+Inf"})") == timed);
+  CHECK(sample(m, "castor_cycle_duration_seconds_count") == cycles);
+  CHECK(sample(m, R"(castor_cycle_duration_seconds_bucket{le="+Inf"})") == cycles);
   CHECK(sample(m, "castor_cycle_duration_seconds_sum") > 0);
   // Nodes: the copy DAG's sources ran.
   CHECK(sample(m, R"(castor_node_runs_total{node="a"})") >= 1);

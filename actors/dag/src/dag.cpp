@@ -262,14 +262,15 @@ bool dag::run_node(detail::node_base* node, std::optional<node_failure>& failure
   return true;
 }
 
-uint32_t dag::timing_weight() noexcept {
+uint32_t dag::node_timing_weight() noexcept {
   if (!timing_)
     return 0;
-  // The first cycles are all timed: a short run's figures are exact.
-  if (slow_ || sample_period_ == 1 || cycle_ < 1000)
+  // The first cycles are all timed (a short run's figures are exact), and
+  // every cycle after a slow one.
+  if (slow_ || sample_period_ == 1 || cycle_ < always_timed_cycles)
     return 1;
-  // xorshift64: a random pick, so that work recurring every k cycles is
-  // neither always nor never timed.
+  // xorshift64: a pseudo-random pick, so that work recurring every k cycles
+  // is neither always nor never timed.
   sample_state_ ^= sample_state_ << 13;
   sample_state_ ^= sample_state_ >> 7;
   sample_state_ ^= sample_state_ << 17;
@@ -278,8 +279,10 @@ uint32_t dag::timing_weight() noexcept {
 
 std::optional<node_failure> dag::execute(timestamp t) {
   using clock = std::chrono::steady_clock;
-  weight_ = timing_weight();
-  auto start = weight_ > 0 ? clock::now() : clock::time_point{};
+  // The cycle is timed whenever timing is on (two clock reads); its nodes
+  // one cycle in sample_period_ while cycles are fast (one read per node).
+  weight_ = node_timing_weight();
+  auto start = timing_ ? clock::now() : clock::time_point{};
   ++cycle_;
   time_ = std::max(time_, t);
   last_cycle_ = cycle_metrics{};
@@ -341,9 +344,9 @@ std::optional<node_failure> dag::execute(timestamp t) {
     updated_sinks_.clear();
     last_cycle_.failed = true;
   }
-  if (weight_ > 0) {
+  if (timing_) {
     last_cycle_.elapsed = std::chrono::duration_cast<duration>(
-        (last_cycle_.nodes_run > 0 ? tick_ : clock::now()) - start);
+        (weight_ > 0 && last_cycle_.nodes_run > 0 ? tick_ : clock::now()) - start);
     slow_ = last_cycle_.elapsed >= slow_cycle_;
   }
   return failure;

@@ -12,17 +12,15 @@ namespace castor::kafka {
 struct producer_client::impl {
   handle_ptr client;
   queue_ptr main_queue;
-  /// Handles of the topics known in advance (kept for the client's life),
-  /// with their names: a record for one of them is produced through its
-  /// handle (by name, librdkafka looks the topic up under its client lock
-  /// for every record).
+  /// Handles of the topics known in advance (kept for the client's life): a
+  /// record for one of them is produced through its handle (by name,
+  /// librdkafka looks the topic up under its client lock for every record).
   std::vector<topic_ptr> known_topics;
-  std::vector<std::string> known_names;
 
   rd_kafka_topic_t* known(const std::string& name) const noexcept {
-    for (size_t i = 0; i < known_names.size(); ++i)
-      if (known_names[i] == name)
-        return known_topics[i].get();
+    for (auto& t : known_topics)
+      if (name == rd_kafka_topic_name(t.get()))
+        return t.get();
     return nullptr;
   }
   std::function<void(const delivery&)> on_delivery;
@@ -66,7 +64,6 @@ struct producer_client::impl {
       main_queue.reset();
     }
     known_topics.clear();
-    known_names.clear();
     // Whatever is still queued was reported by the flush; do not block here.
     rd_kafka_purge(client.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     on_delivery = nullptr;
@@ -110,10 +107,8 @@ result<std::unique_ptr<producer_client>> producer_client::make(
     return made.error();
   p->client = std::move(*made);
   for (auto& t : known_topics)
-    if (auto* rkt = rd_kafka_topic_new(p->client.get(), t.c_str(), nullptr)) {
+    if (auto* rkt = rd_kafka_topic_new(p->client.get(), t.c_str(), nullptr))
       p->known_topics.emplace_back(rkt);
-      p->known_names.push_back(t);
-    }
   p->main_queue.reset(rd_kafka_queue_get_main(p->client.get()));
   if (p->wake)
     rd_kafka_queue_cb_event_enable(p->main_queue.get(), &impl::on_event, p.get());
@@ -140,19 +135,22 @@ produce_status producer_client::produce(const producer_record& r, uint64_t tag,
   int64_t time_ms = r.time ? to_millis(*r.time) : 0;
   // The delivery report carries the tag back.
   void* opaque = reinterpret_cast<void*>(static_cast<uintptr_t>(tag));
-  rd_kafka_resp_err_t err;
-  if (auto* rkt = impl_->known(r.topic))
-    err = rd_kafka_producev(
-        rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_size),
-        RD_KAFKA_V_VALUE(value, value_size), RD_KAFKA_V_TIMESTAMP(time_ms),
-        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
-  else
-    err = rd_kafka_producev(
-        rk, RD_KAFKA_V_TOPIC(r.topic.c_str()), RD_KAFKA_V_PARTITION(partition),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_size),
-        RD_KAFKA_V_VALUE(value, value_size), RD_KAFKA_V_TIMESTAMP(time_ms),
-        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+  // Another topic gets a handle for this record (what producev does with
+  // a topic name).
+  topic_ptr other;
+  auto* rkt = impl_->known(r.topic);
+  if (rkt == nullptr) {
+    other.reset(rd_kafka_topic_new(rk, r.topic.c_str(), nullptr));
+    rkt = other.get();
+  }
+  auto err =
+      rkt == nullptr
+          ? rd_kafka_last_error()
+          : rd_kafka_producev(
+                rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_size),
+                RD_KAFKA_V_VALUE(value, value_size), RD_KAFKA_V_TIMESTAMP(time_ms),
+                RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
     return produce_status::queued; // librdkafka owns the headers now
   if (headers != nullptr)

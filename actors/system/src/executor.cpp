@@ -282,16 +282,15 @@ caf::error executor_state::run_cycle(std::span<const consumed_message> messages,
       return {};
     }
     ++stats.cycles;
-    // Fast cycles are timed one in n, counted n times (dag::time_one_cycle_in).
-    if (auto weight = graph.last_cycle().timing_weight; weight > 0) {
+    {
       auto seconds = std::chrono::duration<double>(graph.last_cycle().elapsed).count();
       if (stats.cycle_buckets.empty())
         stats.cycle_buckets.assign(cycle_duration_bounds.size() + 1, 0);
       auto bucket = std::lower_bound(cycle_duration_bounds.begin(),
                                      cycle_duration_bounds.end(), seconds) -
                     cycle_duration_bounds.begin();
-      stats.cycle_buckets[static_cast<size_t>(bucket)] += weight;
-      stats.cycle_seconds += seconds * weight;
+      ++stats.cycle_buckets[static_cast<size_t>(bucket)];
+      stats.cycle_seconds += seconds;
     }
     for (auto& sink : graph.updated_sinks()) {
       auto i = sink_index.find(sink.get());

@@ -77,11 +77,12 @@ struct cycle_metrics {
   uint64_t nodes_run = 0;
   /// Timers that fired.
   uint64_t timers_fired = 0;
-  /// Wall time the cycle took (zero when the cycle was not timed).
+  /// Wall time the cycle took (zero while timing is off).
   duration elapsed{0};
-  /// How many cycles this one stands for in timing sums: 0 when it was not
-  /// timed, 1 when every cycle is, the sampling period when fast cycles are
-  /// sampled (see `dag::time_one_cycle_in`).
+  /// How many cycles this one stands for in the nodes' times: 0 when its
+  /// nodes were not timed, 1 when they were timed as every cycle's are, the
+  /// sampling period when they were one fast cycle's in that many (see
+  /// `dag::time_one_cycle_in`).
   uint32_t timing_weight = 0;
   /// Whether a node threw.
   bool failed = false;
@@ -407,22 +408,28 @@ public:
   /// Turns timing of node runs on (default) or off.
   void enable_timing(bool on) noexcept { timing_ = on; }
 
-  /// Times one cycle in `n` (chosen at random, default 16) while cycles are
-  /// fast, and every cycle once a timed one took `slow` or longer (default
-  /// 20 µs), as well as the first 1000 cycles. A clock read costs tens of
-  /// ns: at a cycle per message, timing every node of every cycle costs
-  /// about as much as the nodes. Node times and
-  /// `cycle_metrics::timing_weight` count a sampled cycle n times, so totals
-  /// estimate the whole; `n == 1` times every cycle.
-  void time_one_cycle_in(uint32_t n,
-                         duration slow = std::chrono::microseconds{20}) noexcept {
+  /// Every cycle is timed (two clock reads: `cycle_metrics::elapsed`); its
+  /// nodes (a read per node run) in the first 1000 cycles, in every cycle
+  /// that follows one that took `slow` or longer (default 20 µs), and
+  /// otherwise in one cycle in `n` (picked pseudo-randomly, default 16),
+  /// whose node times count n times (`cycle_metrics::timing_weight`), so
+  /// that total times estimate the whole and `max_time` is the longest run
+  /// timed. A clock read costs tens of ns: at a cycle per message, timing
+  /// every node of every cycle costs about as much as the nodes. `n == 1`
+  /// times every node run.
+  void time_one_cycle_in(uint32_t n, duration slow = default_slow_cycle) noexcept {
     sample_period_ = std::max<uint32_t>(n, 1);
     slow_cycle_ = slow;
   }
 
+  /// Cycles whose nodes are all timed before sampling starts.
+  static constexpr uint64_t always_timed_cycles = 1000;
+  static constexpr uint32_t default_sample_period = 16;
+  static constexpr duration default_slow_cycle = std::chrono::microseconds{20};
+
 private:
-  // The weight of the cycle about to run (0: not timed).
-  uint32_t timing_weight() noexcept;
+  // The weight of the node times of the cycle about to run (0: not timed).
+  uint32_t node_timing_weight() noexcept;
   friend class timer;
   template <class, class>
   friend class stream_builder;
@@ -477,9 +484,9 @@ private:
   timestamp time_ = timestamp::min();
   bool initialised_ = false;
   bool timing_ = true;
-  // Sampling of timed cycles (see time_one_cycle_in).
-  uint32_t sample_period_ = 16;
-  duration slow_cycle_ = std::chrono::microseconds{20};
+  // Sampling of node times (see time_one_cycle_in).
+  uint32_t sample_period_ = default_sample_period;
+  duration slow_cycle_ = default_slow_cycle;
   bool slow_ = false;
   uint32_t weight_ = 0;
   uint64_t sample_state_ = 0x9e3779b97f4a7c15ull;
