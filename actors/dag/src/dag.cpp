@@ -239,13 +239,13 @@ bool dag::run_node(detail::node_base* node, std::optional<node_failure>& failure
     failure = node_failure{node->name_,         node->kind_, node->location_,
                            "unknown exception", cycle_,      time_};
   }
-  if (weight_ > 0) {
+  if (auto weight = last_cycle_.timing_weight; weight > 0) {
     // One clock read per node: the time since the previous node finished,
     // i.e. the node's run plus the engine's few ns of bookkeeping for it.
     auto now = std::chrono::steady_clock::now();
     auto spent = std::chrono::duration_cast<duration>(now - tick_);
     tick_ = now;
-    node->metrics_.total_time += spent * weight_;
+    node->metrics_.total_time += spent * weight;
     node->metrics_.max_time = std::max(node->metrics_.max_time, spent);
   }
   if (failure)
@@ -281,13 +281,13 @@ std::optional<node_failure> dag::execute(timestamp t) {
   using clock = std::chrono::steady_clock;
   // The cycle is timed whenever timing is on (two clock reads); its nodes
   // one cycle in sample_period_ while cycles are fast (one read per node).
-  weight_ = node_timing_weight();
+  auto weight = node_timing_weight();
   auto start = timing_ ? clock::now() : clock::time_point{};
   ++cycle_;
   time_ = std::max(time_, t);
   last_cycle_ = cycle_metrics{};
   last_cycle_.cycle_id = cycle_;
-  last_cycle_.timing_weight = weight_;
+  last_cycle_.timing_weight = weight;
   last_cycle_.time = time_;
   // Streams and sources of the previous cycle read empty again.
   for (auto* node : to_reset_)
@@ -312,7 +312,7 @@ std::optional<node_failure> dag::execute(timestamp t) {
     }
   }
   std::optional<node_failure> failure;
-  if (weight_ > 0)
+  if (weight > 0)
     tick_ = last_cycle_.timers_fired > 0 ? clock::now() : start;
   if (!initialised_) {
     // The initialisation cycle: every source, stream, state and cutoff runs
@@ -346,7 +346,7 @@ std::optional<node_failure> dag::execute(timestamp t) {
   }
   if (timing_) {
     last_cycle_.elapsed = std::chrono::duration_cast<duration>(
-        (weight_ > 0 && last_cycle_.nodes_run > 0 ? tick_ : clock::now()) - start);
+        (weight > 0 && last_cycle_.nodes_run > 0 ? tick_ : clock::now()) - start);
     slow_ = last_cycle_.elapsed >= slow_cycle_;
   }
   return failure;

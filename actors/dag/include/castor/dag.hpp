@@ -488,7 +488,6 @@ private:
   uint32_t sample_period_ = default_sample_period;
   duration slow_cycle_ = default_slow_cycle;
   bool slow_ = false;
-  uint32_t weight_ = 0;
   uint64_t sample_state_ = 0x9e3779b97f4a7c15ull;
   std::chrono::steady_clock::time_point tick_;
   cycle_metrics last_cycle_;
