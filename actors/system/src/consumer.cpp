@@ -3,6 +3,7 @@
 
 #include "castor/error.hpp"
 #include "castor/logger.hpp"
+#include "castor/read_order.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
@@ -139,6 +140,7 @@ caf::error consumer_state::start(pointer self) {
   owned.assign(n, !config.group);
   revoking.assign(n, false);
   at_end.assign(n, false);
+  read_latest.assign(n, timestamp::min());
   wake_delay = config.fetch_wake_after;
   std::function<void()> on_data;
   if (config.event_driven) {
@@ -287,30 +289,39 @@ void consumer_state::read_and_send(pointer self) {
   client->read_cluster_errors(errors);
   if (config.group)
     serve_rebalances(self);
-  // Then the partitions that are not paused, round-robin, within the credit.
-  size_t budget = std::min(allowance, config.batch_size);
-  batch->messages.reserve(budget);
-  auto count = table->partitions.size();
-  for (size_t k = 0; k < count && budget > 0 && !errors.fatal; ++k) {
-    auto pid = static_cast<uint32_t>((next_partition + k) % count);
-    if (paused[pid] || !owned[pid])
-      continue;
-    auto first = batch->messages.size();
-    bool last_end = at_end[pid];
-    if (client->read(pid, budget, batch->messages, errors, &last_end))
-      batch->end_of_partition.push_back(pid);
-    at_end[pid] = last_end;
-    auto& expected = next_offset[pid];
-    for (auto i = first; i < batch->messages.size(); ++i) {
-      auto offset = batch->messages[i].offset();
-      if (offset != expected)
-        note_gap(pid, expected, offset);
-      expected = offset + 1;
-    }
-    budget -= batch->messages.size() - first;
-  }
-  if (count > 0)
-    next_partition = (next_partition + 1) % count;
+  // Then the partitions that are not paused, within the credit, furthest
+  // behind first (castor/read_order.hpp).
+  size_t credit = std::min(allowance, config.batch_size);
+  batch->messages.reserve(credit);
+  auto count = static_cast<uint32_t>(table->partitions.size());
+  readable_scratch.clear();
+  for (uint32_t pid = 0; pid < count; ++pid)
+    if (!paused[pid] && owned[pid])
+      readable_scratch.push_back(pid);
+  read_furthest_behind(
+      heap_scratch, readable_scratch, read_latest, credit,
+      [&](uint32_t pid, size_t max) {
+        chunk_read got;
+        if (errors.fatal)
+          return got;
+        auto first = batch->messages.size();
+        bool last_end = at_end[pid];
+        if (client->read(pid, max, batch->messages, errors, &last_end))
+          batch->end_of_partition.push_back(pid);
+        at_end[pid] = last_end;
+        auto& expected = next_offset[pid];
+        for (auto i = first; i < batch->messages.size(); ++i) {
+          auto& m = batch->messages[i];
+          auto offset = m.offset();
+          if (offset != expected)
+            note_gap(pid, expected, offset);
+          expected = offset + 1;
+          if (auto t = m.time())
+            got.last_time = t;
+        }
+        got.messages = batch->messages.size() - first;
+        return got;
+      });
   if (errors.fatal) {
     auto err = to_error(errors.fatal);
     logger()->error("consumer: stops: {}", render(err));
@@ -439,8 +450,10 @@ void consumer_state::serve_rebalances(pointer self) {
 
 void consumer_state::on_assigned(pointer self, const std::vector<uint32_t>& pids) {
   for (auto pid : pids)
-    if (pid < at_end.size())
+    if (pid < at_end.size()) {
       at_end[pid] = false;
+      read_latest[pid] = timestamp::min();
+    }
   // Where each partition starts: the group's committed offset, else the
   // source's start policy.
   auto timeout =

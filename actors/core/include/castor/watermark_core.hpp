@@ -591,6 +591,30 @@ private:
       watermark_ = *candidate;
   }
 
+  /// Where pausing at the cap starts: past the latest timestamp of the
+  /// k-th partition from the back, k = partitions x batch_size / cap (at
+  /// least 1: the watermark itself). At the cap a partition holds about
+  /// cap / partitions messages, so a cycle's worth of release needs the
+  /// k partitions furthest behind to move on: they are read together, in
+  /// one round trip, instead of one partition per round trip (with 256
+  /// partitions that released a dozen messages per round). What the
+  /// consumer may send stays bounded by `allowance`, whichever partitions
+  /// are read.
+  timestamp pause_line() {
+    latest_scratch_.clear();
+    for (auto& p : parts_)
+      if (!p.caught_up && p.owned && !is_idle(p) && p.latest)
+        latest_scratch_.push_back(*p.latest);
+    auto k = (latest_scratch_.size() * config_.batch_size + config_.hold_cap() - 1) /
+             std::max<size_t>(config_.hold_cap(), 1);
+    if (k <= 1 || latest_scratch_.size() <= 1)
+      return watermark_;
+    k = std::min(k, latest_scratch_.size());
+    auto kth = latest_scratch_.begin() + static_cast<std::ptrdiff_t>(k - 1);
+    std::nth_element(latest_scratch_.begin(), kth, latest_scratch_.end());
+    return std::max(watermark_, *kth);
+  }
+
   void decide_pauses() {
     // A partition whose next message cannot go yet (it ties or follows the
     // frontier: many messages at one timestamp) is paused at the cap like
@@ -598,12 +622,13 @@ private:
     // go, or the hold would grow past the cap.
     bool at_cap = counters_.held >= config_.hold_cap();
     auto f = live_ ? key{timestamp::max(), 0} : frontier();
+    auto line = live_ ? watermark_ : pause_line();
     for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
       auto& p = parts_[pid];
       if (p.finished || !p.owned)
         continue;
       bool stuck = !live_ && !p.fifo.empty() && !(key{p.fifo.front().ts, pid} < f);
-      bool ahead = !live_ && ((p.latest && watermark_ < *p.latest) ||
+      bool ahead = !live_ && ((p.latest && line < *p.latest) ||
                               (stuck && (p.paused || at_cap)));
       if (p.paused && !ahead) {
         p.paused = false;
@@ -626,6 +651,8 @@ private:
   bool went_live_ = false;
   bool dirty_ = false;
   bool awaiting_assignment_ = false;
+  /// pause_line's working space.
+  std::vector<timestamp> latest_scratch_;
   std::vector<uint32_t> to_pause_;
   std::vector<uint32_t> to_resume_;
   std::vector<uint32_t> idled_;

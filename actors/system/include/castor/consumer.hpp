@@ -167,8 +167,12 @@ struct consumer_state {
   /// committed).
   std::vector<bool> owned;
   std::vector<bool> revoking;
-  /// Where the next read starts, for fairness.
-  size_t next_partition = 0;
+  /// The timestamp of the last message read from each partition (pid) that
+  /// had one; the beginning of time before any: reads go to the partitions
+  /// furthest behind first (see read_and_send).
+  std::vector<timestamp> read_latest;
+  std::vector<uint32_t> readable_scratch;
+  std::vector<std::pair<timestamp, uint32_t>> heap_scratch;
   std::shared_ptr<wakeup> wake = std::make_shared<wakeup>();
   partition_table_ptr table;
   bool in_flight = false;

@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Which partitions a replay reads next: the consumer's credit goes to the
+// partitions furthest behind in event time, a chunk at a time (docs/pipeline.md,
+// backpressure). No CAF and no Kafka: the consumer and the tests share it.
+
+#include "castor/time.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace castor {
+
+/// What one read of a partition gave: how many messages, and the timestamp
+/// of the last of them that had one.
+struct chunk_read {
+  size_t messages = 0;
+  std::optional<timestamp> last_time;
+};
+
+/// Spends up to `credit` messages on the partitions in `behind` (pid, the
+/// timestamp of the last message read from it: `timestamp::min()` before
+/// any; updated here), always reading next from the one furthest behind,
+/// `credit / (4 x partitions)` messages at a time (at least one).
+/// The credit thus lifts the partitions that hold the watermark back to a
+/// common level, and the release that follows frees about what was read.
+/// (Each partition read an even share, or the whole credit going to the
+/// first, carries some past the others while the watermark waits for the
+/// rest: with 64 interleaved partitions at the cap, a dozen messages per
+/// round trip.) `read(pid, max)` reads at most `max` messages of `pid`; one
+/// that gives fewer ran dry and is not read again in this call. `heap` is
+/// working space. Returns the messages read.
+template <class Read>
+size_t read_furthest_behind(std::vector<std::pair<timestamp, uint32_t>>& heap,
+                            const std::vector<uint32_t>& pids,
+                            std::vector<timestamp>& behind, size_t credit,
+                            Read&& read) {
+  heap.clear();
+  for (auto pid : pids)
+    heap.emplace_back(behind[pid], pid);
+  auto later = [](const auto& a, const auto& b) { return a > b; }; // a min-heap
+  std::make_heap(heap.begin(), heap.end(), later);
+  // (A floor of 16 messages per read, to call librdkafka less often with
+  // many partitions, put the overshoot back: 64 partitions, credit 100.)
+  auto chunk = std::max<size_t>(credit / std::max<size_t>(4 * heap.size(), 1), 1);
+  size_t total = 0;
+  while (total < credit && !heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), later);
+    auto pid = heap.back().second;
+    heap.pop_back();
+    auto want = std::min(chunk, credit - total);
+    chunk_read got = read(pid, want);
+    total += got.messages;
+    if (got.last_time)
+      behind[pid] = *got.last_time;
+    if (got.messages >= want) {
+      heap.emplace_back(behind[pid], pid);
+      std::push_heap(heap.begin(), heap.end(), later);
+    }
+  }
+  return total;
+}
+
+} // namespace castor
