@@ -295,9 +295,13 @@ void consumer_state::read_and_send(pointer self) {
   batch->messages.reserve(credit);
   auto count = static_cast<uint32_t>(table->partitions.size());
   readable_scratch.clear();
-  for (uint32_t pid = 0; pid < count; ++pid)
+  for (uint32_t k = 0; k < count; ++k) {
+    auto pid = (next_partition + k) % count;
     if (!paused[pid] && owned[pid])
       readable_scratch.push_back(pid);
+  }
+  if (count > 0)
+    next_partition = (next_partition + 1) % count; // ties take turns
   read_furthest_behind(
       heap_scratch, readable_scratch, read_latest, credit,
       [&](uint32_t pid, size_t max) {

@@ -23,9 +23,11 @@ struct chunk_read {
   std::optional<timestamp> last_time;
 };
 
-/// Spends up to `credit` messages on the partitions in `behind` (pid, the
-/// timestamp of the last message read from it: `timestamp::min()` before
-/// any; updated here), always reading next from the one furthest behind,
+/// Spends up to `credit` messages on the partitions `pids` (`behind[pid]`:
+/// the timestamp of the last message read from it, `timestamp::min()` before
+/// any; updated here), always reading next from the one furthest behind
+/// (ties, such as partitions without timestamps, go in the order of `pids`:
+/// rotate it between calls to share them out),
 /// `credit / (4 x partitions)` messages at a time (at least one).
 /// The credit thus lifts the partitions that hold the watermark back to a
 /// common level, and the release that follows frees about what was read.
@@ -35,14 +37,18 @@ struct chunk_read {
 /// round trip.) `read(pid, max)` reads at most `max` messages of `pid`; one
 /// that gives fewer ran dry and is not read again in this call. `heap` is
 /// working space. Returns the messages read.
+///
+/// Live, the order is the same: a partition whose timestamps lag the
+/// others' (a backfill written with old times) is read first until it
+/// catches up with them, as its messages sort first.
 template <class Read>
 size_t read_furthest_behind(std::vector<std::pair<timestamp, uint32_t>>& heap,
                             const std::vector<uint32_t>& pids,
                             std::vector<timestamp>& behind, size_t credit,
                             Read&& read) {
   heap.clear();
-  for (auto pid : pids)
-    heap.emplace_back(behind[pid], pid);
+  for (uint32_t i = 0; i < pids.size(); ++i)
+    heap.emplace_back(behind[pids[i]], i);
   auto later = [](const auto& a, const auto& b) { return a > b; }; // a min-heap
   std::make_heap(heap.begin(), heap.end(), later);
   // (A floor of 16 messages per read, to call librdkafka less often with
@@ -51,7 +57,8 @@ size_t read_furthest_behind(std::vector<std::pair<timestamp, uint32_t>>& heap,
   size_t total = 0;
   while (total < credit && !heap.empty()) {
     std::pop_heap(heap.begin(), heap.end(), later);
-    auto pid = heap.back().second;
+    auto index = heap.back().second;
+    auto pid = pids[index];
     heap.pop_back();
     auto want = std::min(chunk, credit - total);
     chunk_read got = read(pid, want);
@@ -59,7 +66,7 @@ size_t read_furthest_behind(std::vector<std::pair<timestamp, uint32_t>>& heap,
     if (got.last_time)
       behind[pid] = *got.last_time;
     if (got.messages >= want) {
-      heap.emplace_back(behind[pid], pid);
+      heap.emplace_back(behind[pid], index);
       std::push_heap(heap.begin(), heap.end(), later);
     }
   }

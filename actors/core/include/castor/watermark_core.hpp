@@ -382,9 +382,11 @@ public:
   /// still read (the ones holding the watermark back) keep a batch of room
   /// of their own beside them, instead of delivering one message per round
   /// trip (which made a skewed replay crawl). Held messages therefore stay
-  /// within cap + 2 x batch_size, plus at most one message per partition in
-  /// the case where partitions that delivered nothing yet hold the watermark
-  /// back.
+  /// within cap + 2 x batch_size, plus at most one message per partition:
+  /// past the cap with nothing releasable, every partition holding a message
+  /// is stuck and paused (decide_pauses), so the credit of one goes to a
+  /// partition holding nothing, which then holds one. This bound does not
+  /// depend on which partitions are read (pause_line).
   size_t allowance() const {
     if (!wants_more())
       return 0;
@@ -592,8 +594,10 @@ private:
   }
 
   /// Where pausing at the cap starts: past the latest timestamp of the
-  /// k-th partition from the back, k = partitions x batch_size / cap (at
-  /// least 1: the watermark itself). At the cap a partition holds about
+  /// k-th partition from the back, among the P partitions still replaying
+  /// (owned, not idle, with a timestamp): k = P x batch_size / cap rounded
+  /// up (at least 1: the watermark itself). The line moves back when k
+  /// drops (a partition caught up, say). At the cap a partition holds about
   /// cap / partitions messages, so a cycle's worth of release needs the
   /// k partitions furthest behind to move on: they are read together, in
   /// one round trip, instead of one partition per round trip (with 256

@@ -171,6 +171,9 @@ struct consumer_state {
   /// had one; the beginning of time before any: reads go to the partitions
   /// furthest behind first (see read_and_send).
   std::vector<timestamp> read_latest;
+  /// Where the partitions read start: equals (partitions without
+  /// timestamps, say) take turns.
+  uint32_t next_partition = 0;
   std::vector<uint32_t> readable_scratch;
   std::vector<std::pair<timestamp, uint32_t>> heap_scratch;
   std::shared_ptr<wakeup> wake = std::make_shared<wakeup>();
