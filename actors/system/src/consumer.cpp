@@ -315,14 +315,15 @@ void consumer_state::read_and_send(pointer self) {
         at_end[pid] = last_end;
         auto& expected = next_offset[pid];
         for (auto i = first; i < batch->messages.size(); ++i) {
-          auto& m = batch->messages[i];
-          auto offset = m.offset();
+          auto offset = batch->messages[i].offset();
           if (offset != expected)
             note_gap(pid, expected, offset);
           expected = offset + 1;
-          if (auto t = m.time())
-            got.last_time = t;
         }
+        // The last message with a timestamp (one lookup in librdkafka, not one
+        // per message: the orchestrator reads every message's).
+        for (auto i = batch->messages.size(); i > first && !got.last_time; --i)
+          got.last_time = batch->messages[i - 1].time();
         got.messages = batch->messages.size() - first;
         return got;
       });

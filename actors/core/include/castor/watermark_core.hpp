@@ -474,7 +474,7 @@ private:
   /// up, idle, or has delivered only messages without timestamps.
   std::optional<key> bound_of(uint32_t pid) const {
     auto& p = parts_[pid];
-    if (live_ || p.caught_up || !p.owned || is_idle(p))
+    if (live_ || !replaying(p))
       return std::nullopt;
     if (!p.latest) {
       if (p.untimed)
@@ -527,6 +527,10 @@ private:
 
   bool is_idle(const part& p) const { return p.silent >= config_.idle_timeout; }
 
+  /// Still replaying: read by this instance, not caught up, not idle (what
+  /// the watermark, the frontier and the pause line are taken over).
+  bool replaying(const part& p) const { return p.owned && !p.caught_up && !is_idle(p); }
+
   // The broker leading `pid` answered at `now`: the other partitions it
   // leads that are read and silent since its last answer, if that was at
   // most answer_window ago, were silent while it answered. A longer gap
@@ -567,7 +571,7 @@ private:
     bool any_active = false;
     bool blocked = false;
     for (auto& p : parts_) {
-      if (p.caught_up || !p.owned || is_idle(p))
+      if (!replaying(p))
         continue;
       if (!p.latest) {
         if (p.untimed)
@@ -607,7 +611,7 @@ private:
   timestamp pause_line() {
     latest_scratch_.clear();
     for (auto& p : parts_)
-      if (!p.caught_up && p.owned && !is_idle(p) && p.latest)
+      if (replaying(p) && p.latest)
         latest_scratch_.push_back(*p.latest);
     auto k = (latest_scratch_.size() * config_.batch_size + config_.hold_cap() - 1) /
              std::max<size_t>(config_.hold_cap(), 1);
@@ -625,6 +629,9 @@ private:
     // one ahead of the watermark, and stays paused until that message can
     // go, or the hold would grow past the cap.
     bool at_cap = counters_.held >= config_.hold_cap();
+    // Below the cap with nothing paused, nothing pauses or resumes.
+    if (!at_cap && counters_.paused_partitions == 0)
+      return;
     auto f = live_ ? key{timestamp::max(), 0} : frontier();
     auto line = live_ ? watermark_ : pause_line();
     for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
