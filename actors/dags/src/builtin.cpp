@@ -109,8 +109,10 @@ void copy_messages(const views& messages, std::vector<producer_record>& out,
       r.key = std::string{*m.key};
     if (m.value)
       r.value = std::string{*m.value};
-    r.headers.reserve(m.headers.size() + (coordinates ? 4 : 0));
-    for (size_t i = 0, n = m.headers.size(); i < n; ++i) {
+    // (Counted once: librdkafka parses a message's headers for each count.)
+    auto n = m.headers.size();
+    r.headers.reserve(n + (coordinates ? 4 : 0));
+    for (size_t i = 0; i < n; ++i) {
       auto h = m.headers[i];
       r.headers.push_back(header{
           std::string{h.name},

@@ -9,17 +9,31 @@ namespace castor {
 
 namespace {
 
-// librdkafka's headers, read in place by headers_view.
-size_t header_count(const void* headers) noexcept {
-  return rd_kafka_header_cnt(static_cast<const rd_kafka_headers_t*>(headers));
+// A consumed message's headers, read in place by headers_view, from the
+// message itself: librdkafka parses them only when DAG code reads them
+// (parsing costs an allocation and a free per message, even for a message
+// without headers, whose result librdkafka does not keep). Once parsed,
+// librdkafka keeps the headers with the message.
+const rd_kafka_headers_t* parsed(const void* message) noexcept {
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(static_cast<const rd_kafka_message_t*>(message), &hdrs) !=
+      RD_KAFKA_RESP_ERR_NO_ERROR)
+    return nullptr;
+  return hdrs;
 }
 
-header_view header_at(const void* headers, size_t i) noexcept {
+size_t header_count(const void* message) noexcept {
+  auto* hdrs = parsed(message);
+  return hdrs == nullptr ? 0 : rd_kafka_header_cnt(hdrs);
+}
+
+header_view header_at(const void* message, size_t i) noexcept {
+  auto* hdrs = parsed(message);
   const char* name = nullptr;
   const void* value = nullptr;
   size_t size = 0;
-  if (rd_kafka_header_get_all(static_cast<const rd_kafka_headers_t*>(headers), i, &name,
-                              &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
+  if (hdrs == nullptr ||
+      rd_kafka_header_get_all(hdrs, i, &name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
     return {};
   header_view result{name, std::nullopt};
   if (value != nullptr)
@@ -126,12 +140,8 @@ std::optional<std::string_view> consumed_message::value() const noexcept {
 }
 
 headers_view consumed_message::headers() const {
-  if (raw_ != nullptr) {
-    rd_kafka_headers_t* hdrs = nullptr;
-    if (rd_kafka_message_headers(raw_, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
-      return headers_view{};
-    return headers_view{&librdkafka_headers, hdrs};
-  }
+  if (raw_ != nullptr)
+    return headers_view{&librdkafka_headers, raw_};
   if (owned_)
     return headers_view{&owned_->headers};
   return headers_view{};

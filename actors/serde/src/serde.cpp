@@ -21,8 +21,9 @@ kafka_record kafka_record::copy_of(const message_view& view) {
     result.key = std::string{*view.key};
   if (view.value)
     result.value = std::string{*view.value};
-  result.headers.reserve(view.headers.size());
-  for (size_t i = 0, n = view.headers.size(); i < n; ++i) {
+  auto n = view.headers.size();
+  result.headers.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
     auto h = view.headers[i];
     result.headers.push_back(header{
         std::string{h.name},
