@@ -9,26 +9,15 @@ namespace castor {
 
 namespace {
 
-// A consumed message's headers, read in place by headers_view, from the
-// message itself: librdkafka parses them only when DAG code reads them
-// (parsing costs an allocation and a free per message, even for a message
-// without headers, whose result librdkafka does not keep). Once parsed,
-// librdkafka keeps the headers with the message.
-const rd_kafka_headers_t* parsed(const void* message) noexcept {
-  rd_kafka_headers_t* hdrs = nullptr;
-  if (rd_kafka_message_headers(static_cast<const rd_kafka_message_t*>(message), &hdrs) !=
-      RD_KAFKA_RESP_ERR_NO_ERROR)
-    return nullptr;
-  return hdrs;
-}
-
+// A consumed message's headers, read in place by headers_view from the
+// message itself (see consumed_message::parsed_headers).
 size_t header_count(const void* message) noexcept {
-  auto* hdrs = parsed(message);
+  auto* hdrs = static_cast<const consumed_message*>(message)->parsed_headers();
   return hdrs == nullptr ? 0 : rd_kafka_header_cnt(hdrs);
 }
 
 header_view header_at(const void* message, size_t i) noexcept {
-  auto* hdrs = parsed(message);
+  auto* hdrs = static_cast<const consumed_message*>(message)->parsed_headers();
   const char* name = nullptr;
   const void* value = nullptr;
   size_t size = 0;
@@ -82,7 +71,8 @@ consumed_message consumed_message::make(uint32_t pid, int64_t offset,
 consumed_message::consumed_message(consumed_message&& other) noexcept
     : order_time(other.order_time), raw_(std::exchange(other.raw_, nullptr)),
       owned_(std::move(other.owned_)), pid_(other.pid_), offset_(other.offset_),
-      time_ms_(other.time_ms_), time_type_(other.time_type_) {}
+      time_ms_(other.time_ms_), time_type_(other.time_type_),
+      no_headers_(other.no_headers_) {}
 
 consumed_message& consumed_message::operator=(consumed_message&& other) noexcept {
   if (this != &other) {
@@ -94,6 +84,7 @@ consumed_message& consumed_message::operator=(consumed_message&& other) noexcept
     offset_ = other.offset_;
     time_ms_ = other.time_ms_;
     time_type_ = other.time_type_;
+    no_headers_ = other.no_headers_;
   }
   return *this;
 }
@@ -141,10 +132,26 @@ std::optional<std::string_view> consumed_message::value() const noexcept {
 
 headers_view consumed_message::headers() const {
   if (raw_ != nullptr)
-    return headers_view{&librdkafka_headers, raw_};
+    return headers_view{&librdkafka_headers, this};
   if (owned_)
     return headers_view{&owned_->headers};
   return headers_view{};
+}
+
+const rd_kafka_headers_s* consumed_message::parsed_headers() const noexcept {
+  // librdkafka parses a message's headers when asked, and for a message
+  // without any it allocates and frees a buffer on every call, keeping
+  // nothing: the answer "none" is kept here. (Only the thread running the
+  // DAG reads a message's headers.)
+  if (no_headers_ || raw_ == nullptr)
+    return nullptr;
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(raw_, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      hdrs == nullptr) {
+    no_headers_ = true;
+    return nullptr;
+  }
+  return hdrs;
 }
 
 message_view consumed_message::view(std::string_view topic, int32_t partition) const {

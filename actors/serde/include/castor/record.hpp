@@ -45,8 +45,7 @@ struct header_view {
 /// The headers of a consumed message, read in place: from castor's own
 /// `header`s, or through a `source` (the Kafka seam reads librdkafka's
 /// headers this way, so that DAG code never sees librdkafka, and only
-/// when DAG code reads them). Each `size()` may parse them again for a
-/// message without headers: read it once.
+/// when DAG code reads them).
 class headers_view {
 public:
   /// How to read headers kept elsewhere.

@@ -12,6 +12,7 @@
 #include <vector>
 
 struct rd_kafka_message_s;
+struct rd_kafka_headers_s;
 
 namespace castor {
 
@@ -57,7 +58,13 @@ public:
   castor::timestamp_type time_type() const noexcept { return time_type_; }
   std::optional<std::string_view> key() const noexcept;
   std::optional<std::string_view> value() const noexcept;
+  /// Read from librdkafka when DAG code reads them, not before: parsing
+  /// costs librdkafka an allocation even for a message without headers.
   headers_view headers() const;
+
+  /// librdkafka's parsed headers of the message, or null when it has none
+  /// (or owns its bytes); parses them on the first call.
+  const rd_kafka_headers_s* parsed_headers() const noexcept;
 
   /// The time the orchestrator ordered the message by (its timestamp, or
   /// its predecessor's when it has none).
@@ -82,6 +89,8 @@ private:
   int64_t offset_ = 0;
   int64_t time_ms_ = -1;
   castor::timestamp_type time_type_ = castor::timestamp_type::none;
+  /// librdkafka found no headers (it does not remember that itself).
+  mutable bool no_headers_ = false;
 };
 
 } // namespace castor
