@@ -588,3 +588,45 @@ TEST_CASE("an unreachable broker at start-up stops the pipeline within the start
   CHECK_THAT(castor::render(err), Catch::Contains("in"));
   CHECK(took < 6s);
 }
+
+TEST_CASE("a DAG reads a consumed message's headers as often as it likes, and one that "
+          "does not read them still passes the messages on",
+          "[integration][delivery]") {
+  kafka_env env{{{"in", 1}, {"out", 1}}};
+  env.produce({{"in", 0, "a", "none", t0},
+               {"in", 0, "b", "two", t0 + 1, {{"x", "1"}, {"y", std::nullopt}}},
+               {"in", 0, "c", "none again", t0 + 2},
+               {"in", 0, "d", "repeated", t0 + 3, {{"x", "1"}, {"x", "2"}}}});
+  auto graph = std::make_unique<castor::dag>();
+  auto in = graph->source_stream<std::vector<castor::message_view>>("in");
+  // Each message: its header count read twice, then the last "x" (or "-").
+  auto out = graph
+                 ->stream([](const std::vector<castor::message_view>& ms) {
+                   std::vector<castor::producer_record> records;
+                   for (auto& m : ms) {
+                     auto first = m.headers.size();
+                     auto again = m.headers.size();
+                     auto x = m.headers.find("x");
+                     castor::producer_record r;
+                     r.key = std::string{*m.key};
+                     r.value = fmt::format("{} {} {}", first, again,
+                                           x && x->value ? *x->value : "-");
+                     records.push_back(std::move(r));
+                   }
+                   return records;
+                 })
+                 .map(in);
+  auto sink = graph->sink("out", out);
+  auto def = std::make_shared<castor::pipeline_definition>(std::move(graph));
+  def->source(in, "in", castor::serde::views(), start_policy::earliest());
+  def->sink(sink, castor::serde::records_out(), "out");
+  system_fixture fx;
+  auto pipeline = fx.run(def, env.config());
+  auto outs = env.read("out", 4);
+  REQUIRE(outs.size() == 4);
+  CHECK(outs[0].value == "0 0 -");
+  CHECK(outs[1].value == "2 2 1");
+  CHECK(outs[2].value == "0 0 -");
+  CHECK(outs[3].value == "2 2 2");
+  stop_and_wait(*fx.sys, pipeline);
+}

@@ -109,7 +109,6 @@ void copy_messages(const views& messages, std::vector<producer_record>& out,
       r.key = std::string{*m.key};
     if (m.value)
       r.value = std::string{*m.value};
-    // (Counted once: librdkafka parses a message's headers for each count.)
     auto n = m.headers.size();
     r.headers.reserve(n + (coordinates ? 4 : 0));
     for (size_t i = 0; i < n; ++i) {
