@@ -386,7 +386,8 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
     // Messages of a group that was not complete at the last release come
     // first: the group goes on with this release's messages.
     // (Appended to the carry, not inserted before this release: a bucket
-    // that spans many releases costs what comes, not what it holds.)
+    // that spans many releases costs what comes, not what it holds. No
+    // cycle has seen this release's messages yet: they may move.)
     if (!carry.empty()) {
       carry.insert(carry.end(), std::make_move_iterator(messages.begin()),
                    std::make_move_iterator(messages.end()));
@@ -450,6 +451,9 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
       }
       if (!complete) {
         // More of this group may come: it waits for the next release.
+        // Only messages no cycle has seen move: the views of the cycles
+        // run point into their messages (headers included) and need them
+        // where they are until the release is done.
         carry_scanned = end - j.next;
         if (j.next == 0) {
           carry.swap(messages);

@@ -45,13 +45,14 @@ struct header_view {
 /// The headers of a consumed message, read in place: from castor's own
 /// `header`s, or through a `source` (the Kafka seam reads librdkafka's
 /// headers this way, so that DAG code never sees librdkafka, and only
-/// when DAG code reads them).
+/// when they are read). Like the message it views, it is read by one
+/// thread at a time: the one running the DAG.
 class headers_view {
 public:
   /// How to read headers kept elsewhere.
   struct source {
-    size_t (*count)(const void* headers) noexcept;
-    header_view (*at)(const void* headers, size_t i) noexcept;
+    size_t (*count)(const void* data) noexcept;
+    header_view (*at)(const void* data, size_t i) noexcept;
   };
 
   headers_view() = default;
