@@ -109,14 +109,7 @@ void copy_messages(const views& messages, std::vector<producer_record>& out,
       r.key = std::string{*m.key};
     if (m.value)
       r.value = std::string{*m.value};
-    auto n = m.headers.size();
-    r.headers.reserve(n + (coordinates ? 4 : 0));
-    for (size_t i = 0; i < n; ++i) {
-      auto h = m.headers[i];
-      r.headers.push_back(header{
-          std::string{h.name},
-          h.value ? std::optional<std::string>{std::string{*h.value}} : std::nullopt});
-    }
+    r.headers = m.headers.copy(coordinates ? 4 : 0);
     r.time = m.time;
     if (coordinates) {
       r.headers.push_back(header{"castor.topic", std::string{m.topic}});

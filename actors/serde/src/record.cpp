@@ -35,6 +35,19 @@ header_view headers_view::operator[](size_t i) const {
   return result;
 }
 
+std::vector<header> headers_view::copy(size_t more) const {
+  std::vector<header> result;
+  auto n = size();
+  result.reserve(n + more);
+  for (size_t i = 0; i < n; ++i) {
+    auto h = (*this)[i];
+    result.push_back(header{std::string{h.name},
+                            h.value ? std::optional<std::string>{std::string{*h.value}}
+                                    : std::nullopt});
+  }
+  return result;
+}
+
 std::optional<header_view> headers_view::find(std::string_view name) const {
   std::optional<header_view> result;
   for (size_t i = 0, n = size(); i < n; ++i) {

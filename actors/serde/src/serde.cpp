@@ -21,14 +21,7 @@ kafka_record kafka_record::copy_of(const message_view& view) {
     result.key = std::string{*view.key};
   if (view.value)
     result.value = std::string{*view.value};
-  auto n = view.headers.size();
-  result.headers.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    auto h = view.headers[i];
-    result.headers.push_back(header{
-        std::string{h.name},
-        h.value ? std::optional<std::string>{std::string{*h.value}} : std::nullopt});
-  }
+  result.headers = view.headers.copy();
   return result;
 }
 

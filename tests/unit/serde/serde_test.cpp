@@ -114,6 +114,20 @@ TEST_CASE("records copy every message with its metadata, views copy nothing", "[
   CHECK(views[0].value->data() == ms[0].value->data());
 }
 
+TEST_CASE("a message's headers copy in order, null values and repeated names kept, with "
+          "room for more",
+          "[serde]") {
+  std::vector<castor::header> hs{{"a", "1"}, {"n", std::nullopt}, {"a", "2"}};
+  auto owned = castor::consumed_message::make(0, 0, std::nullopt, "k", "v", hs);
+  auto copied = owned.view("in", 0).headers.copy(4);
+  CHECK(copied == hs);
+  CHECK(copied.capacity() >= 7);
+  CHECK(castor::consumed_message::make(0, 0, std::nullopt, "k", "v")
+            .view("in", 0)
+            .headers.copy()
+            .empty());
+}
+
 TEST_CASE("JSON deserializers parse values and name the message they reject", "[serde]") {
   std::vector<message_view> ms{view(R"({"a": 1})"), view("[1, 2]")};
   auto docs = castor::serde::json()(ms);

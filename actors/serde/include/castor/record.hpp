@@ -68,6 +68,9 @@ public:
   /// The last header named `name`, if any (Kafka allows repeated names).
   std::optional<header_view> find(std::string_view name) const;
 
+  /// Owned copies of the headers, in message order, with room for `more`.
+  std::vector<header> copy(size_t more = 0) const;
+
 private:
   const source* src_ = nullptr;
   const void* data_ = nullptr;

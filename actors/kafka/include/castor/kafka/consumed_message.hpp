@@ -58,8 +58,8 @@ public:
   castor::timestamp_type time_type() const noexcept { return time_type_; }
   std::optional<std::string_view> key() const noexcept;
   std::optional<std::string_view> value() const noexcept;
-  /// Read from librdkafka when DAG code reads them, not before: parsing
-  /// costs librdkafka an allocation even for a message without headers.
+  /// Read from librdkafka when they are read, not before (see
+  /// parsed_headers).
   headers_view headers() const;
 
   /// librdkafka's parsed headers of the message, or null when it has none
