@@ -2,6 +2,7 @@
 // The DAG executor on the deterministic scheduler: cycles, timers, dead
 // letters, record batches to a mocked producer.
 
+#include "castor/dags/builtin.hpp"
 #include "castor/executor.hpp"
 #include "castor/kafka/config.hpp"
 #include "castor/pipeline.hpp"
@@ -118,7 +119,7 @@ struct executor_fixture : test_system {
     for (auto& b : plog->batches)
       for (auto& r : b->records)
         if (r.topic == topic)
-          result.push_back(r.value.value_or("<null>"));
+          result.push_back(r.value ? r.value->str() : "<null>");
     return result;
   }
 
@@ -248,7 +249,7 @@ TEST_CASE("executor actor: with dead_letter, a record too large is dead-lettered
   CHECK(header_value(dead[0], "castor.dlq.truncated").has_value());
   CHECK_THAT(*header_value(dead[0], "castor.dlq.error"),
              Catch::Contains("record of 1036 bytes"));
-  CHECK(dead[0].value->find_first_not_of('X') == std::string::npos);
+  CHECK(dead[0].value->view().find_first_not_of('X') == std::string::npos);
   CHECK(dead[0].value->size() < 600);
 }
 
@@ -672,4 +673,57 @@ TEST_CASE("executor actor: a revocation waits for the releases before it to run 
   fx.run();
   REQUIRE(rlog->answers.size() == 1);
   CHECK(rlog->answers[0].positions == std::vector<std::pair<uint32_t, int64_t>>{{0, 2}});
+}
+
+TEST_CASE("executor actor: copy's records borrow their messages' bytes, and the batch "
+          "that holds them keeps their release until the producer is done",
+          "[actors][executor]") {
+  test_system sys;
+  auto plog = std::make_shared<producer_log>();
+  auto flog = std::make_shared<release_feeder_log>();
+  auto def = castor::dags::copy({{"in", "in", castor::start_policy::earliest()}},
+                                {{"out", "out-topic"}});
+  REQUIRE(def);
+  auto prod = sys.spawn(mock_producer, plog);
+  auto exec = sys.spawn(castor::executor, *def, prod, castor::executor_config{});
+  auto feed = sys.spawn(release_feeder, exec, flog);
+  caf::anon_send(exec, castor::start_atom::value, table_of({{"in", 100}}));
+  sys.run();
+  auto release = std::make_shared<castor::release_batch>();
+  for (int64_t i = 0; i < 3; ++i) {
+    auto ts = t0 + std::chrono::seconds{i};
+    release->messages.push_back(consumed_message::make(
+        0, i, ts, "a key longer than a short string " + std::to_string(i),
+        "a value longer than a short string " + std::to_string(i)));
+    release->messages.back().order_time = ts;
+  }
+  release->watermark = t0 + 2s;
+  release->complete_until = t0 + 2s;
+  std::weak_ptr<castor::release_batch> watch = release;
+  auto* first = &release->messages.front();
+  caf::anon_send(feed, std::move(release));
+  sys.run();
+  REQUIRE(flog->acks == 1);
+  std::vector<const castor::producer_record*> records;
+  for (auto& b : plog->batches)
+    for (auto& r : b->records)
+      records.push_back(&r);
+  REQUIRE(records.size() == 3);
+  // The executor answered the release: only the producer's batches hold it.
+  REQUIRE_FALSE(watch.expired());
+  for (auto& b : plog->batches)
+    CHECK(b->input == watch.lock());
+  for (size_t i = 0; i < records.size(); ++i) {
+    auto& r = *records[i];
+    auto& m = first[i];
+    REQUIRE(r.key);
+    REQUIRE(r.value);
+    CHECK(r.key->borrowed());
+    CHECK(r.value->borrowed());
+    CHECK(r.key->data() == m.key()->data());
+    CHECK(r.value->data() == m.value()->data());
+    CHECK(*r.value == "a value longer than a short string " + std::to_string(i));
+  }
+  plog->batches.clear();
+  CHECK(watch.expired());
 }

@@ -105,10 +105,12 @@ void copy_messages(const views& messages, std::vector<producer_record>& out,
     out.reserve(std::max(out.size() + messages.size(), 2 * out.capacity()));
   for (auto& m : messages) {
     producer_record r;
+    // The input's bytes as they are: librdkafka copies them when it
+    // produces, and castor keeps the input until then.
     if (m.key)
-      r.key = std::string{*m.key};
+      r.key = bytes::borrow(*m.key);
     if (m.value)
-      r.value = std::string{*m.value};
+      r.value = bytes::borrow(*m.value);
     r.headers = m.headers.copy(coordinates ? 4 : 0);
     r.time = m.time;
     if (coordinates) {

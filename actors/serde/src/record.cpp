@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "castor/record.hpp"
 
+#include <ostream>
 #include <utility>
 
 namespace castor {
@@ -15,6 +16,10 @@ const char* to_string(timestamp_type type) noexcept {
     return "log_append_time";
   }
   return "unknown";
+}
+
+std::ostream& operator<<(std::ostream& out, const bytes& b) {
+  return out << b.view();
 }
 
 // -- headers_view ---------------------------------------------------------------

@@ -41,7 +41,7 @@ void fit(producer_record& r, size_t limit) {
        fmt::format("{} bytes cut to fit message.max.bytes {} (value {} bytes, key {})",
                    size, limit, value_size, key_size)});
   size = kafka::record_wire_size(r);
-  auto cut = [&](std::optional<std::string>& field) {
+  auto cut = [&](auto& field) {
     if (!field || size <= limit)
       return;
     auto over = size - limit;
@@ -594,6 +594,10 @@ void executor_state::send(pointer self, job& j) {
   batch->records = std::exchange(out, {});
   batch->positions = std::move(positions);
   batch->cycle_id = definition->graph().cycle_id();
+  // The records' borrowed bytes are this release's (a batch holds the
+  // records of one release's cycles: it is sent when the release is done or
+  // the batch is full).
+  batch->input = j.batch;
   ++batches_in_flight;
   ++j.outstanding;
   self->request(producer, caf::infinite, std::move(batch))

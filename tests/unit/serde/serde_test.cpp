@@ -128,6 +128,42 @@ TEST_CASE("a message's headers copy in order, null values and repeated names kep
             .empty());
 }
 
+TEST_CASE("a record's bytes borrow an input's without a copy; copies and changes own "
+          "theirs, moves keep the borrow",
+          "[serde]") {
+  std::string input = "the bytes of an input message, longer than a short string";
+  auto borrowed = castor::bytes::borrow(input);
+  CHECK(borrowed.borrowed());
+  CHECK(borrowed.data() == input.data());
+  CHECK(borrowed == input);
+  CHECK(borrowed.size() == input.size());
+  castor::bytes copy = borrowed;
+  CHECK_FALSE(copy.borrowed());
+  CHECK(copy.data() != input.data());
+  CHECK(copy == input);
+  castor::bytes assigned;
+  assigned = borrowed;
+  CHECK_FALSE(assigned.borrowed());
+  CHECK(assigned == borrowed);
+  auto moved = std::move(borrowed);
+  CHECK(moved.borrowed());
+  CHECK(moved.data() == input.data());
+  moved.resize(3);
+  CHECK_FALSE(moved.borrowed());
+  CHECK(moved == "the");
+  CHECK(input.starts_with("the bytes")); // the input is never written
+  castor::bytes owned = std::string{"own"};
+  CHECK_FALSE(owned.borrowed());
+  CHECK(owned == std::string_view{"own"});
+  CHECK(owned.str() == "own");
+  CHECK(castor::bytes{}.empty());
+  // An empty input borrows as empty, not as a null value.
+  std::optional<castor::bytes> empty =
+      castor::bytes::borrow(std::string_view{input}.substr(0, 0));
+  REQUIRE(empty.has_value());
+  CHECK(empty->empty());
+}
+
 TEST_CASE("JSON deserializers parse values and name the message they reject", "[serde]") {
   std::vector<message_view> ms{view(R"({"a": 1})"), view("[1, 2]")};
   auto docs = castor::serde::json()(ms);

@@ -8,6 +8,7 @@
 #include "castor/time.hpp"
 
 #include <cstdint>
+#include <iosfwd>
 #include <memory>
 #include <optional>
 #include <string>
@@ -93,14 +94,91 @@ struct message_view {
   headers_view headers;
 };
 
+/// A record's key or value: bytes of its own, or bytes of one of the
+/// cycle's input messages taken without a copy (`borrow`).
+///
+/// A borrowed key or value points into the input message it came from:
+/// castor keeps the messages of a cycle until the records the cycle made
+/// are produced (the record batch holds their release). So `borrow` only a
+/// `message_view`'s key or value (or a part of one), in the cycle it is
+/// released in; anything else must be owned. A copy of a `bytes` owns its
+/// bytes, and so does one that is changed (`resize`); a move keeps a
+/// borrowed one borrowed.
+class bytes {
+public:
+  bytes() = default;
+  bytes(std::string owned) noexcept : owned_(std::move(owned)) {}
+  bytes(const char* owned) : owned_(owned) {}
+  explicit bytes(std::string_view owned) : owned_(owned) {}
+
+  /// The bytes of `input`, not copied: see the class's comment.
+  static bytes borrow(std::string_view input) noexcept {
+    bytes result;
+    result.borrowed_ = input.data();
+    result.size_ = input.size();
+    return result;
+  }
+
+  bytes(const bytes& other) : owned_(other.view()) {}
+  bytes& operator=(const bytes& other) {
+    if (this != &other) {
+      owned_.assign(other.data(), other.size());
+      borrowed_ = nullptr;
+    }
+    return *this;
+  }
+  bytes(bytes&& other) noexcept = default;
+  bytes& operator=(bytes&& other) noexcept = default;
+
+  const char* data() const noexcept {
+    return borrowed_ != nullptr ? borrowed_ : owned_.data();
+  }
+  size_t size() const noexcept { return borrowed_ != nullptr ? size_ : owned_.size(); }
+  bool empty() const noexcept { return size() == 0; }
+  std::string_view view() const noexcept { return {data(), size()}; }
+  operator std::string_view() const noexcept { return view(); }
+  std::string str() const { return std::string{view()}; }
+  /// True while the bytes are an input message's.
+  bool borrowed() const noexcept { return borrowed_ != nullptr; }
+
+  /// Makes the bytes its own (a copy of borrowed ones), then resizes them.
+  void resize(size_t n) {
+    if (borrowed_ != nullptr) {
+      owned_.assign(borrowed_, size_);
+      borrowed_ = nullptr;
+    }
+    owned_.resize(n);
+  }
+
+  friend bool operator==(const bytes& a, const bytes& b) noexcept {
+    return a.view() == b.view();
+  }
+  friend bool operator==(const bytes& a, std::string_view b) noexcept {
+    return a.view() == b;
+  }
+  friend bool operator==(const bytes& a, const std::string& b) noexcept {
+    return a.view() == std::string_view{b};
+  }
+  friend bool operator==(const bytes& a, const char* b) noexcept {
+    return a.view() == std::string_view{b};
+  }
+
+private:
+  std::string owned_;
+  const char* borrowed_ = nullptr;
+  size_t size_ = 0;
+};
+
+std::ostream& operator<<(std::ostream& out, const bytes& b);
+
 /// A message to produce: what serializers write.
 struct producer_record {
   /// Empty: the sink's default topic.
   std::string topic;
   /// Empty: a null key.
-  std::optional<std::string> key;
+  std::optional<bytes> key;
   /// Empty: a null value (a tombstone).
-  std::optional<std::string> value;
+  std::optional<bytes> value;
   std::vector<header> headers;
   /// Empty: the producer's partitioner chooses.
   std::optional<int32_t> partition;

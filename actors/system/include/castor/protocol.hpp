@@ -166,6 +166,10 @@ struct record_batch {
   /// Next offset per partition (pid) after the release's messages.
   std::vector<partition_position> positions;
   uint64_t cycle_id = 0;
+  /// The release whose cycles made the records: their borrowed keys and
+  /// values (`bytes::borrow`) are its messages' bytes, so whoever reads the
+  /// records keeps the batch (and with it the release) meanwhile.
+  release_batch_ptr input;
 };
 
 using record_batch_ptr = std::shared_ptr<record_batch>;
