@@ -727,3 +727,100 @@ TEST_CASE("executor actor: copy's records borrow their messages' bytes, and the 
   plog->batches.clear();
   CHECK(watch.expired());
 }
+
+namespace {
+
+// The borrowed bytes `x` of a record of `b` lie in a key or value of one of
+// the messages of the batch's release.
+bool inside_input(const castor::record_batch& b, const castor::bytes& x) {
+  if (!x.borrowed())
+    return true;
+  if (!b.input)
+    return false;
+  for (auto& m : b.input->messages)
+    for (auto f : {m.key(), m.value()})
+      if (f && x.data() >= f->data() && x.data() + x.size() <= f->data() + f->size())
+        return true;
+  return false;
+}
+
+} // namespace
+
+TEST_CASE("executor actor: merge's borrowed bytes always point into their batch's "
+          "release, with groups carried across releases, several batches per "
+          "release and late answers",
+          "[actors][executor]") {
+  for (int policy = 0; policy < 3; ++policy)
+    for (size_t per_batch : {size_t{1}, size_t{2}, size_t{1000}}) {
+      CAPTURE(policy, per_batch);
+      test_system sys;
+      auto plog = std::make_shared<producer_log>();
+      plog->hold = true;
+      auto flog = std::make_shared<release_feeder_log>();
+      auto def = castor::dags::merge({{"a", "a", castor::start_policy::earliest()},
+                                      {"b", "b", castor::start_policy::earliest()}},
+                                     {{"out", "out-topic"}});
+      REQUIRE(def);
+      castor::executor_config cfg;
+      cfg.records_per_batch = per_batch;
+      cfg.batches_in_flight = 2;
+      cfg.cycles_per_turn = 1;
+      cfg.cycles = policy == 0   ? castor::cycle_policy::by_bucket(5s)
+                   : policy == 1 ? castor::cycle_policy::by_timestamp()
+                                 : castor::cycle_policy::by_batch();
+      auto prod = sys.spawn(mock_producer, plog);
+      auto exec = sys.spawn(castor::executor, *def, prod, cfg);
+      auto feed = sys.spawn(release_feeder, exec, flog);
+      auto table = std::make_shared<castor::partition_table>();
+      table->partitions.push_back({"a", 0, 0, 0, 100, "test"});
+      table->partitions.push_back({"b", 0, 1, 0, 100, "test"});
+      caf::anon_send(exec, castor::start_atom::value,
+                     castor::partition_table_ptr{std::move(table)});
+      sys.run();
+      int64_t offset = 0;
+      for (int rel = 0; rel < 6; ++rel) {
+        auto release = std::make_shared<castor::release_batch>();
+        for (int k = 0; k < 4; ++k) {
+          auto ts = t0 + std::chrono::seconds{rel * 4 + k};
+          auto o = offset++;
+          release->messages.push_back(consumed_message::make(
+              static_cast<uint32_t>(k % 2), o, ts,
+              "a key longer than a short string " + std::to_string(o),
+              "a value longer than a short string " + std::to_string(o)));
+          release->messages.back().order_time = ts;
+        }
+        // Complete only part way: buckets and timestamps beyond wait for
+        // the next release (carried).
+        release->watermark = t0 + std::chrono::seconds{rel * 4 + 2};
+        release->complete_until = release->watermark;
+        release->final = rel == 5;
+        caf::anon_send(feed, std::move(release));
+        sys.run();
+        caf::anon_send(prod, castor::retry_atom::value); // answers late
+        sys.run();
+      }
+      for (int i = 0; i < 50 && flog->acks < 6; ++i) {
+        caf::anon_send(prod, castor::retry_atom::value);
+        sys.run();
+      }
+      CHECK(flog->acks == 6);
+      size_t records = 0;
+      bool carried = false;
+      for (auto& b : plog->batches) {
+        REQUIRE(b->input);
+        carried = carried || b->input->messages.size() != 4;
+        for (auto& r : b->records) {
+          ++records;
+          REQUIRE(r.key);
+          REQUIRE(r.value);
+          CHECK(r.value->borrowed());
+          CHECK(inside_input(*b, *r.key));
+          CHECK(inside_input(*b, *r.value));
+          CHECK(r.value->view().starts_with("a value longer than a short string"));
+        }
+      }
+      CHECK(records == 24);
+      if (policy == 0)
+        CHECK(carried); // buckets of 5 s span releases of 4 s
+    }
+}

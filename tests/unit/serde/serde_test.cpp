@@ -157,11 +157,21 @@ TEST_CASE("a record's bytes borrow an input's without a copy; copies and changes
   CHECK(owned == std::string_view{"own"});
   CHECK(owned.str() == "own");
   CHECK(castor::bytes{}.empty());
-  // An empty input borrows as empty, not as a null value.
-  std::optional<castor::bytes> empty =
-      castor::bytes::borrow(std::string_view{input}.substr(0, 0));
-  REQUIRE(empty.has_value());
-  CHECK(empty->empty());
+  // An empty view borrows as empty bytes (never a null pointer), and a
+  // null C string is an empty value.
+  auto none = castor::bytes::borrow(std::string_view{});
+  CHECK_FALSE(none.borrowed());
+  CHECK(none.data() != nullptr);
+  CHECK(none.empty());
+  CHECK(castor::bytes{static_cast<const char*>(nullptr)}.empty());
+  // Moved onto, owned bytes become borrowed ones, and back.
+  castor::bytes target = std::string{"owned before"};
+  target = castor::bytes::borrow(input);
+  CHECK(target.borrowed());
+  CHECK(target.data() == input.data());
+  target = castor::bytes{std::string{"owned again"}};
+  CHECK_FALSE(target.borrowed());
+  CHECK(target == "owned again");
 }
 
 TEST_CASE("JSON deserializers parse values and name the message they reject", "[serde]") {

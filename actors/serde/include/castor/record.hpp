@@ -7,12 +7,14 @@
 
 #include "castor/time.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <iosfwd>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace castor {
@@ -100,15 +102,19 @@ struct message_view {
 /// A borrowed key or value points into the input message it came from:
 /// castor keeps the messages of a cycle until the records the cycle made
 /// are produced (the record batch holds their release). So `borrow` only a
-/// `message_view`'s key or value (or a part of one), in the cycle it is
-/// released in; anything else must be owned. A copy of a `bytes` owns its
-/// bytes, and so does one that is changed (`resize`); a move keeps a
-/// borrowed one borrowed.
+/// `message_view`'s key or value (or a part of one, such as a word of
+/// `serde::word_views()`), in the serializer of the cycle it came in, from
+/// the cycle's own stream values (never views a state node kept); anything
+/// else must be owned. A copy of a `bytes` owns its bytes, and so does one
+/// that is changed (`resize`); a move keeps a borrowed one borrowed.
+/// Borrowed bytes end where the view ends: no terminating NUL.
 class bytes {
 public:
   bytes() = default;
   bytes(std::string owned) noexcept : owned_(std::move(owned)) {}
-  bytes(const char* owned) : owned_(owned) {}
+  /// A null pointer is an empty value (not a null one: that is an empty
+  /// std::optional).
+  bytes(const char* owned) : owned_(owned != nullptr ? owned : "") {}
   explicit bytes(std::string_view owned) : owned_(owned) {}
 
   /// The bytes of `input`, not copied: see the class's comment.
@@ -144,7 +150,7 @@ public:
   /// Makes the bytes its own (a copy of borrowed ones), then resizes them.
   void resize(size_t n) {
     if (borrowed_ != nullptr) {
-      owned_.assign(borrowed_, size_);
+      owned_.assign(borrowed_, std::min(n, size_));
       borrowed_ = nullptr;
     }
     owned_.resize(n);
@@ -187,5 +193,9 @@ struct producer_record {
 
   friend bool operator==(const producer_record&, const producer_record&) = default;
 };
+
+// Records move when their vector grows: a copy would make borrowed bytes
+// owned (and cost what borrowing saves).
+static_assert(std::is_nothrow_move_constructible_v<producer_record>);
 
 } // namespace castor

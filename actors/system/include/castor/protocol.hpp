@@ -168,8 +168,10 @@ struct record_batch {
   uint64_t cycle_id = 0;
   /// The release whose cycles made the records: their borrowed keys and
   /// values (`bytes::borrow`) are its messages' bytes, so whoever reads the
-  /// records keeps the batch (and with it the release) meanwhile.
-  release_batch_ptr input;
+  /// records keeps the batch (and with it the release) meanwhile. Read only:
+  /// the executor may still move the release's messages that no cycle has
+  /// seen (none that a record points into).
+  std::shared_ptr<const release_batch> input;
 };
 
 using record_batch_ptr = std::shared_ptr<record_batch>;
