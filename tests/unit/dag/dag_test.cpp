@@ -360,6 +360,80 @@ TEST_CASE("accumulate updates its state in place", "[dag]") {
   CHECK(counts.cycle_id() == 2);
 }
 
+TEST_CASE("stream_into writes its value in place, reads empty in the next cycle and "
+          "keeps its buffer",
+          "[dag]") {
+  dag g;
+  auto src = g.source_stream<ints>("src");
+  auto other = g.source_stream<ints>("other");
+  int runs = 0;
+  auto evens = g.stream_into(ints{}, [&runs](ints& out, const ints& in) {
+                  ++runs;
+                  // `out` always comes empty.
+                  CHECK(out.empty());
+                  for (auto x : in)
+                    if (x % 2 == 0)
+                      out.push_back(x);
+                }).named("evens").map(src);
+  int reader_runs = 0;
+  auto total = g.state([&reader_runs](const ints& in) {
+                  ++reader_runs;
+                  return sum(in);
+                }).map(evens);
+  g.sink("total", total);
+  g.sink("other", other);
+  // The first cycle runs every node: nothing written.
+  REQUIRE_FALSE(g.execute(t0));
+  CHECK(runs == 1);
+  CHECK(evens.value().empty());
+  g.set(src, ints{1, 2, 3, 4, 5, 6, 7, 8});
+  REQUIRE_FALSE(g.execute(t0 + 1s));
+  CHECK(evens.value() == ints{2, 4, 6, 8});
+  CHECK(total.value() == 20);
+  auto* buffer = evens.value().data();
+  auto capacity = evens.value().capacity();
+  // A cycle it does not run in: empty, the buffer kept.
+  g.set(other, ints{1});
+  REQUIRE_FALSE(g.execute(t0 + 2s));
+  CHECK(evens.value().empty());
+  CHECK(evens.value().capacity() == capacity);
+  // Written into the same buffer.
+  g.set(src, ints{10, 12});
+  REQUIRE_FALSE(g.execute(t0 + 3s));
+  CHECK(evens.value() == ints{10, 12});
+  CHECK(evens.value().data() == buffer);
+  CHECK(total.value() == 22);
+  // Nothing written: not updated, so its reader does not run.
+  g.set(src, ints{1, 3});
+  REQUIRE_FALSE(g.execute(t0 + 4s));
+  CHECK(runs == 4);
+  CHECK(reader_runs == 3);
+  CHECK(total.value() == 22);
+}
+
+TEST_CASE("a stream_into that throws fails the cycle and reads empty after", "[dag]") {
+  dag g;
+  auto src = g.source_stream<ints>("src");
+  auto copied = g.stream_into(ints{}, [](ints& out, const ints& in) {
+                   for (auto x : in) {
+                     if (x < 0)
+                       throw std::runtime_error("negative input");
+                     out.push_back(x);
+                   }
+                 }).named("copier").map(src);
+  auto seen = g.sink("seen", copied);
+  g.set(src, ints{1, 2, -1});
+  auto failure = g.execute(t0);
+  REQUIRE(failure);
+  CHECK(failure->node == "copier");
+  CHECK(failure->kind == castor::node_kind::stream);
+  // Not the half it wrote.
+  CHECK(copied.value().empty());
+  g.set(src, ints{3});
+  REQUIRE_FALSE(g.execute(t0 + 1s));
+  CHECK(seen.value() == ints{3});
+}
+
 TEST_CASE("every stream gets its own fresh empty value", "[dag]") {
   dag g;
   auto src = g.source_stream<ints>("src");

@@ -245,9 +245,10 @@ private:
   std::string name_;
 };
 
-/// Builds a state node that updates its value in place:
-/// `dag.accumulate(initial, fn).map(inputs...)` with `fn(T&, const Ins&...)`.
-template <class T, class Fn>
+/// Builds a node that updates its value in place, with `fn(T&, const
+/// Ins&...)`: a state (`dag.accumulate(initial, fn).map(inputs...)`) or,
+/// with `Stream`, a stream (`dag.stream_into(empty, fn).map(inputs...)`).
+template <class T, class Fn, bool Stream = false>
 class accumulate_builder {
 public:
   accumulate_builder(dag* owner, T initial, Fn fn, std::source_location loc)
@@ -321,6 +322,16 @@ public:
   accumulate_builder<T, Fn> accumulate(T initial, Fn fn,
                                        location loc = location::current()) {
     return {this, std::move(initial), std::move(fn), loc};
+  }
+
+  /// A stream that writes its value in place: `fn(T& out, const Ins&...)`
+  /// returning `void`. `out` comes as `empty` (a vector keeps the capacity
+  /// of the last cycle's value, so the stream allocates nothing once warm);
+  /// the stream counts as updated when `out` is non-empty after `fn`.
+  template <class T, class Fn>
+  accumulate_builder<T, Fn, true> stream_into(T empty, Fn fn,
+                                              location loc = location::current()) {
+    return {this, std::move(empty), std::move(fn), loc};
   }
 
   /// A constant: never runs, never updates.
@@ -435,7 +446,7 @@ private:
   friend class stream_builder;
   template <class>
   friend class state_builder;
-  template <class, class>
+  template <class, class, bool>
   friend class accumulate_builder;
 
   template <class Node>
@@ -653,18 +664,33 @@ auto state_builder<Fn>::map(const Refs&... inputs) {
   }
 }
 
-template <class T, class Fn>
+template <class T, class Fn, bool Stream>
 template <class... Refs>
-auto accumulate_builder<T, Fn>::map(const Refs&... inputs) {
+auto accumulate_builder<T, Fn, Stream>::map(const Refs&... inputs) {
   static_assert((detail::is_node_ref_v<Refs> && ...),
                 "castor: map() takes node handles (node_ref<T>) returned by this dag");
-  constexpr bool callable = is_accumulator_v<Fn, T, detail::ref_value_t<Refs>...>;
-  static_assert(callable,
+  constexpr bool callable = [] {
+    if constexpr (!is_accumulator_v<Fn, T, detail::ref_value_t<Refs>...>)
+      return false;
+    else if constexpr (Stream)
+      return std::is_void_v<std::invoke_result_t<Fn&, T&, const detail::ref_value_t<Refs>&...>>;
+    else
+      return true;
+  }();
+  static_assert(callable || Stream,
                 "castor: an accumulator is called as fn(T& value, const inputs&...) and "
                 "returns void or castor::change");
+  static_assert(callable || !Stream,
+                "castor: stream_into's function is called as fn(T& out, const inputs&...) "
+                "and returns void");
+  if constexpr (Stream)
+    static_assert(has_emptiness<T>, "castor: a stream's value type needs an empty() member "
+                                    "or a castor::empty_traits<T> specialisation");
   if constexpr (callable) {
     owner_->check_inputs(inputs...);
-    using node_t = detail::accumulate_node<T, Fn, detail::ref_value_t<Refs>...>;
+    using node_t = std::conditional_t<
+        Stream, detail::stream_into_node<T, Fn, detail::ref_value_t<Refs>...>,
+        detail::accumulate_node<T, Fn, detail::ref_value_t<Refs>...>>;
     auto* node = owner_->add(
         std::make_unique<node_t>(std::move(initial_), std::move(fn_), inputs.get()...),
         std::move(name_), loc_);

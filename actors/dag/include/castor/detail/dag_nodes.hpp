@@ -199,6 +199,37 @@ private:
   std::tuple<const value_node<Ins>*...> inputs_;
 };
 
+// A stream that writes its value in place: `fn(T& out, const Ins&...)`.
+// `out` is the node's empty value assigned over the last cycle's, so a
+// vector keeps its capacity and the stream allocates nothing once warm.
+template <class T, class Fn, class... Ins>
+class stream_into_node final : public stored_node<T> {
+public:
+  stream_into_node(T empty, Fn fn, const value_node<Ins>*... inputs)
+      : stored_node<T>(node_kind::stream, erase_inputs(inputs...), empty),
+        fn_(std::move(fn)), empty_(std::move(empty)), inputs_(inputs...) {}
+
+  bool run() override {
+    this->value_ = empty_;
+    try {
+      std::apply([this](const auto*... in) { std::invoke(fn_, this->value_, in->value()...); },
+                 inputs_);
+    } catch (...) {
+      // A failed stream reads empty, as one that returns its value does.
+      this->value_ = empty_;
+      throw;
+    }
+    return !empty_traits<T>::is_empty(this->value_);
+  }
+
+  void reset() override { this->value_ = empty_; }
+
+private:
+  Fn fn_;
+  T empty_;
+  std::tuple<const value_node<Ins>*...> inputs_;
+};
+
 template <class T>
 class const_node final : public stored_node<T> {
 public:
