@@ -85,14 +85,13 @@ auto release_key(const message_view& m) {
   return std::tuple{m.time.value_or(timestamp::min()), m.topic, m.partition, m.offset};
 }
 
-views merge_two(const views& a, const views& b) {
-  views out;
+// Into `out`: its buffer is the last cycle's (see dag::stream_into).
+void merge_two(views& out, const views& a, const views& b) {
   out.reserve(a.size() + b.size());
   std::merge(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out),
              [](const message_view& x, const message_view& y) {
                return release_key(x) < release_key(y);
              });
-  return out;
 }
 
 // Key, value, headers and timestamp of each message; with `coordinates`,
@@ -104,7 +103,8 @@ void copy_messages(const views& messages, std::vector<producer_record>& out,
   if (out.capacity() < out.size() + messages.size())
     out.reserve(std::max(out.size() + messages.size(), 2 * out.capacity()));
   for (auto& m : messages) {
-    producer_record r;
+    // Built in place: a record moved in would move its three strings.
+    auto& r = out.emplace_back();
     // The input's bytes as they are: librdkafka copies them when it
     // produces, and castor keeps the input until then.
     if (m.key)
@@ -121,7 +121,6 @@ void copy_messages(const views& messages, std::vector<producer_record>& out,
         r.headers.push_back(
             header{"castor.timestamp", std::to_string(to_millis(*m.time))});
     }
-    out.push_back(std::move(r));
   }
 }
 
@@ -190,7 +189,7 @@ ordered_copy(const char* name, const std::vector<source_spec>& sources,
     inputs.push_back(graph->source_stream<views>(s.name));
   node_ref<views> merged = inputs[0];
   for (size_t i = 1; i < inputs.size(); ++i)
-    merged = graph->stream(merge_two)
+    merged = graph->stream_into(views{}, merge_two)
                  .named("merge_" + std::to_string(i))
                  .map(merged, inputs[i]);
   auto out = graph->sink(sinks[0].name, merged);

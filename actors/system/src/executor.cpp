@@ -592,6 +592,9 @@ void executor_state::send(pointer self, job& j) {
     return;
   auto batch = std::make_shared<record_batch>();
   batch->records = std::exchange(out, {});
+  // The next batch likely makes as many records: room for them now, not
+  // by doubling (each growth moves every record made so far).
+  out.reserve(std::min(batch->records.size(), config.records_per_batch));
   batch->positions = std::move(positions);
   batch->cycle_id = definition->graph().cycle_id();
   // The records' borrowed bytes are this release's (a batch holds the
