@@ -297,6 +297,8 @@ caf::error executor_state::run_cycle(std::span<const consumed_message> messages,
       if (i == sink_index.end())
         continue;
       auto& binding = definition->sinks()[i->second];
+      if (out.capacity() == 0)
+        out.reserve(last_batch_records);
       auto first = out.size();
       try {
         binding.serialize(sink, out);
@@ -591,10 +593,9 @@ void executor_state::send(pointer self, job& j) {
   if (out.empty() && positions.empty())
     return;
   auto batch = std::make_shared<record_batch>();
+  if (!out.empty())
+    last_batch_records = std::min(out.size(), config.records_per_batch);
   batch->records = std::exchange(out, {});
-  // The next batch likely makes as many records: room for them now, not
-  // by doubling (each growth moves every record made so far).
-  out.reserve(std::min(batch->records.size(), config.records_per_batch));
   batch->positions = std::move(positions);
   batch->cycle_id = definition->graph().cycle_id();
   // The records' borrowed bytes are this release's (a batch holds the

@@ -402,6 +402,7 @@ TEST_CASE("stream_into writes its value in place, reads empty in the next cycle 
   REQUIRE_FALSE(g.execute(t0 + 3s));
   CHECK(evens.value() == ints{10, 12});
   CHECK(evens.value().data() == buffer);
+  CHECK(evens.value().capacity() == capacity);
   CHECK(total.value() == 22);
   // Nothing written: not updated, so its reader does not run.
   g.set(src, ints{1, 3});

@@ -686,7 +686,7 @@ auto accumulate_builder<T, Fn, Stream>::map(const Refs&... inputs) {
   if constexpr (Stream)
     static_assert(has_emptiness<T>, "castor: a stream's value type needs an empty() member "
                                     "or a castor::empty_traits<T> specialisation");
-  if constexpr (callable) {
+  if constexpr (callable && (!Stream || has_emptiness<T>)) {
     owner_->check_inputs(inputs...);
     using node_t = std::conditional_t<
         Stream, detail::stream_into_node<T, Fn, detail::ref_value_t<Refs>...>,

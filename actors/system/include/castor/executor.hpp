@@ -162,6 +162,9 @@ struct executor_state {
   uint64_t next_job_id = 0;
   /// Records made and not yet sent.
   std::vector<producer_record> out;
+  /// Records in the last batch sent: the room `out` takes when it gets
+  /// its first record (growth by doubling would move every record again).
+  size_t last_batch_records = 0;
   /// This cycle's dead letters with the index of their message (records of
   /// the DAG's output come after the inputs).
   std::vector<std::pair<size_t, producer_record>> dead;

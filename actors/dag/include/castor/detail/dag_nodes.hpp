@@ -200,8 +200,9 @@ private:
 };
 
 // A stream that writes its value in place: `fn(T& out, const Ins&...)`.
-// `out` is the node's empty value assigned over the last cycle's, so a
-// vector keeps its capacity and the stream allocates nothing once warm.
+// `out` is the node's empty value assigned over the last cycle's (reset()
+// at the start of the cycle after it ran, or the catch below), so a vector
+// keeps its capacity and the stream allocates nothing once warm.
 template <class T, class Fn, class... Ins>
 class stream_into_node final : public stored_node<T> {
 public:
@@ -210,7 +211,6 @@ public:
         fn_(std::move(fn)), empty_(std::move(empty)), inputs_(inputs...) {}
 
   bool run() override {
-    this->value_ = empty_;
     try {
       std::apply([this](const auto*... in) { std::invoke(fn_, this->value_, in->value()...); },
                  inputs_);
