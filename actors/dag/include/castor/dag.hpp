@@ -628,7 +628,7 @@ auto stream_builder<Fn, Empty>::map(const Refs&... inputs) {
       else
         return R(std::move(empty_));
     }();
-    using node_t = detail::stream_node<R, Fn, detail::ref_value_t<Refs>...>;
+    using node_t = detail::stream_node<R, Fn, false, detail::ref_value_t<Refs>...>;
     auto* node = owner_->add(
         std::make_unique<node_t>(std::move(fn_), std::move(empty), inputs.get()...),
         std::move(name_), loc_);
@@ -688,12 +688,18 @@ auto accumulate_builder<T, Fn, Stream>::map(const Refs&... inputs) {
                                     "or a castor::empty_traits<T> specialisation");
   if constexpr (callable && (!Stream || has_emptiness<T>)) {
     owner_->check_inputs(inputs...);
-    using node_t = std::conditional_t<
-        Stream, detail::stream_into_node<T, Fn, detail::ref_value_t<Refs>...>,
-        detail::accumulate_node<T, Fn, detail::ref_value_t<Refs>...>>;
-    auto* node = owner_->add(
-        std::make_unique<node_t>(std::move(initial_), std::move(fn_), inputs.get()...),
-        std::move(name_), loc_);
+    auto* node = [&] {
+      if constexpr (Stream)
+        return owner_->add(
+            std::make_unique<detail::stream_node<T, Fn, true, detail::ref_value_t<Refs>...>>(
+                std::move(fn_), std::move(initial_), inputs.get()...),
+            std::move(name_), loc_);
+      else
+        return owner_->add(
+            std::make_unique<detail::accumulate_node<T, Fn, detail::ref_value_t<Refs>...>>(
+                std::move(initial_), std::move(fn_), inputs.get()...),
+            std::move(name_), loc_);
+    }();
     return node_ref<T>{node};
   } else {
     return node_ref<int>{};

@@ -124,7 +124,12 @@ private:
   T empty_;
 };
 
-template <class T, class Fn, class... Ins>
+// A stream. Its function returns the cycle's value or, with `Into`, writes
+// it in place: `fn(T& out, const Ins&...)`, `out` being the node's empty
+// value assigned over the last cycle's (reset() at the start of the cycle
+// after it ran, or the catch below), so a vector keeps its capacity and the
+// stream allocates nothing once warm.
+template <class T, class Fn, bool Into, class... Ins>
 class stream_node final : public stored_node<T> {
 public:
   stream_node(Fn fn, T empty, const value_node<Ins>*... inputs)
@@ -132,9 +137,21 @@ public:
         fn_(std::move(fn)), empty_(std::move(empty)), inputs_(inputs...) {}
 
   bool run() override {
-    this->value_ = std::apply(
-        [this](const auto*... in) -> T { return std::invoke(fn_, in->value()...); },
-        inputs_);
+    if constexpr (Into) {
+      try {
+        std::apply(
+            [this](const auto*... in) { std::invoke(fn_, this->value_, in->value()...); },
+            inputs_);
+      } catch (...) {
+        // A failed stream reads empty, as one that returns its value does.
+        this->value_ = empty_;
+        throw;
+      }
+    } else {
+      this->value_ = std::apply(
+          [this](const auto*... in) -> T { return std::invoke(fn_, in->value()...); },
+          inputs_);
+    }
     return !empty_traits<T>::is_empty(this->value_);
   }
 
@@ -196,37 +213,6 @@ public:
 
 private:
   Fn fn_;
-  std::tuple<const value_node<Ins>*...> inputs_;
-};
-
-// A stream that writes its value in place: `fn(T& out, const Ins&...)`.
-// `out` is the node's empty value assigned over the last cycle's (reset()
-// at the start of the cycle after it ran, or the catch below), so a vector
-// keeps its capacity and the stream allocates nothing once warm.
-template <class T, class Fn, class... Ins>
-class stream_into_node final : public stored_node<T> {
-public:
-  stream_into_node(T empty, Fn fn, const value_node<Ins>*... inputs)
-      : stored_node<T>(node_kind::stream, erase_inputs(inputs...), empty),
-        fn_(std::move(fn)), empty_(std::move(empty)), inputs_(inputs...) {}
-
-  bool run() override {
-    try {
-      std::apply([this](const auto*... in) { std::invoke(fn_, this->value_, in->value()...); },
-                 inputs_);
-    } catch (...) {
-      // A failed stream reads empty, as one that returns its value does.
-      this->value_ = empty_;
-      throw;
-    }
-    return !empty_traits<T>::is_empty(this->value_);
-  }
-
-  void reset() override { this->value_ = empty_; }
-
-private:
-  Fn fn_;
-  T empty_;
   std::tuple<const value_node<Ins>*...> inputs_;
 };
 
