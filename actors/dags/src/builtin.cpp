@@ -103,7 +103,6 @@ void copy_messages(const views& messages, std::vector<producer_record>& out,
   if (out.capacity() < out.size() + messages.size())
     out.reserve(std::max(out.size() + messages.size(), 2 * out.capacity()));
   for (auto& m : messages) {
-    // Built in place: a record moved in would move its three strings.
     auto& r = out.emplace_back();
     // The input's bytes as they are: librdkafka copies them when it
     // produces, and castor keeps the input until then.
@@ -259,10 +258,9 @@ timestamp next_minute(timestamp t) {
 
 void keyed_json_out(const keyed_json& docs, std::vector<producer_record>& out) {
   for (auto& [key, doc] : docs) {
-    producer_record r;
+    auto& r = out.emplace_back();
     r.key = key;
     r.value = doc;
-    out.push_back(std::move(r));
   }
 }
 

@@ -26,9 +26,7 @@ deserializer<std::vector<nlohmann::json>> json() {
 serializer<std::vector<nlohmann::json>> json_out() {
   return [](const std::vector<nlohmann::json>& docs, std::vector<producer_record>& out) {
     for (auto& doc : docs) {
-      producer_record r;
-      r.value = doc.dump();
-      out.push_back(std::move(r));
+      out.emplace_back().value = doc.dump();
     }
   };
 }

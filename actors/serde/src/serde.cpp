@@ -167,9 +167,7 @@ serializer<std::vector<producer_record>> records_out() {
 serializer<std::vector<std::string>> strings_out() {
   return [](const std::vector<std::string>& values, std::vector<producer_record>& out) {
     for (auto& v : values) {
-      producer_record r;
-      r.value = v;
-      out.push_back(std::move(r));
+      out.emplace_back().value = v;
     }
   };
 }
@@ -178,10 +176,9 @@ serializer<std::vector<std::pair<std::string, std::string>>> key_values_out() {
   return [](const std::vector<std::pair<std::string, std::string>>& pairs,
             std::vector<producer_record>& out) {
     for (auto& [k, v] : pairs) {
-      producer_record r;
+      auto& r = out.emplace_back();
       r.key = k;
       r.value = v;
-      out.push_back(std::move(r));
     }
   };
 }

@@ -144,7 +144,7 @@ public:
             inputs_);
       } catch (...) {
         // A failed stream reads empty, as one that returns its value does.
-        this->value_ = empty_;
+        reset();
         throw;
       }
     } else {
