@@ -31,6 +31,7 @@
 #include "castor/kafka/handles.hpp"
 #include "castor/logger.hpp"
 #include "castor/pipeline.hpp"
+#include "castor/scheduler.hpp"
 #include "castor/testing/io.hpp"
 #include "castor/testing/mock_cluster.hpp"
 
@@ -405,6 +406,7 @@ castor_run(const castor::dags::factory& make, const std::string& bootstrap,
            std::optional<size_t> memory_budget = std::nullopt, size_t hold_limit = 0) {
   caf::actor_system_config cfg;
   castor::add_message_types(cfg);
+  castor::set_scheduler_threads(cfg); // as castor's service runs (engine.threads)
   castor_result result;
   malloc_trim(0);
   auto rss_before = rss_field("VmRSS:");
@@ -1123,6 +1125,7 @@ int main(int argc, char** argv) {
     {
       caf::actor_system_config cfg;
       castor::add_message_types(cfg);
+      castor::set_scheduler_threads(cfg);
       caf::actor_system sys{cfg};
       auto def =
           need(castor::dags::copy({{"in", "lat-in", castor::start_policy::latest()}},

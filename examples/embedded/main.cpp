@@ -27,6 +27,7 @@
 #include <castor/logger.hpp>
 #include <castor/metrics_endpoint.hpp>
 #include <castor/pipeline.hpp>
+#include <castor/scheduler.hpp>
 #include <castor/serde.hpp>
 #include <castor/testing/io.hpp>
 #include <castor/testing/mock_cluster.hpp>
@@ -247,6 +248,10 @@ int main(int argc, char** argv) {
 
   caf::actor_system_config cfg;
   castor::add_message_types(cfg); // castor's types travel between actors
+  // As many scheduler threads as castor's service would start (no more than
+  // the cores: idle CAF workers poll); a host with busy actors of its own
+  // may want more.
+  castor::set_scheduler_threads(cfg);
   caf::actor_system sys{cfg};
   auto watcher = sys.spawn(monitor, static_cast<uint64_t>(input.size()));
 

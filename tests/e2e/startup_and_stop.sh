@@ -3,7 +3,8 @@
 # castor honours signals from the first instant and stops within bounds:
 # a SIGTERM during start-up (broker unreachable) exits 0 at once; a metrics
 # address that cannot be bound exits 2 naming it; a stop with the broker gone
-# ends within flush_timeout plus a few seconds; a second signal exits at once.
+# ends within flush_timeout plus a few seconds; a second signal exits at once;
+# the start-up line says how many scheduler threads run.
 # Usage: startup_and_stop.sh CASTOR
 source "$(dirname "$0")/common.sh"
 castor=$1
@@ -60,6 +61,26 @@ took=$(($(now_ms) - t))
 [ "$rc" -eq 0 ] || fail "SIGTERM during start-up: exit $rc, expected 0"
 [ "$took" -lt 3000 ] || fail "SIGTERM during start-up took $took ms"
 echo "SIGTERM during start-up: exit 0 after $took ms"
+
+# The scheduler threads: "auto" starts no more than the usable cores, at most
+# four; engine.threads (here from the environment) sets them.
+line=$(grep -oE "with [0-9]+ scheduler thread\(s\) \(engine.threads = auto; [0-9]+ usable core\(s\)\)" \
+  "$work/unreachable.log") || fail "the start-up line does not say the scheduler threads"
+threads=$(sed -E 's/with ([0-9]+) .*/\1/' <<< "$line")
+cores=$(sed -E 's/.*; ([0-9]+) usable.*/\1/' <<< "$line")
+[ "$cores" -ge 1 ] && [ "$cores" -le "$(nproc --all)" ] || fail "usable cores $cores"
+[ "$threads" -eq $((cores < 4 ? cores : 4)) ] ||
+  fail "auto: $threads scheduler threads for $cores usable cores"
+CASTOR_ENGINE_THREADS=1 "$castor" run --config "$work/unreachable.toml" \
+  > "$work/one_thread.log" 2>&1 &
+pid=$!
+pids+=("$pid")
+wait_for_log "$work/one_thread.log" "runs dag" 10 || fail "castor did not start"
+kill -TERM "$pid"
+wait_exit "$pid" 5
+grep -q "with 1 scheduler thread(s) (engine.threads = 1;" "$work/one_thread.log" ||
+  fail "CASTOR_ENGINE_THREADS=1 did not start one scheduler thread"
+echo "scheduler threads: $threads for $cores usable core(s) (auto), 1 when set"
 
 # 2. A metrics address that is taken (the broker's own port).
 start_broker "$castor" in:2 out:1

@@ -14,6 +14,7 @@
 #include "castor/producer.hpp"
 #include "castor/protocol.hpp"
 #include "castor/record.hpp"
+#include "castor/scheduler.hpp"
 #include "castor/serde.hpp"
 #include "castor/supervisor.hpp"
 #include "castor/test_bench.hpp"

@@ -4,6 +4,7 @@
 #include "castor/logger.hpp"
 #include "castor/metrics_endpoint.hpp"
 #include "castor/pipeline.hpp"
+#include "castor/scheduler.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -128,11 +129,16 @@ int run_pipeline(signal_watcher& signals, registry& dags, const std::string& pat
     return fail(def.error());
   caf::actor_system_config sys_cfg;
   castor::add_message_types(sys_cfg);
+  auto threads = castor::set_scheduler_threads(sys_cfg, cfg->threads);
   caf::error result;
   {
     caf::actor_system sys{sys_cfg};
-    castor::logger()->info("castor: runs dag '{}' ({} source(s), {} sink(s)) on {}",
-                           cfg->dag, cfg->sources.size(), cfg->sinks.size(), bootstrap);
+    castor::logger()->info(
+        "castor: runs dag '{}' ({} source(s), {} sink(s)) on {} with {} scheduler "
+        "thread(s) (engine.threads = {}; {} usable core(s))",
+        cfg->dag, cfg->sources.size(), cfg->sinks.size(), bootstrap, threads,
+        cfg->threads == 0 ? std::string{"auto"} : std::to_string(cfg->threads),
+        castor::usable_cores());
     auto pcfg = cfg->to_pipeline_config(bootstrap);
     if (report.enabled())
       pcfg.on_exit = [&report](const pipeline_stats& s, const caf::error& reason) {

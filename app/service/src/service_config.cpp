@@ -50,6 +50,7 @@ constexpr overridable_key overridable[] = {
     {"engine", "replay_speed"},
     {"engine", "assignment"},
     {"engine", "memory_budget"},
+    {"engine", "threads"},
     {"errors", "dead_letter_topic"},
     {"errors", "on_deserialize_error"},
     {"errors", "on_node_error"},
@@ -482,7 +483,33 @@ caf::expected<service_config> load(const std::string& path, registry& dags) {
                {"dag", "batch_size", "idle_timeout", "startup_timeout", "flush_timeout",
                 "progress_interval", "commit_interval", "timer_catch_up", "cycles",
                 "plugins", "params", "stop", "replay_speed", "assignment",
-                "memory_budget"});
+                "memory_budget", "threads"});
+    if (auto* node = engine->get("threads")) {
+      // An integer, or a string: "auto", or digits (from CASTOR_ENGINE_THREADS).
+      std::optional<int64_t> n;
+      std::string shown;
+      if (auto* i = node->as_integer()) {
+        n = i->get();
+        shown = std::to_string(*n);
+      } else if (auto* s = node->as_string()) {
+        shown = s->get();
+        int64_t parsed = 0;
+        auto* first = shown.data();
+        auto* last = first + shown.size();
+        if (shown == "auto")
+          n = 0;
+        else if (auto [end, err] = std::from_chars(first, last, parsed);
+                 err == std::errc{} && end == last && first != last && parsed > 0)
+          n = parsed;
+      }
+      if (n && *n >= 0 && *n <= 256 && (*n > 0 || shown == "auto"))
+        cfg.threads = static_cast<size_t>(*n);
+      else
+        check.fail_key("engine.threads", node->source(),
+                       fmt::format("'engine.threads' = '{}' is not \"auto\" or a number "
+                                   "of scheduler threads from 1 to 256",
+                                   shown));
+    }
     if (auto v = check.string(*engine, "memory_budget", "engine.")) {
       if (auto budget = parse_memory_budget(*v))
         cfg.pipeline.memory_budget = *budget;
@@ -791,7 +818,7 @@ std::string to_toml(const service_config& cfg) {
       "\n[engine]\ndag = {}\nbatch_size = {}\nidle_timeout = {}\n"
       "startup_timeout = {}\nflush_timeout = {}\nprogress_interval = {}\n"
       "commit_interval = {}\ntimer_catch_up = {}\ncycles = {}\nstop = {}\n"
-      "replay_speed = {}\nassignment = {}\nmemory_budget = {}\n",
+      "replay_speed = {}\nassignment = {}\nmemory_budget = {}\nthreads = {}\n",
       quote(cfg.dag), cfg.pipeline.batch_size, period(cfg.pipeline.idle_timeout),
       period(cfg.pipeline.startup_timeout), period(cfg.pipeline.flush_timeout),
       period(cfg.pipeline.progress_interval), period(cfg.pipeline.commit_interval),
@@ -799,7 +826,8 @@ std::string to_toml(const service_config& cfg) {
       quote(cfg.pipeline.stop.to_string()),
       quote(replay_speed_to_string(cfg.pipeline.replay_speed)),
       quote(to_string(cfg.pipeline.assignment)),
-      quote(memory_budget_to_string(cfg.pipeline.memory_budget)));
+      quote(memory_budget_to_string(cfg.pipeline.memory_budget)),
+      cfg.threads == 0 ? quote("auto") : std::to_string(cfg.threads));
   if (!cfg.plugins.empty()) {
     std::string list;
     for (auto& plugin : cfg.plugins)

@@ -41,6 +41,8 @@ struct service_config {
   std::vector<dags::sink_spec> sinks;
   /// Topics the embedded broker creates.
   std::vector<kafka::topic_spec> embedded_topics;
+  /// engine.threads: CAF scheduler threads (0: "auto", castor::auto_scheduler_threads).
+  size_t threads = 0;
   /// "host:port" of the Prometheus endpoint (empty: off).
   std::string metrics_listen;
 
