@@ -231,6 +231,9 @@ int64_t holds(const std::string& bootstrap, const std::string& topic, int partit
 }
 
 bool verbose = false;
+// castor's CAF scheduler threads, in process and as a process (0: castor's
+// default, engine.threads = "auto").
+size_t scheduler_threads = 0;
 
 // User plus system CPU seconds in `u`.
 double cpu_of(const rusage& u) {
@@ -406,7 +409,7 @@ castor_run(const castor::dags::factory& make, const std::string& bootstrap,
            std::optional<size_t> memory_budget = std::nullopt, size_t hold_limit = 0) {
   caf::actor_system_config cfg;
   castor::add_message_types(cfg);
-  castor::set_scheduler_threads(cfg); // as castor's service runs (engine.threads)
+  castor::set_scheduler_threads(cfg, scheduler_threads); // as the service: engine.threads
   castor_result result;
   malloc_trim(0);
   auto rss_before = rss_field("VmRSS:");
@@ -507,8 +510,11 @@ timed castor_process(const std::string& bootstrap, const std::vector<std::string
         if (key != "bootstrap.servers")
           f << fmt::format("\"{}\" = \"{}\"\n", key, value);
     }
-    f << fmt::format("\n[engine]\ndag = \"copy\"\nbatch_size = {}\nstop = \"end\"\n\n",
+    f << fmt::format("\n[engine]\ndag = \"copy\"\nbatch_size = {}\nstop = \"end\"\n",
                      pc.batch_size);
+    if (scheduler_threads > 0)
+      f << fmt::format("threads = {}\n", scheduler_threads);
+    f << "\n";
     for (size_t i = 0; i < topics.size(); ++i)
       f << fmt::format("[[sources]]\nname = \"s{}\"\ntopic = \"{}\"\n"
                        "start = \"earliest\"\n\n",
@@ -768,6 +774,9 @@ int main(int argc, char** argv) {
   app.add_option("--repeat", repeat,
                  "runs of each throughput case; the fastest counts (default 3)");
   app.add_flag("--verbose", verbose, "a line of castor's counters after each castor run");
+  app.add_option("--threads", scheduler_threads,
+                 "castor's CAF scheduler threads, in process and as a process (default "
+                 "0: engine.threads = \"auto\", the usable cores, at most 4)");
   app.add_option("--json", json_path,
                  "where to write the results (default castor-bench.json)");
   std::vector<std::string> only{"1", "2",  "2h", "3", "3p", "3b", "3h",
@@ -807,6 +816,10 @@ int main(int argc, char** argv) {
   report["librdkafka"] = rd_kafka_version_str();
   report["batch_size"] = batch;
   report["cores"] = std::thread::hardware_concurrency();
+  report["scheduler_threads"] =
+      scheduler_threads > 0 ? scheduler_threads : castor::auto_scheduler_threads();
+  fmt::print("castor's scheduler threads: {} ({} usable cores)\n",
+             report["scheduler_threads"].get<size_t>(), castor::usable_cores());
   std::vector<row> rows;
   bool all_met = true;
   std::vector<std::string> verdicts;
@@ -1125,7 +1138,7 @@ int main(int argc, char** argv) {
     {
       caf::actor_system_config cfg;
       castor::add_message_types(cfg);
-      castor::set_scheduler_threads(cfg);
+      castor::set_scheduler_threads(cfg, scheduler_threads);
       caf::actor_system sys{cfg};
       auto def =
           need(castor::dags::copy({{"in", "lat-in", castor::start_policy::latest()}},
