@@ -776,7 +776,8 @@ int main(int argc, char** argv) {
   app.add_flag("--verbose", verbose, "a line of castor's counters after each castor run");
   app.add_option("--threads", scheduler_threads,
                  "castor's CAF scheduler threads, in process and as a process (default "
-                 "0: engine.threads = \"auto\", the usable cores, at most 4)");
+                 "0: engine.threads = \"auto\", the usable cores, at most 3)")
+      ->check(CLI::Range(0, 256));
   app.add_option("--json", json_path,
                  "where to write the results (default castor-bench.json)");
   std::vector<std::string> only{"1", "2",  "2h", "3", "3p", "3b", "3h",

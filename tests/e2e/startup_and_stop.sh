@@ -8,6 +8,7 @@
 # Usage: startup_and_stop.sh CASTOR
 source "$(dirname "$0")/common.sh"
 castor=$1
+unset CASTOR_ENGINE_THREADS # the first runs check what "auto" starts
 
 now_ms() { date +%s%3N; }
 
@@ -63,13 +64,13 @@ took=$(($(now_ms) - t))
 echo "SIGTERM during start-up: exit 0 after $took ms"
 
 # The scheduler threads: "auto" starts no more than the usable cores, at most
-# four; engine.threads (here from the environment) sets them.
+# three; engine.threads (here from the environment) sets them.
 line=$(grep -oE "with [0-9]+ scheduler thread\(s\) \(engine.threads = auto; [0-9]+ usable core\(s\)\)" \
   "$work/unreachable.log") || fail "the start-up line does not say the scheduler threads"
 threads=$(sed -E 's/with ([0-9]+) .*/\1/' <<< "$line")
 cores=$(sed -E 's/.*; ([0-9]+) usable.*/\1/' <<< "$line")
 [ "$cores" -ge 1 ] && [ "$cores" -le "$(nproc --all)" ] || fail "usable cores $cores"
-[ "$threads" -eq $((cores < 4 ? cores : 4)) ] ||
+[ "$threads" -eq $((cores < 3 ? cores : 3)) ] ||
   fail "auto: $threads scheduler threads for $cores usable cores"
 CASTOR_ENGINE_THREADS=1 "$castor" run --config "$work/unreachable.toml" \
   > "$work/one_thread.log" 2>&1 &
@@ -78,6 +79,7 @@ pids+=("$pid")
 wait_for_log "$work/one_thread.log" "runs dag" 10 || fail "castor did not start"
 kill -TERM "$pid"
 wait_exit "$pid" 5
+[ "$rc" -eq 0 ] || fail "SIGTERM during start-up with one scheduler thread: exit $rc"
 grep -q "with 1 scheduler thread(s) (engine.threads = 1;" "$work/one_thread.log" ||
   fail "CASTOR_ENGINE_THREADS=1 did not start one scheduler thread"
 echo "scheduler threads: $threads for $cores usable core(s) (auto), 1 when set"

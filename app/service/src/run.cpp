@@ -137,7 +137,7 @@ int run_pipeline(signal_watcher& signals, registry& dags, const std::string& pat
         "castor: runs dag '{}' ({} source(s), {} sink(s)) on {} with {} scheduler "
         "thread(s) (engine.threads = {}; {} usable core(s))",
         cfg->dag, cfg->sources.size(), cfg->sinks.size(), bootstrap, threads,
-        cfg->threads == 0 ? std::string{"auto"} : std::to_string(cfg->threads),
+        threads_to_string(cfg->threads),
         castor::usable_cores());
     auto pcfg = cfg->to_pipeline_config(bootstrap);
     if (report.enabled())

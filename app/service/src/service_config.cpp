@@ -364,6 +364,21 @@ std::optional<size_t> parse_memory_budget(std::string_view text) {
   return n * unit;
 }
 
+std::optional<size_t> parse_threads(std::string_view text) {
+  if (text == "auto")
+    return size_t{0};
+  size_t n = 0;
+  auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (err != std::errc{} || end != text.data() + text.size() || text.empty() || n < 1 ||
+      n > 256)
+    return std::nullopt;
+  return n;
+}
+
+std::string threads_to_string(size_t threads) {
+  return threads == 0 ? std::string{"auto"} : std::to_string(threads);
+}
+
 std::string memory_budget_to_string(size_t bytes) {
   if (bytes == 0)
     return "off";
@@ -485,25 +500,21 @@ caf::expected<service_config> load(const std::string& path, registry& dags) {
                 "plugins", "params", "stop", "replay_speed", "assignment",
                 "memory_budget", "threads"});
     if (auto* node = engine->get("threads")) {
-      // An integer, or a string: "auto", or digits (from CASTOR_ENGINE_THREADS).
-      std::optional<int64_t> n;
+      // An integer, or a string: "auto", or digits (CASTOR_ENGINE_THREADS).
+      std::optional<size_t> n;
       std::string shown;
       if (auto* i = node->as_integer()) {
-        n = i->get();
-        shown = std::to_string(*n);
-      } else if (auto* s = node->as_string()) {
-        shown = s->get();
-        int64_t parsed = 0;
-        auto* first = shown.data();
-        auto* last = first + shown.size();
-        if (shown == "auto")
-          n = 0;
-        else if (auto [end, err] = std::from_chars(first, last, parsed);
-                 err == std::errc{} && end == last && first != last && parsed > 0)
-          n = parsed;
+        shown = std::to_string(i->get());
+        n = parse_threads(shown);
+      } else if (auto* text = node->as_string()) {
+        shown = text->get();
+        n = parse_threads(shown);
       }
-      if (n && *n >= 0 && *n <= 256 && (*n > 0 || shown == "auto"))
-        cfg.threads = static_cast<size_t>(*n);
+      if (n)
+        cfg.threads = *n;
+      else if (shown.empty())
+        check.fail_key("engine.threads", node->source(),
+                       "'engine.threads' must be \"auto\" or an integer from 1 to 256");
       else
         check.fail_key("engine.threads", node->source(),
                        fmt::format("'engine.threads' = '{}' is not \"auto\" or a number "
@@ -827,7 +838,7 @@ std::string to_toml(const service_config& cfg) {
       quote(replay_speed_to_string(cfg.pipeline.replay_speed)),
       quote(to_string(cfg.pipeline.assignment)),
       quote(memory_budget_to_string(cfg.pipeline.memory_budget)),
-      cfg.threads == 0 ? quote("auto") : std::to_string(cfg.threads));
+      cfg.threads == 0 ? quote("auto") : threads_to_string(cfg.threads));
   if (!cfg.plugins.empty()) {
     std::string list;
     for (auto& plugin : cfg.plugins)

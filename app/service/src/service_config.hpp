@@ -66,6 +66,10 @@ std::optional<double> parse_replay_speed(std::string_view text);
 /// powers of 1000); "0" or "off": none.
 std::optional<size_t> parse_memory_budget(std::string_view text);
 
+/// engine.threads: "auto" (0) or 1 to 256 (as an integer's digits).
+std::optional<size_t> parse_threads(std::string_view text);
+std::string threads_to_string(size_t threads);
+
 /// The config spelling of a memory budget ("256MiB", "off").
 std::string memory_budget_to_string(size_t bytes);
 std::string replay_speed_to_string(double speed);
