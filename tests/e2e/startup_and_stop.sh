@@ -4,7 +4,8 @@
 # a SIGTERM during start-up (broker unreachable) exits 0 at once; a metrics
 # address that cannot be bound exits 2 naming it; a stop with the broker gone
 # ends within flush_timeout plus a few seconds; a second signal exits at once;
-# the start-up line says how many scheduler threads run.
+# the start-up line says how many scheduler threads run (and warns when they
+# are more than the usable cores).
 # Usage: startup_and_stop.sh CASTOR
 source "$(dirname "$0")/common.sh"
 castor=$1
@@ -82,7 +83,22 @@ wait_exit "$pid" 5
 [ "$rc" -eq 0 ] || fail "SIGTERM during start-up with one scheduler thread: exit $rc"
 grep -q "with 1 scheduler thread(s) (engine.threads = 1;" "$work/one_thread.log" ||
   fail "CASTOR_ENGINE_THREADS=1 did not start one scheduler thread"
-echo "scheduler threads: $threads for $cores usable core(s) (auto), 1 when set"
+# More threads than cores: castor runs them and says what they cost.
+many=$((cores + 1))
+CASTOR_ENGINE_THREADS=$many "$castor" run --config "$work/unreachable.toml" \
+  > "$work/many_threads.log" 2>&1 &
+pid=$!
+pids+=("$pid")
+wait_for_log "$work/many_threads.log" "runs dag" 10 || fail "castor did not start"
+kill -TERM "$pid"
+wait_exit "$pid" 5
+[ "$rc" -eq 0 ] || fail "SIGTERM during start-up with $many scheduler threads: exit $rc"
+grep -q "engine.threads = $many is more than the $cores usable core(s)" \
+  "$work/many_threads.log" || fail "no warning for $many threads on $cores core(s)"
+grep -q "with $many scheduler thread(s)" "$work/many_threads.log" ||
+  fail "CASTOR_ENGINE_THREADS=$many did not start $many scheduler threads"
+echo "scheduler threads: $threads for $cores usable core(s) (auto), 1 and $many when set" \
+  "(the latter warned about)"
 
 # 2. A metrics address that is taken (the broker's own port).
 start_broker "$castor" in:2 out:1

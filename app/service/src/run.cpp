@@ -130,6 +130,12 @@ int run_pipeline(signal_watcher& signals, registry& dags, const std::string& pat
   caf::actor_system_config sys_cfg;
   castor::add_message_types(sys_cfg);
   auto threads = castor::set_scheduler_threads(sys_cfg, cfg->threads);
+  auto cores = castor::usable_cores();
+  if (threads > cores)
+    castor::logger()->warn("castor: engine.threads = {} is more than the {} usable core(s): "
+                           "idle CAF workers poll and take CPU from the busy threads "
+                           "(\"auto\" starts {})",
+                           threads, cores, castor::auto_scheduler_threads());
   caf::error result;
   {
     caf::actor_system sys{sys_cfg};
@@ -137,8 +143,7 @@ int run_pipeline(signal_watcher& signals, registry& dags, const std::string& pat
         "castor: runs dag '{}' ({} source(s), {} sink(s)) on {} with {} scheduler "
         "thread(s) (engine.threads = {}; {} usable core(s))",
         cfg->dag, cfg->sources.size(), cfg->sinks.size(), bootstrap, threads,
-        threads_to_string(cfg->threads),
-        castor::usable_cores());
+        threads_to_string(cfg->threads), cores);
     auto pcfg = cfg->to_pipeline_config(bootstrap);
     if (report.enabled())
       pcfg.on_exit = [&report](const pipeline_stats& s, const caf::error& reason) {
