@@ -79,11 +79,9 @@ TOML
 run_dag() {
   local log="$work/$1-$4.log"
   config "$@" > "$work/$1-$4.toml"
-  if [ "$4" = ts37b ]; then
-    CASTOR_ENGINE_THREADS=1 "$castor" run --config "$work/$1-$4.toml" > "$log" 2>&1 &
-  else
-    "$castor" run --config "$work/$1-$4.toml" > "$log" 2>&1 &
-  fi
+  local threads=auto
+  [ "$4" = ts37b ] && threads=1
+  CASTOR_ENGINE_THREADS=$threads "$castor" run --config "$work/$1-$4.toml" > "$log" 2>&1 &
   local pid=$!
   pids+=($pid)
   wait_for_log "$log" "caught up: live" 60 || fail "$1 $4: the replay did not catch up"
@@ -92,7 +90,7 @@ run_dag() {
   local code=0
   wait "$pid" || code=$?
   [ "$code" = 0 ] || fail "$1 $4: castor run exited $code after SIGTERM"
-  if [ "$4" = ts37b ]; then
+  if [ "$threads" = 1 ]; then
     grep -q "with 1 scheduler thread(s)" "$log" || fail "$1 $4: not one scheduler thread"
   fi
   local summary

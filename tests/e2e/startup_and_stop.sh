@@ -73,30 +73,25 @@ cores=$(sed -E 's/.*; ([0-9]+) usable.*/\1/' <<< "$line")
 [ "$cores" -ge 1 ] && [ "$cores" -le "$(nproc --all)" ] || fail "usable cores $cores"
 [ "$threads" -eq $((cores < 3 ? cores : 3)) ] ||
   fail "auto: $threads scheduler threads for $cores usable cores"
-CASTOR_ENGINE_THREADS=1 "$castor" run --config "$work/unreachable.toml" \
-  > "$work/one_thread.log" 2>&1 &
-pid=$!
-pids+=("$pid")
-wait_for_log "$work/one_thread.log" "runs dag" 10 || fail "castor did not start"
-kill -TERM "$pid"
-wait_exit "$pid" 5
-[ "$rc" -eq 0 ] || fail "SIGTERM during start-up with one scheduler thread: exit $rc"
-grep -q "with 1 scheduler thread(s) (engine.threads = 1;" "$work/one_thread.log" ||
-  fail "CASTOR_ENGINE_THREADS=1 did not start one scheduler thread"
+# with_threads N: starts castor with engine.threads = N (from the
+# environment) against the unreachable broker, stops it with SIGTERM during
+# start-up and checks its exit and that it started N threads; log in
+# $work/threads-N.log.
+with_threads() {
+  CASTOR_ENGINE_THREADS=$1 run_castor "threads-$1" "$work/unreachable.toml"
+  wait_for_log "$work/threads-$1.log" "runs dag" 10 || fail "castor did not start"
+  kill -TERM "$pid"
+  wait_exit "$pid" 5
+  [ "$rc" -eq 0 ] || fail "SIGTERM during start-up with $1 scheduler thread(s): exit $rc"
+  grep -q "with $1 scheduler thread(s) (engine.threads = $1;" "$work/threads-$1.log" ||
+    fail "CASTOR_ENGINE_THREADS=$1 did not start $1 scheduler thread(s)"
+}
+with_threads 1
 # More threads than cores: castor runs them and says what they cost.
 many=$((cores + 1))
-CASTOR_ENGINE_THREADS=$many "$castor" run --config "$work/unreachable.toml" \
-  > "$work/many_threads.log" 2>&1 &
-pid=$!
-pids+=("$pid")
-wait_for_log "$work/many_threads.log" "runs dag" 10 || fail "castor did not start"
-kill -TERM "$pid"
-wait_exit "$pid" 5
-[ "$rc" -eq 0 ] || fail "SIGTERM during start-up with $many scheduler threads: exit $rc"
+with_threads "$many"
 grep -q "engine.threads = $many is more than the $cores usable core(s)" \
-  "$work/many_threads.log" || fail "no warning for $many threads on $cores core(s)"
-grep -q "with $many scheduler thread(s)" "$work/many_threads.log" ||
-  fail "CASTOR_ENGINE_THREADS=$many did not start $many scheduler threads"
+  "$work/threads-$many.log" || fail "no warning for $many threads on $cores core(s)"
 echo "scheduler threads: $threads for $cores usable core(s) (auto), 1 and $many when set" \
   "(the latter warned about)"
 

@@ -170,13 +170,14 @@ size_t usable_cores() {
   return std::max<size_t>(cores, 1);
 }
 
-size_t auto_scheduler_threads() {
-  return std::min<size_t>(usable_cores(), 3);
+size_t auto_scheduler_threads(size_t cores) {
+  return std::clamp<size_t>(cores, 1, 3);
 }
 
-size_t set_scheduler_threads(caf::actor_system_config& cfg, size_t threads) {
+size_t set_scheduler_threads(caf::actor_system_config& cfg, size_t threads,
+                             size_t cores) {
   if (threads == 0)
-    threads = auto_scheduler_threads();
+    threads = auto_scheduler_threads(cores > 0 ? cores : usable_cores());
   cfg.set("scheduler.max-threads", static_cast<int64_t>(threads));
   return threads;
 }

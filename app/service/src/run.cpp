@@ -129,13 +129,13 @@ int run_pipeline(signal_watcher& signals, registry& dags, const std::string& pat
     return fail(def.error());
   caf::actor_system_config sys_cfg;
   castor::add_message_types(sys_cfg);
-  auto threads = castor::set_scheduler_threads(sys_cfg, cfg->threads);
   auto cores = castor::usable_cores();
+  auto threads = castor::set_scheduler_threads(sys_cfg, cfg->threads, cores);
   if (threads > cores)
     castor::logger()->warn("castor: engine.threads = {} is more than the {} usable core(s): "
                            "idle CAF workers poll and take CPU from the busy threads "
                            "(\"auto\" starts {})",
-                           threads, cores, castor::auto_scheduler_threads());
+                           threads, cores, castor::auto_scheduler_threads(cores));
   caf::error result;
   {
     caf::actor_system sys{sys_cfg};

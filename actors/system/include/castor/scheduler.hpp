@@ -31,13 +31,15 @@ namespace castor {
 /// other threads start, it is the process's.
 size_t usable_cores();
 
-/// engine.threads = "auto": usable_cores(), at most 3 (the actors a
-/// pipeline keeps busy on the scheduler).
-size_t auto_scheduler_threads();
+/// engine.threads = "auto": `cores` (by default usable_cores()), at most 3
+/// (the actors a pipeline keeps busy on the scheduler).
+size_t auto_scheduler_threads(size_t cores = usable_cores());
 
-/// Sets CAF's `scheduler.max-threads` in `cfg` to `threads` (0: auto), before
-/// the actor system starts. Returns the count set.
-size_t set_scheduler_threads(caf::actor_system_config& cfg, size_t threads = 0);
+/// Sets CAF's `scheduler.max-threads` in `cfg` to `threads` (0: auto, for
+/// `cores` usable cores), before the actor system starts. Returns the count
+/// set.
+size_t set_scheduler_threads(caf::actor_system_config& cfg, size_t threads = 0,
+                             size_t cores = 0);
 
 namespace detail {
 
