@@ -133,5 +133,8 @@ done
 [ -s "$work/positions-ts37-b.out" ] || fail "positions: no marks"
 # Each word count record is stamped with its cycle's time: by buckets, the
 # bucket's end (a multiple of 100 ms).
-cut -f3 "$work/wordcount-b37-a.out" | grep -qv '00$' && fail "bucket cycle times"
+# (awk reads it all: `cut | grep -q` under pipefail would pass whenever
+# grep's early exit cut the pipe.)
+awk -F'\t' '$3 !~ /00$/ { print "line " NR ": " $0; exit 1 }' "$work/wordcount-b37-a.out" \
+  || fail "bucket cycle times"
 echo "e2e deterministic: ok"

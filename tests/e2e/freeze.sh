@@ -63,7 +63,9 @@ grep -q "delivered nothing for" "$work/run.log" && fail "a partition went idle d
 port=$(grep -o "Prometheus endpoint at http://127.0.0.1:[0-9]*" "$work/run.log" | grep -o "[0-9]*$")
 metrics=$(exec 3<> /dev/tcp/127.0.0.1/"$port" &&
   printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3)
-echo "$metrics" | grep -q "^castor_late_messages_total 0" || fail "late messages: $(echo "$metrics" | grep late)"
+# A here-string, not a pipe: with pipefail, grep -q leaving early would
+# fail the pipe (SIGPIPE on echo) although it matched.
+grep -q "^castor_late_messages_total 0" <<< "$metrics" || fail "late messages: $(echo "$metrics" | grep late)"
 for _ in $(seq 120); do
   exec 3<> /dev/tcp/127.0.0.1/"$port"
   printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3

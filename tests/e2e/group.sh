@@ -201,7 +201,7 @@ if grep -l "was lost" "$work"/[abc].log; then fail "an assignment was lost"; fi
 addr=$(grep -oE 'Prometheus endpoint at http://[^ ]+' "$work/c.log" | sed 's/.* at //')
 [ -n "$addr" ] || fail "c has no metrics endpoint"
 metrics=$(curl -sf "$addr") || fail "no metrics at $addr"
-echo "$metrics" | grep -qx 'castor_assigned_partitions 8' \
+grep -qx 'castor_assigned_partitions 8' <<< "$metrics" \
   || fail "c does not report 8 assigned partitions: $(echo "$metrics" | grep assigned_partitions)"
 rebalances=$(echo "$metrics" | awk '$1 == "castor_rebalances_total" { print $2 }')
 [ "${rebalances%.*}" -ge 2 ] || fail "c reports $rebalances rebalances"
