@@ -13,6 +13,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cstddef>
 #include <map>
 #include <set>
 #include <thread>
@@ -127,7 +129,12 @@ TEST_CASE(
     input.push_back(
         {"ahead", i % 2, "a" + std::to_string(i), "y", t0 + 3 * hour + i * 1000});
   }
-  env.produce(input);
+  // In 20 writes, each its own record batches, and fetched a batch at a
+  // time: "behind" cannot arrive whole before "ahead" has shown anything
+  // (its messages would then all be released at once, with no pause).
+  for (size_t i = 0; i < input.size(); i += 200)
+    env.produce({input.begin() + static_cast<ptrdiff_t>(i),
+                 input.begin() + static_cast<ptrdiff_t>(std::min(i + 200, input.size()))});
 
   system_fixture fx;
   auto def = castor::dags::merge({{"ahead", "ahead", start_policy::earliest()},
@@ -135,6 +142,7 @@ TEST_CASE(
                                  {{"out", "merged"}});
   REQUIRE(def);
   auto cfg = env.config();
+  cfg.consumer["max.partition.fetch.bytes"] = "2048";
   cfg.batch_size = 20; // cap: 100 held
   auto pipeline = fx.run(*def, cfg);
   auto out = env.read("merged", input.size(), 60s);
