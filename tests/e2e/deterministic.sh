@@ -95,8 +95,8 @@ run_dag() {
   fi
   local summary
   summary=$(grep "pipeline: stopped:" "$log") || fail "$1 $4: no summary"
-  echo "$summary" | grep -q "waiting" && fail "$1 $4: messages left waiting: $summary"
-  echo "$summary" | grep -q " 0 undelivered" || fail "$1 $4: $summary"
+  grep -q "waiting" <<< "$summary" && fail "$1 $4: messages left waiting: $summary"
+  grep -q " 0 undelivered" <<< "$summary" || fail "$1 $4: $summary"
   local consumed released
   consumed=$(echo "$summary" | sed -E 's/.*stopped: ([0-9]+) consumed.*/\1/')
   released=$(echo "$summary" | sed -E 's/.* ([0-9]+) released.*/\1/')

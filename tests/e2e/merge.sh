@@ -83,10 +83,10 @@ delivered=$(echo "$summary" | sed -E 's/.* ([0-9]+) delivered.*/\1/')
 # A cycle whose timestamp may still have messages to come is not run at a
 # stop (part of it would differ from the replay's): those wait, uncommitted.
 waiting=0
-if echo "$summary" | grep -q "waiting for the rest"; then
+if grep -q "waiting for the rest" <<< "$summary"; then
   waiting=$(echo "$summary" | sed -E 's/.*\(([0-9]+) waiting.*/\1/')
 fi
-echo "$summary" | grep -q " 0 undelivered" || fail "undelivered records: $summary"
+grep -q " 0 undelivered" <<< "$summary" || fail "undelivered records: $summary"
 [ "$released" = $((delivered + waiting)) ] \
   || fail "released $released, delivered $delivered, $waiting waiting"
 count=$(in_order stopped)
