@@ -774,6 +774,10 @@ int main(int argc, char** argv) {
   app.add_option("--repeat", repeat,
                  "runs of each throughput case; the fastest counts (default 3)");
   app.add_flag("--verbose", verbose, "a line of castor's counters after each castor run");
+  std::string log_level = "warn";
+  app.add_option("--log-level", log_level,
+                 "the in-process castor runs' log level, to stderr (default warn)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   app.add_option("--threads", scheduler_threads,
                  "castor's CAF scheduler threads, in process and as a process (default "
                  "0: engine.threads = \"auto\", the usable cores, at most 3)")
@@ -809,7 +813,7 @@ int main(int argc, char** argv) {
 
   // The broker first, before any thread exists in this process.
   auto broker = broker_process::start();
-  castor::logger()->set_level(spdlog::level::warn);
+  castor::logger()->set_level(spdlog::level::from_str(log_level));
   auto& bootstrap = broker.bootstrap;
   const int partitions = 4;
   nlohmann::json report;
