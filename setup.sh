@@ -20,7 +20,7 @@ packages=(
   cmake g++ make pkg-config
   libcaf-dev librdkafka-dev libspdlog-dev libfmt-dev libcli11-dev catch2
   libhowardhinnant-date-dev tzdata nlohmann-json3-dev libtomlplusplus-dev
-  prometheus-cpp-dev
+  prometheus-cpp-dev libjemalloc-dev
   kcat jq curl
 )
 missing=()

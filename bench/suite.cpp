@@ -561,8 +561,8 @@ timed castor_process(const std::string& bootstrap, const std::vector<std::string
     die(fmt::format("castor run wrote {} of {} records into {}: see {}", written, count,
                     out, log));
   if (verbose)
-    fmt::print("    castor process: {:.3f} s ({:.2f} s CPU)\n", result.seconds,
-               result.cpu);
+    fmt::print("    castor process: {:.3f} s ({:.2f} s CPU), peak RSS {:.0f} MB\n",
+               result.seconds, result.cpu, static_cast<double>(usage.ru_maxrss) / 1024);
   std::filesystem::remove_all(dir);
   return result;
 }
