@@ -419,6 +419,9 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
         return err;
   }
   std::span<const consumed_message> all{messages};
+  // Messages up to here asked into the cache (consumed_message::prefetch),
+  // a few cycles before theirs run.
+  size_t prefetched = 0;
   while (!j.done && budget > 0 && out.size() < config.records_per_batch) {
     auto due = graph.next_timer();
     if (j.next < all.size()) {
@@ -472,6 +475,10 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
       }
       timer_streak = 0;
       skipping = false;
+      constexpr size_t prefetch_ahead = 8;
+      for (prefetched = std::max(prefetched, end);
+           prefetched < std::min(all.size(), end + prefetch_ahead); ++prefetched)
+        all[prefetched].prefetch();
       if (auto err =
               run_cycle(all.subspan(j.next, end - j.next), std::max(t, graph.time())))
         return err;

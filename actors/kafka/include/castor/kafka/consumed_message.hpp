@@ -74,6 +74,19 @@ public:
   /// partition table.
   message_view view(std::string_view topic, int32_t partition) const;
 
+  /// Asks the CPU to bring librdkafka's message (where `view` reads the
+  /// key and the value from) into its cache: librdkafka allocated it in
+  /// its broker thread, and the thread running the DAG first touches it
+  /// in `view`, a cache miss per message otherwise (perf on case 3p: 99 %
+  /// of `view`'s samples on that load, 16 % of castor's own). A hint only.
+  void prefetch() const noexcept {
+    if (raw_ != nullptr) {
+      auto* p = reinterpret_cast<const char*>(raw_);
+      __builtin_prefetch(p);
+      __builtin_prefetch(p + 64); // rd_kafka_message_t is 72 bytes
+    }
+  }
+
 private:
   struct owned_parts {
     std::optional<std::string> key;
