@@ -110,16 +110,12 @@ void copy_messages(const views& messages, std::vector<producer_record>& out,
       r.key = bytes::borrow(*m.key);
     if (m.value)
       r.value = bytes::borrow(*m.value);
-    r.headers = m.headers.copy(coordinates ? 4 : 0);
+    if (!m.headers.empty())
+      r.headers = m.headers.copy();
     r.time = m.time;
-    if (coordinates) {
-      r.headers.push_back(header{"castor.topic", std::string{m.topic}});
-      r.headers.push_back(header{"castor.partition", std::to_string(m.partition)});
-      r.headers.push_back(header{"castor.offset", std::to_string(m.offset)});
-      if (m.time)
-        r.headers.push_back(
-            header{"castor.timestamp", std::to_string(to_millis(*m.time))});
-    }
+    // The producer writes these as castor.* headers (record_origin).
+    if (coordinates)
+      r.origin = record_origin{std::string{m.topic}, m.partition, m.offset, m.time};
   }
 }
 

@@ -70,11 +70,16 @@ size_t record_wire_size(const producer_record& r) {
   // timestamp and offset deltas, key and value lengths, header count.
   constexpr size_t overhead = 5 + 1 + 10 + 5 + 5 + 5 + 5;
   size_t size = overhead + (r.key ? r.key->size() : 0) + (r.value ? r.value->size() : 0);
-  for (auto& h : r.headers) {
-    auto value = h.value ? h.value->size() : 0;
-    size += h.name.size() + value + varint_size(static_cast<int64_t>(h.name.size())) +
+  auto add = [&](size_t name, size_t value) {
+    size += name + value + varint_size(static_cast<int64_t>(name)) +
             varint_size(static_cast<int64_t>(value));
-  }
+  };
+  for (auto& h : r.headers)
+    add(h.name.size(), h.value ? h.value->size() : 0);
+  if (r.origin)
+    for_each_origin_header(*r.origin, [&](std::string_view name, std::string_view value) {
+      add(name.size(), value.size());
+    });
   return size;
 }
 

@@ -119,12 +119,17 @@ produce_status producer_client::produce(const producer_record& r, uint64_t tag,
                                         failure& why) {
   auto* rk = impl_->client.get();
   rd_kafka_headers_t* headers = nullptr;
-  if (!r.headers.empty()) {
-    headers = rd_kafka_headers_new(r.headers.size());
+  if (!r.headers.empty() || r.origin) {
+    headers = rd_kafka_headers_new(r.headers.size() + (r.origin ? 4 : 0));
     for (auto& h : r.headers)
       rd_kafka_header_add(headers, h.name.data(), static_cast<ssize_t>(h.name.size()),
                           h.value ? h.value->data() : nullptr,
                           h.value ? static_cast<ssize_t>(h.value->size()) : 0);
+    if (r.origin)
+      for_each_origin_header(*r.origin, [&](std::string_view name, std::string_view value) {
+        rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()),
+                            value.data(), static_cast<ssize_t>(value.size()));
+      });
   }
   // librdkafka's macros cast their arguments: compute them first.
   int32_t partition = r.partition ? *r.partition : RD_KAFKA_PARTITION_UA;

@@ -63,4 +63,13 @@ std::optional<header_view> headers_view::find(std::string_view name) const {
   return result;
 }
 
+std::vector<header> all_headers(const producer_record& r) {
+  auto result = r.headers;
+  if (r.origin)
+    for_each_origin_header(*r.origin, [&](std::string_view name, std::string_view value) {
+      result.push_back(header{std::string{name}, std::string{value}});
+    });
+  return result;
+}
+
 } // namespace castor

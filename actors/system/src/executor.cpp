@@ -52,6 +52,7 @@ void fit(producer_record& r, size_t limit) {
   if (size > limit) {
     std::erase_if(r.headers,
                   [](const header& h) { return !h.name.starts_with("castor.dlq."); });
+    r.origin.reset();
     size = kafka::record_wire_size(r);
   }
   cut(r.key);
@@ -210,8 +211,10 @@ caf::error executor_state::check_sizes(size_t first, const std::string& sink) {
     }
     auto without_castor = r;
     std::erase_if(without_castor.headers, is_castor_header);
+    without_castor.origin.reset();
     auto bare = r;
     bare.headers.clear();
+    bare.origin.reset();
     auto text = fmt::format("sink '{}' made a record of {} bytes for topic '{}' ({} "
                             "without castor's headers, {} without any headers); the "
                             "producer's message.max.bytes is {}",

@@ -36,6 +36,24 @@ TEST_CASE("record sizes are counted as librdkafka counts them against message.ma
   CHECK(castor::kafka::record_wire_size(r) == 146 + 12 + 2 + 1 + 1);
   r.headers.push_back({"null", std::nullopt});
   CHECK(castor::kafka::record_wire_size(r) == 146 + 16 + 4 + 1 + 1);
+  // An origin counts as the four castor.* headers it goes out as.
+  castor::producer_record merged;
+  merged.value = std::string(100, 'v');
+  merged.headers.push_back({"trace", std::string{"abc"}});
+  merged.origin = castor::record_origin{"trades", 3, 1234567, castor::from_millis(-5)};
+  auto as_headers = merged;
+  as_headers.origin.reset();
+  as_headers.headers = castor::all_headers(merged);
+  CHECK(as_headers.headers ==
+        std::vector<castor::header>{{"trace", std::string{"abc"}},
+                                    {"castor.topic", std::string{"trades"}},
+                                    {"castor.partition", std::string{"3"}},
+                                    {"castor.offset", std::string{"1234567"}},
+                                    {"castor.timestamp", std::string{"-5"}}});
+  CHECK(castor::kafka::record_wire_size(merged) ==
+        castor::kafka::record_wire_size(as_headers));
+  merged.origin->time.reset(); // no timestamp header without a time
+  CHECK(castor::all_headers(merged).size() == 4);
   CHECK(castor::kafka::max_message_bytes({}) == 1'000'000);
   CHECK(castor::kafka::max_message_bytes({{"message.max.bytes", "2000"}}) == 2000);
 }

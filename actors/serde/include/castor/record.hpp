@@ -8,6 +8,7 @@
 #include "castor/time.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <iosfwd>
 #include <memory>
@@ -178,6 +179,21 @@ private:
 std::ostream& operator<<(std::ostream& out, const bytes& b);
 
 /// A message to produce: what serializers write.
+/// Where a record's input came from, written by the producer as the
+/// headers `castor.topic`, `castor.partition`, `castor.offset` and, when
+/// the input had a time, `castor.timestamp` (milliseconds since the epoch),
+/// in that order after the record's own `headers` (what `merge` sets).
+/// The same four as `header`s cost a vector and three strings per record
+/// before librdkafka copies them into its own list (README, benchmarks).
+struct record_origin {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  std::optional<castor::timestamp> time;
+
+  friend bool operator==(const record_origin&, const record_origin&) = default;
+};
+
 struct producer_record {
   /// Empty: the sink's default topic.
   std::string topic;
@@ -186,6 +202,9 @@ struct producer_record {
   /// Empty: a null value (a tombstone).
   std::optional<bytes> value;
   std::vector<header> headers;
+  /// Set: the producer adds the castor.* headers naming it after `headers`
+  /// (see record_origin; `all_headers` lists them as they go out).
+  std::optional<record_origin> origin;
   /// Empty: the producer's partitioner chooses.
   std::optional<int32_t> partition;
   /// Empty: the producer sets the time.
@@ -193,6 +212,27 @@ struct producer_record {
 
   friend bool operator==(const producer_record&, const producer_record&) = default;
 };
+
+/// The headers of `r` as the producer writes them: its own, then those of
+/// its origin.
+std::vector<header> all_headers(const producer_record& r);
+
+/// Calls `f(name, value)` (two string_views) for each header `origin`
+/// makes, in order, formatting the numbers on the stack (a value is valid
+/// during its call only).
+template <class F>
+void for_each_origin_header(const record_origin& origin, F&& f) {
+  char digits[24];
+  auto number = [&](int64_t x) {
+    auto end = std::to_chars(digits, digits + sizeof digits, x).ptr;
+    return std::string_view{digits, static_cast<size_t>(end - digits)};
+  };
+  f(std::string_view{"castor.topic"}, std::string_view{origin.topic});
+  f(std::string_view{"castor.partition"}, number(origin.partition));
+  f(std::string_view{"castor.offset"}, number(origin.offset));
+  if (origin.time)
+    f(std::string_view{"castor.timestamp"}, number(to_millis(*origin.time)));
+}
 
 // Records move when their vector grows: a copy would make borrowed bytes
 // owned (and cost what borrowing saves).
