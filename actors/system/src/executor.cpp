@@ -422,8 +422,9 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
         return err;
   }
   std::span<const consumed_message> all{messages};
-  // Messages up to here asked into the cache (consumed_message::prefetch),
-  // a few cycles before theirs run.
+  // Messages up to here asked into the cache (consumed_message::prefetch):
+  // before each cycle, the 8 messages after it (in the one-message cycles
+  // of distinct timestamps, 8 cycles ahead).
   size_t prefetched = 0;
   while (!j.done && budget > 0 && out.size() < config.records_per_batch) {
     auto due = graph.next_timer();

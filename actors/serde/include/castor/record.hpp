@@ -178,11 +178,12 @@ private:
 
 std::ostream& operator<<(std::ostream& out, const bytes& b);
 
-/// A message to produce: what serializers write.
 /// Where a record's input came from, written by the producer as the
 /// headers `castor.topic`, `castor.partition`, `castor.offset` and, when
 /// the input had a time, `castor.timestamp` (milliseconds since the epoch),
-/// in that order after the record's own `headers` (what `merge` sets).
+/// in that order after the record's own `headers` (what `merge` sets; a
+/// dead letter's castor.dlq.* headers are among its own, so these follow
+/// them).
 /// The same four as `header`s cost a vector and three strings per record
 /// before librdkafka copies them into its own list (README, benchmarks).
 struct record_origin {
@@ -194,6 +195,7 @@ struct record_origin {
   friend bool operator==(const record_origin&, const record_origin&) = default;
 };
 
+/// A message to produce: what serializers write.
 struct producer_record {
   /// Empty: the sink's default topic.
   std::string topic;
