@@ -253,6 +253,8 @@ double cpu_seconds() {
 struct timed {
   double seconds = 0;
   double cpu = 0;
+  /// Peak RSS of a castor process (0: not measured).
+  double peak_rss_mb = 0;
 };
 
 // -- raw librdkafka ---------------------------------------------------------------
@@ -562,7 +564,8 @@ timed castor_process(const std::string& bootstrap, const std::vector<std::string
     }
     std::this_thread::sleep_for(std::chrono::microseconds{500});
   }
-  timed result{seconds_since(start), cpu_of(usage)};
+  timed result{seconds_since(start), cpu_of(usage),
+               static_cast<double>(peak_rss) / 1048576};
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     die(fmt::format("castor run failed (status {}): see {}", status, log));
   auto written = end_of() - before;
@@ -571,7 +574,7 @@ timed castor_process(const std::string& bootstrap, const std::vector<std::string
                     out, log));
   if (verbose)
     fmt::print("    castor process: {:.3f} s ({:.2f} s CPU), peak RSS {:.0f} MB\n",
-               result.seconds, result.cpu, static_cast<double>(peak_rss) / 1048576);
+               result.seconds, result.cpu, result.peak_rss_mb);
   std::filesystem::remove_all(dir);
   return result;
 }
@@ -756,6 +759,7 @@ struct row {
   /// CPU seconds of the run (0: not measured).
   double cpu = 0;
   uint64_t records_out = 0;
+  double peak_rss_mb = 0;
 };
 
 } // namespace
@@ -864,7 +868,7 @@ int main(int argc, char** argv) {
     double pass_through = raw.seconds;
     auto add = [&](std::string id, std::string name, timed t) {
       rows.push_back({std::move(id), std::move(name), size, messages, t.seconds,
-                      pass_through / t.seconds, t.cpu});
+                      pass_through / t.seconds, t.cpu, 0, t.peak_rss_mb});
     };
     auto of = [](const castor_result& r) { return timed{r.seconds, r.cpu}; };
     if (run_case("1"))
@@ -1216,6 +1220,8 @@ int main(int argc, char** argv) {
       c["records_out"] = r.records_out;
     if (r.cpu > 0)
       c["cpu_seconds_per_million"] = per_million;
+    if (r.peak_rss_mb > 0)
+      c["peak_rss_mb"] = r.peak_rss_mb;
     cases.push_back(c);
   }
   fmt::print("\nskewed replay (batch_size {}, cap {} held):\n", batch, 5 * batch);
