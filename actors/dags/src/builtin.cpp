@@ -110,8 +110,7 @@ void copy_messages(const views& messages, std::vector<producer_record>& out,
       r.key = bytes::borrow(*m.key);
     if (m.value)
       r.value = bytes::borrow(*m.value);
-    if (!m.headers.empty())
-      r.headers = m.headers.copy();
+    r.headers = m.headers.copy(); // (no allocation when there are none)
     r.time = m.time;
     // The producer writes these as castor.* headers (record_origin).
     if (coordinates)
