@@ -83,10 +83,9 @@ TEST_CASE(
   fx.send_ahead(1, 10);
   REQUIRE(fx.clog->pauses.size() == 1);
   CHECK(fx.clog->pauses[0] == std::vector<uint32_t>{1});
-  // Nothing releasable at the cap, and no watermark while partition 0 has
-  // said nothing: a credit of one message, for it to speak (what is read
-  // before there is a watermark stays within the cap: watermark_core's
-  // allowance).
+  // Nothing releasable at the cap, and partition 0 has said nothing: a
+  // credit of one message, for it to speak (while a partition is silent,
+  // what is read stays within the cap: watermark_core's allowance).
   CHECK(fx.flog->credits.back() == 1);
   fx.send(batch_of({{0, 0, t0 + 120s}}));
   CHECK(fx.clog->resumes.size() == 1);

@@ -457,6 +457,16 @@ struct replay_run {
   bool in_order = false;
 };
 
+// Appends the ids of partitions [first, first + count) interleaved, the
+// j-th message of each before the (j+1)-th of any: the release order of
+// the replays below.
+void append_interleaved(std::vector<msg>& out, uint32_t first, uint32_t count,
+                        int64_t per_partition) {
+  for (int64_t j = 0; j < per_partition; ++j)
+    for (uint32_t pid = first; pid < first + count; ++pid)
+      out.push_back(id(pid, j));
+}
+
 // Replays `per_partition` messages of each partition of `c`, the j-th of
 // partition p at `stamp(p, j)`: each round the consumer sends what the
 // allowance lets it, read as castor's consumer reads
@@ -525,9 +535,7 @@ replay_run interleaved_replay(uint32_t partitions, int64_t per_partition, size_t
         fetched[pid] = std::max(fetched[pid], next[pid] + fetch);
   };
   std::vector<msg> expected;
-  for (int64_t j = 0; j < per_partition; ++j)
-    for (uint32_t pid = 0; pid < partitions; ++pid)
-      expected.push_back(id(pid, j));
+  append_interleaved(expected, 0, partitions, per_partition);
   return drive_replay(c, per_partition, batch, stamp, fetches, expected);
 }
 
@@ -608,11 +616,10 @@ replay_run skewed_replay(int64_t per_partition, size_t batch, bool rebalanced = 
       if (round >= arrives[pid])
         fetched[pid] = per_partition;
   };
+  // The 4 behind, then the 4 three hours ahead.
   std::vector<msg> expected;
-  for (uint32_t half : {4u, 0u})
-    for (int64_t j = 0; j < per_partition; ++j)
-      for (uint32_t pid = half; pid < half + 4; ++pid)
-        expected.push_back(id(pid, j));
+  append_interleaved(expected, 4, 4, per_partition);
+  append_interleaved(expected, 0, 4, per_partition);
   return drive_replay(c, per_partition, batch, stamp, fetches, expected);
 }
 
