@@ -141,6 +141,7 @@ caf::error consumer_state::start(pointer self) {
   revoking.assign(n, false);
   at_end.assign(n, false);
   read_latest.assign(n, timestamp::min());
+  heard.assign(n, false);
   wake_delay = config.fetch_wake_after;
   std::function<void()> on_data;
   if (config.event_driven) {
@@ -302,31 +303,32 @@ void consumer_state::read_and_send(pointer self) {
   }
   if (count > 0)
     next_partition = (next_partition + 1) % count; // ties take turns
-  read_furthest_behind(
-      heap_scratch, readable_scratch, read_latest, credit,
-      [&](uint32_t pid, size_t max) {
-        chunk_read got;
-        if (errors.fatal)
-          return got;
-        auto first = batch->messages.size();
-        bool last_end = at_end[pid];
-        if (client->read(pid, max, batch->messages, errors, &last_end))
-          batch->end_of_partition.push_back(pid);
-        at_end[pid] = last_end;
-        auto& expected = next_offset[pid];
-        for (auto i = first; i < batch->messages.size(); ++i) {
-          auto offset = batch->messages[i].offset();
-          if (offset != expected)
-            note_gap(pid, expected, offset);
-          expected = offset + 1;
-        }
-        // The last message with a timestamp (one lookup in librdkafka, not one
-        // per message: the orchestrator reads every message's).
-        for (auto i = batch->messages.size(); i > first && !got.last_time; --i)
-          got.last_time = batch->messages[i - 1].time();
-        got.messages = batch->messages.size() - first;
-        return got;
-      });
+  auto read = [&](uint32_t pid, size_t max) {
+    chunk_read got;
+    if (errors.fatal)
+      return got;
+    auto first = batch->messages.size();
+    bool last_end = at_end[pid];
+    if (client->read(pid, max, batch->messages, errors, &last_end))
+      batch->end_of_partition.push_back(pid);
+    at_end[pid] = last_end;
+    auto& expected = next_offset[pid];
+    for (auto i = first; i < batch->messages.size(); ++i) {
+      auto offset = batch->messages[i].offset();
+      if (offset != expected)
+        note_gap(pid, expected, offset);
+      expected = offset + 1;
+    }
+    // The last message with a timestamp (one lookup in librdkafka, not one
+    // per message: the orchestrator reads every message's).
+    for (auto i = batch->messages.size(); i > first && !got.last_time; --i)
+      got.last_time = batch->messages[i - 1].time();
+    got.messages = batch->messages.size() - first;
+    return got;
+  };
+  auto firsts = read_first_messages(readable_scratch, heard, read_latest, read);
+  read_furthest_behind(heap_scratch, readable_scratch, read_latest,
+                       credit - std::min(firsts, credit), read);
   if (errors.fatal) {
     auto err = to_error(errors.fatal);
     logger()->error("consumer: stops: {}", render(err));
@@ -458,6 +460,7 @@ void consumer_state::on_assigned(pointer self, const std::vector<uint32_t>& pids
     if (pid < at_end.size()) {
       at_end[pid] = false;
       read_latest[pid] = timestamp::min();
+      heard[pid] = false;
     }
   // Where each partition starts: the group's committed offset, else the
   // source's start policy.

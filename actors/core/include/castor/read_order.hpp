@@ -44,8 +44,7 @@ struct chunk_read {
 template <class Read>
 size_t read_furthest_behind(std::vector<std::pair<timestamp, uint32_t>>& heap,
                             const std::vector<uint32_t>& pids,
-                            std::vector<timestamp>& behind, size_t credit,
-                            Read&& read) {
+                            std::vector<timestamp>& behind, size_t credit, Read&& read) {
   heap.clear();
   for (uint32_t i = 0; i < pids.size(); ++i)
     heap.emplace_back(behind[pids[i]], i);
@@ -69,6 +68,32 @@ size_t read_furthest_behind(std::vector<std::pair<timestamp, uint32_t>>& heap,
       heap.emplace_back(behind[pid], index);
       std::push_heap(heap.begin(), heap.end(), later);
     }
+  }
+  return total;
+}
+
+/// Reads one message of each partition of `pids` not heard from yet
+/// (`heard[pid]` false; set here once a read gives one), whatever the
+/// credit: the watermark cannot move before every partition replaying has
+/// delivered, and at the cap the credit is one message per round trip.
+/// Partitions whose first fetch came after the others had filled the hold
+/// would otherwise speak one per round trip (128 of 256: 127 round trips
+/// more, watermark_core_test). Costs at most one message per partition per
+/// assignment beyond the credit, each to a partition holding nothing.
+/// `read(pid, max)` as for read_furthest_behind. Returns the messages read.
+template <class Read>
+size_t read_first_messages(const std::vector<uint32_t>& pids, std::vector<bool>& heard,
+                           std::vector<timestamp>& behind, Read&& read) {
+  size_t total = 0;
+  for (auto pid : pids) {
+    if (heard[pid])
+      continue;
+    chunk_read got = read(pid, 1);
+    total += got.messages;
+    if (got.last_time)
+      behind[pid] = *got.last_time;
+    if (got.messages > 0)
+      heard[pid] = true;
   }
   return total;
 }

@@ -393,8 +393,8 @@ public:
   /// While a partition replaying has delivered nothing yet (at start-up,
   /// or assigned by the group since), what is read cannot go until it has:
   /// the credit keeps the held messages within the cap alone, and the
-  /// silent partitions get one message per round trip until they have
-  /// spoken. The messages read by then may all turn out far ahead
+  /// consumer reads the first message of each silent partition beside it
+  /// (read_first_messages). The messages read by then may all turn out far ahead
   /// (librdkafka's first fetches bring some partitions before others), so
   /// they keep at most the cap and leave the partitions behind the two
   /// batches beyond it; granted up to cap + 2 x batch_size, the ones ahead
