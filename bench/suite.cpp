@@ -104,7 +104,7 @@ struct broker_process {
 
   // Forks before any thread exists; the child runs the mock cluster until
   // the parent closes the pipe (or dies).
-  static broker_process start() {
+  static broker_process start(int brokers) {
     int up[2];
     int down[2];
     // Close-on-exec: processes the suite starts (case 3p) do not keep them.
@@ -116,7 +116,7 @@ struct broker_process {
     if (pid == 0) {
       close(up[0]);
       close(down[1]);
-      auto cluster = castor::testing::mock_cluster::start();
+      auto cluster = castor::testing::mock_cluster::start(brokers);
       if (!cluster)
         _exit(1);
       auto address = (*cluster)->bootstrap_servers() + "\n";
@@ -235,6 +235,9 @@ bool verbose = false;
 // castor's CAF scheduler threads, in process and as a process (0: castor's
 // default, engine.threads = "auto").
 size_t scheduler_threads = 0;
+int brokers = 1;
+// Brokers of case 7's cluster.
+int scale_brokers = 3;
 
 // User plus system CPU seconds in `u`.
 double cpu_of(const rusage& u) {
@@ -791,14 +794,22 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level,
                  "the in-process castor runs' log level, to stderr (default warn)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.add_option(
+         "--brokers", brokers,
+         "brokers of the mock cluster, leading the partitions in turn (default 1)")
+      ->check(CLI::Range(1, 16));
+  app.add_option("--scale-brokers", scale_brokers,
+                 "brokers of case 7's own mock cluster (default 3; librdkafka decodes a "
+                 "broker's fetches on one thread)")
+      ->check(CLI::Range(1, 16));
   app.add_option("--threads", scheduler_threads,
                  "castor's CAF scheduler threads, in process and as a process (default "
                  "0: engine.threads = \"auto\", the usable cores, at most 3)")
       ->check(CLI::Range(0, 256));
   app.add_option("--json", json_path,
                  "where to write the results (default castor-bench.json)");
-  std::vector<std::string> only{"1", "2", "2h", "3", "3p", "3hp", "3b", "3h",
-                                "4", "4b", "5", "6", "7",  "8"};
+  std::vector<std::string> only{"1",  "2", "2h", "3", "3p", "3hp", "3b",
+                                "3h", "4", "4b", "5", "6",  "7",   "8"};
   app.add_option(
       "--cases", only,
       "which cases to run (default 1 2 2h 3 3p 3hp 3b 3h 4 4b 5 6 7 8; 2 always runs)");
@@ -825,12 +836,20 @@ int main(int argc, char** argv) {
   };
 
   // The broker first, before any thread exists in this process.
-  auto broker = broker_process::start();
+  auto broker = broker_process::start(brokers);
+  // Case 7's cluster: a topic of 256 partitions on one broker is decoded by
+  // one librdkafka thread, every partition's first record batch before the
+  // watermark can move (README, benchmarks).
+  std::optional<broker_process> scale_broker;
+  if (run_case("7"))
+    scale_broker = broker_process::start(scale_brokers);
   castor::logger()->set_level(spdlog::level::from_str(log_level));
   auto& bootstrap = broker.bootstrap;
   const int partitions = 4;
   nlohmann::json report;
   report["broker"] = "librdkafka mock cluster (separate process, TCP 127.0.0.1)";
+  report["brokers"] = brokers;
+  report["scale_brokers"] = scale_brokers;
   report["librdkafka"] = rd_kafka_version_str();
   report["batch_size"] = batch;
   report["cores"] = std::thread::hardware_concurrency();
@@ -853,8 +872,8 @@ int main(int argc, char** argv) {
                                     fmt::format("in-b-{}", size)};
     for (auto& t : topics)
       broker.create_topic(t, partitions);
-    for (auto* out :
-         {"raw", "rawh", "copy", "copyp", "copyb", "merge", "mergep", "wordcount", "wordcountb"})
+    for (auto* out : {"raw", "rawh", "copy", "copyp", "copyb", "merge", "mergep",
+                      "wordcount", "wordcountb"})
       broker.create_topic(fmt::format("out-{}-{}", out, size), 1);
     fmt::print("filling {} messages of {} B into 2 topics x {} partitions...\n", messages,
                size, partitions);
@@ -1061,19 +1080,19 @@ int main(int argc, char** argv) {
   for (auto p : run_case("7") ? scales : std::vector<size_t>{}) {
     auto topic = fmt::format("scale-{}", p);
     auto out = fmt::format("out-scale-{}", p);
-    broker.create_topic(topic, static_cast<int>(p));
-    broker.create_topic(out, 4);
+    scale_broker->create_topic(topic, static_cast<int>(p));
+    scale_broker->create_topic(out, 4);
     fmt::print("filling {} messages of 1000 B over {} partitions (producer batch.size "
                "{})...\n",
                scale_messages, p, scale_batch_bytes);
-    fill(bootstrap, {topic}, static_cast<int>(p), scale_messages, 1000, {}, 1,
-         scale_batch_bytes);
-    check_holds(bootstrap, {topic}, static_cast<int>(p), scale_messages);
+    fill(scale_broker->bootstrap, {topic}, static_cast<int>(p), scale_messages, 1000, {},
+         1, scale_batch_bytes);
+    check_holds(scale_broker->bootstrap, {topic}, static_cast<int>(p), scale_messages);
     for (auto budget : {size_t{0}, castor::defaults::memory_budget}) {
       int64_t rss_growth = 0;
       auto r = best_of(repeat, [&] {
         auto one = castor_run(
-            castor::dags::copy, bootstrap, {topic}, out, batch,
+            castor::dags::copy, scale_broker->bootstrap, {topic}, out, batch,
             [&](auto& s) { return s.delivered >= scale_messages; },
             castor::cycle_policy::by_batch(), budget);
         if (one.stats.delivered != scale_messages)
@@ -1244,8 +1263,8 @@ int main(int argc, char** argv) {
   }
   if (!scale_json.empty()) {
     fmt::print("\nscale (1000 B messages written with producer batch.size {}, copy, "
-               "batch cycles):\n",
-               scale_batch_bytes);
+               "batch cycles, a cluster of {} broker(s)):\n",
+               scale_batch_bytes, scale_brokers);
     for (auto& s : scale_json)
       fmt::print("  {:>4} partitions, budget {:<7}: {:>8.0f} msg/s, {:>5} pauses, peak "
                  "RSS +{:.1f} MB\n",
@@ -1288,5 +1307,7 @@ int main(int argc, char** argv) {
   std::ofstream{json_path} << report.dump(2) << '\n';
   fmt::print("\nresults: {}\n", json_path);
   broker.stop();
+  if (scale_broker)
+    scale_broker->stop();
   return all_met ? 0 : 3;
 }
