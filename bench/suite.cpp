@@ -1306,8 +1306,9 @@ int main(int argc, char** argv) {
   report["determinism_cost"] = determinism_cost;
   std::ofstream{json_path} << report.dump(2) << '\n';
   fmt::print("\nresults: {}\n", json_path);
-  broker.stop();
+  // (Case 7's broker first: forked later, it holds a copy of the other's pipe.)
   if (scale_broker)
     scale_broker->stop();
+  broker.stop();
   return all_met ? 0 : 3;
 }
