@@ -290,8 +290,9 @@ void consumer_state::read_and_send(pointer self) {
   client->read_cluster_errors(errors);
   if (config.group)
     serve_rebalances(self);
-  // Then the partitions that are not paused, within the credit, furthest
-  // behind first (castor/read_order.hpp).
+  // Then the partitions that are not paused: a first message of each not
+  // heard from since its assignment, beside the credit, then the credit
+  // furthest behind first (castor/read_order.hpp).
   size_t credit = std::min(allowance, config.batch_size);
   batch->messages.reserve(credit);
   auto count = static_cast<uint32_t>(table->partitions.size());
@@ -309,8 +310,10 @@ void consumer_state::read_and_send(pointer self) {
       return got;
     auto first = batch->messages.size();
     bool last_end = at_end[pid];
-    if (client->read(pid, max, batch->messages, errors, &last_end))
+    if (client->read(pid, max, batch->messages, errors, &last_end)) {
       batch->end_of_partition.push_back(pid);
+      got.at_end = true;
+    }
     at_end[pid] = last_end;
     auto& expected = next_offset[pid];
     for (auto i = first; i < batch->messages.size(); ++i) {
@@ -326,9 +329,7 @@ void consumer_state::read_and_send(pointer self) {
     got.messages = batch->messages.size() - first;
     return got;
   };
-  auto firsts = read_first_messages(readable_scratch, heard, read_latest, read);
-  read_furthest_behind(heap_scratch, readable_scratch, read_latest,
-                       credit - std::min(firsts, credit), read);
+  read_round(heap_scratch, readable_scratch, heard, read_latest, credit, read);
   if (errors.fatal) {
     auto err = to_error(errors.fatal);
     logger()->error("consumer: stops: {}", render(err));

@@ -448,6 +448,47 @@ TEST_CASE("read_furthest_behind reads the partition furthest behind next, a chun
   CHECK(left[2] == 0);
 }
 
+TEST_CASE("read_round reads a first message of each partition not heard from, beside "
+          "the credit, and counts a partition heard once it gave one or ended",
+          "[watermark]") {
+  // Partition 0 heard from (last read at 10 ms); 1 and 3 not, with data;
+  // 2 not, with nothing fetched yet; 4 not, empty and at its end.
+  std::vector<timestamp> behind(5, timestamp::min());
+  behind[0] = t0 + 10ms;
+  std::vector<bool> heard{true, false, false, false, false};
+  std::vector<int64_t> left{100, 100, 0, 100, 0};
+  std::vector<std::pair<uint32_t, size_t>> reads; // pid, max
+  std::vector<std::pair<timestamp, uint32_t>> heap;
+  auto read = [&](uint32_t pid, size_t max) {
+    castor::chunk_read got;
+    reads.emplace_back(pid, max);
+    for (; got.messages < max && left[pid] > 0; ++got.messages, --left[pid])
+      got.last_time = (behind[pid] == timestamp::min() ? t0 : behind[pid]) + 1ms;
+    got.at_end = pid == 4;
+    return got;
+  };
+  // A credit of 1 (at the cap): 1 and 3 give their first messages beside
+  // it and the credit goes to nobody else (the firsts took it).
+  auto n = castor::read_round(heap, {0, 1, 2, 3, 4}, heard, behind, 1, read);
+  CHECK(n == 2);
+  CHECK(reads ==
+        std::vector<std::pair<uint32_t, size_t>>{{1, 1}, {2, 1}, {3, 1}, {4, 1}});
+  CHECK(heard == std::vector<bool>{true, true, false, true, true});
+  CHECK(behind[1] == t0 + 1ms);
+  CHECK(behind[3] == t0 + 1ms);
+  // Next round, credit 4: only 2 is asked for a first message (it still
+  // had none); the 3 left go furthest behind first, a message at a time
+  // (3 / (4 x 5)): 4 (never read: nothing, passed over), then 1, 2 and 3,
+  // tied at 1 ms, in the order given.
+  reads.clear();
+  left[2] = 5;
+  n = castor::read_round(heap, {0, 1, 2, 3, 4}, heard, behind, 4, read);
+  CHECK(reads ==
+        std::vector<std::pair<uint32_t, size_t>>{{2, 1}, {4, 1}, {1, 1}, {2, 1}, {3, 1}});
+  CHECK(heard[2]);
+  CHECK(n == 4);
+}
+
 namespace {
 
 struct replay_run {
@@ -473,7 +514,7 @@ void append_interleaved(std::vector<msg>& out, uint32_t first, uint32_t count,
 // Replays `per_partition` messages of each partition of `c`, the j-th of
 // partition p at `stamp(p, j)`: each round the consumer sends what the
 // allowance lets it, read as castor's consumer reads
-// (read_furthest_behind), of what librdkafka has fetched by then
+// (read_round), of what librdkafka has fetched by then
 // (`fetch(round, fetched, next)` raises `fetched`, per partition, `next`
 // being what was read); the held
 // messages are checked against the bound of docs/pipeline.md after every
@@ -503,14 +544,13 @@ replay_run drive_replay(core& c, int64_t per_partition, size_t batch, Stamp stam
         push(c, pid, next[pid], stamp(pid, next[pid]));
         got.last_time = stamp(pid, next[pid]);
       }
-      if (next[pid] == per_partition)
+      if (next[pid] == per_partition) {
         c.end_of_partition(pid, t0);
+        got.at_end = true;
+      }
       return got;
     };
-    auto credit = c.allowance();
-    auto firsts = castor::read_first_messages(readable, heard, behind, read);
-    castor::read_furthest_behind(heap, readable, behind,
-                                 credit - std::min(firsts, credit), read);
+    castor::read_round(heap, readable, heard, behind, c.allowance(), read);
     c.update(t0);
     run.held_peak = std::max(run.held_peak, c.held());
     run.within_bound = run.within_bound && c.held() <= 7 * batch + partitions;
@@ -590,7 +630,7 @@ TEST_CASE("partitions whose first fetch comes after the hold is full all deliver
   // first fetches bring 0-127, which fill the hold in 5 rounds; 128-255
   // come in round 8. At the cap the credit is one message, and each of
   // 128-255 delivered its first in a round trip of its own: the watermark
-  // came in round 136.
+  // came in round 135.
   const uint32_t partitions = 256;
   const int64_t per_partition = 100;
   std::vector<partition_bounds> bounds(partitions, {0, per_partition});

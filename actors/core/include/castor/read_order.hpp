@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-// Which partitions a replay reads next: the consumer's credit goes to the
-// partitions furthest behind in event time, a chunk at a time (docs/pipeline.md,
-// backpressure). No CAF and no Kafka: the consumer and the tests share it.
+// Which partitions a replay reads next: a first message of each partition not
+// heard from yet, then the consumer's credit to the partitions furthest behind
+// in event time, a chunk at a time (docs/pipeline.md, backpressure). No CAF
+// and no Kafka: the consumer and the tests share it (read_round).
 
 #include "castor/time.hpp"
 
@@ -16,11 +17,12 @@
 
 namespace castor {
 
-/// What one read of a partition gave: how many messages, and the timestamp
-/// of the last of them that had one.
+/// What one read of a partition gave: how many messages, the timestamp of
+/// the last of them that had one, and whether it met the partition's end.
 struct chunk_read {
   size_t messages = 0;
   std::optional<timestamp> last_time;
+  bool at_end = false;
 };
 
 /// Spends up to `credit` messages on the partitions `pids` (`behind[pid]`:
@@ -73,14 +75,17 @@ size_t read_furthest_behind(std::vector<std::pair<timestamp, uint32_t>>& heap,
 }
 
 /// Reads one message of each partition of `pids` not heard from yet
-/// (`heard[pid]` false; set here once a read gives one), whatever the
-/// credit: the watermark cannot move before every partition replaying has
-/// delivered, and at the cap the credit is one message per round trip.
-/// Partitions whose first fetch came after the others had filled the hold
-/// would otherwise speak one per round trip (128 of 256: 127 round trips
-/// more, watermark_core_test). Costs at most one message per partition per
+/// (`heard[pid]` false; set here once a read gives a message or meets the
+/// partition's end), whatever the credit: the watermark cannot move before
+/// every partition replaying has delivered or reached its end, and at the
+/// cap the credit is one message per round trip. Partitions whose first
+/// fetch came after the others had filled the hold would otherwise speak
+/// one per round trip (128 of 256: 127 round trips more,
+/// watermark_core_test). Costs at most one message per partition per
 /// assignment beyond the credit, each to a partition holding nothing.
-/// `read(pid, max)` as for read_furthest_behind. Returns the messages read.
+/// (Partitions caught up or idle are read too: a message of theirs is one
+/// the credit would have taken.) `read(pid, max)` as for
+/// read_furthest_behind. Returns the messages read.
 template <class Read>
 size_t read_first_messages(const std::vector<uint32_t>& pids, std::vector<bool>& heard,
                            std::vector<timestamp>& behind, Read&& read) {
@@ -92,10 +97,29 @@ size_t read_first_messages(const std::vector<uint32_t>& pids, std::vector<bool>&
     total += got.messages;
     if (got.last_time)
       behind[pid] = *got.last_time;
-    if (got.messages > 0)
+    if (got.messages > 0 || got.at_end)
       heard[pid] = true;
   }
   return total;
+}
+
+/// One read of the consumer: the first messages of the partitions not heard
+/// from (read_first_messages), then what is left of `credit` furthest behind
+/// first (read_furthest_behind); a partition that gives a message or meets
+/// its end in either counts as heard. Returns the messages read.
+template <class Read>
+size_t read_round(std::vector<std::pair<timestamp, uint32_t>>& heap,
+                  const std::vector<uint32_t>& pids, std::vector<bool>& heard,
+                  std::vector<timestamp>& behind, size_t credit, Read&& read) {
+  auto hear = [&](uint32_t pid, size_t max) {
+    chunk_read got = read(pid, max);
+    if (got.messages > 0 || got.at_end)
+      heard[pid] = true;
+    return got;
+  };
+  auto firsts = read_first_messages(pids, heard, behind, hear);
+  return firsts + read_furthest_behind(heap, pids, behind,
+                                       credit - std::min(firsts, credit), hear);
 }
 
 } // namespace castor
