@@ -104,7 +104,9 @@ struct broker_process {
 
   // Forks before any thread exists; the child runs the mock cluster until
   // the parent closes the pipe (or dies).
-  static broker_process start(int brokers) {
+  // `inherited`: descriptors of brokers started before, which the child
+  // closes (a child holding another's pipe would keep that one alive).
+  static broker_process start(int brokers, std::vector<int> inherited = {}) {
     int up[2];
     int down[2];
     // Close-on-exec: processes the suite starts (case 3p) do not keep them.
@@ -116,6 +118,8 @@ struct broker_process {
     if (pid == 0) {
       close(up[0]);
       close(down[1]);
+      for (auto fd : inherited)
+        close(fd);
       auto cluster = castor::testing::mock_cluster::start(brokers);
       if (!cluster)
         _exit(1);
@@ -842,14 +846,16 @@ int main(int argc, char** argv) {
   // watermark can move (README, benchmarks).
   std::optional<broker_process> scale_broker;
   if (run_case("7"))
-    scale_broker = broker_process::start(scale_brokers);
+    scale_broker =
+        broker_process::start(scale_brokers, {broker.to_child, broker.from_child});
   castor::logger()->set_level(spdlog::level::from_str(log_level));
   auto& bootstrap = broker.bootstrap;
   const int partitions = 4;
   nlohmann::json report;
   report["broker"] = "librdkafka mock cluster (separate process, TCP 127.0.0.1)";
   report["brokers"] = brokers;
-  report["scale_brokers"] = scale_brokers;
+  if (scale_broker)
+    report["scale_brokers"] = scale_brokers;
   report["librdkafka"] = rd_kafka_version_str();
   report["batch_size"] = batch;
   report["cores"] = std::thread::hardware_concurrency();
@@ -1306,9 +1312,8 @@ int main(int argc, char** argv) {
   report["determinism_cost"] = determinism_cost;
   std::ofstream{json_path} << report.dump(2) << '\n';
   fmt::print("\nresults: {}\n", json_path);
-  // (Case 7's broker first: forked later, it holds a copy of the other's pipe.)
+  broker.stop();
   if (scale_broker)
     scale_broker->stop();
-  broker.stop();
   return all_met ? 0 : 3;
 }
