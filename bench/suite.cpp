@@ -239,6 +239,7 @@ bool verbose = false;
 // castor's CAF scheduler threads, in process and as a process (0: castor's
 // default, engine.threads = "auto").
 size_t scheduler_threads = 0;
+// Brokers of the suite's cluster (all cases but 7).
 int brokers = 1;
 // Brokers of case 7's cluster.
 int scale_brokers = 3;

@@ -74,39 +74,19 @@ size_t read_furthest_behind(std::vector<std::pair<timestamp, uint32_t>>& heap,
   return total;
 }
 
-/// Reads one message of each partition of `pids` not heard from yet
-/// (`heard[pid]` false; set here once a read gives a message or meets the
-/// partition's end), whatever the credit: the watermark cannot move before
-/// every partition replaying has delivered or reached its end, and at the
-/// cap the credit is one message per round trip. Partitions whose first
-/// fetch came after the others had filled the hold would otherwise speak
-/// one per round trip (128 of 256: 127 round trips more,
-/// watermark_core_test). Costs at most one message per partition per
-/// assignment beyond the credit, each to a partition holding nothing.
-/// (Partitions caught up or idle are read too: a message of theirs is one
-/// the credit would have taken.) `read(pid, max)` as for
-/// read_furthest_behind. Returns the messages read.
-template <class Read>
-size_t read_first_messages(const std::vector<uint32_t>& pids, std::vector<bool>& heard,
-                           std::vector<timestamp>& behind, Read&& read) {
-  size_t total = 0;
-  for (auto pid : pids) {
-    if (heard[pid])
-      continue;
-    chunk_read got = read(pid, 1);
-    total += got.messages;
-    if (got.last_time)
-      behind[pid] = *got.last_time;
-    if (got.messages > 0 || got.at_end)
-      heard[pid] = true;
-  }
-  return total;
-}
-
-/// One read of the consumer: the first messages of the partitions not heard
-/// from (read_first_messages), then what is left of `credit` furthest behind
-/// first (read_furthest_behind); a partition that gives a message or meets
-/// its end in either counts as heard. Returns the messages read.
+/// One read of the consumer. First one message of each partition of `pids`
+/// not heard from yet (`heard[pid]` false), whatever the credit: the
+/// watermark cannot move before every partition replaying has delivered or
+/// reached its end, and at the cap the credit is one message per round
+/// trip. Partitions whose first fetch came after the others had filled the
+/// hold would otherwise speak one per round trip (128 of 256: 127 round
+/// trips more, watermark_core_test). This costs at most one message per
+/// partition per assignment beyond the credit, each to a partition holding
+/// nothing (partitions caught up or idle are read too: a message of theirs
+/// is one the credit would have taken). Then what is left of `credit`,
+/// furthest behind first (read_furthest_behind). A partition that gives a
+/// message or meets its end in either counts as heard. `read(pid, max)` as
+/// for read_furthest_behind. Returns the messages read.
 template <class Read>
 size_t read_round(std::vector<std::pair<timestamp, uint32_t>>& heap,
                   const std::vector<uint32_t>& pids, std::vector<bool>& heard,
@@ -117,7 +97,15 @@ size_t read_round(std::vector<std::pair<timestamp, uint32_t>>& heap,
       heard[pid] = true;
     return got;
   };
-  auto firsts = read_first_messages(pids, heard, behind, hear);
+  size_t firsts = 0;
+  for (auto pid : pids) {
+    if (heard[pid])
+      continue;
+    chunk_read got = hear(pid, 1);
+    firsts += got.messages;
+    if (got.last_time)
+      behind[pid] = *got.last_time;
+  }
   return firsts + read_furthest_behind(heap, pids, behind,
                                        credit - std::min(firsts, credit), hear);
 }

@@ -394,7 +394,7 @@ public:
   /// or assigned by the group since), what is read cannot go until it has:
   /// the credit keeps the held messages within the cap alone, and the
   /// consumer reads the first message of each silent partition beside it
-  /// (read_first_messages). The messages read by then may all turn out far ahead
+  /// (read_round). The messages read by then may all turn out far ahead
   /// (librdkafka's first fetches bring some partitions before others), so
   /// they keep at most the cap and leave the partitions behind the two
   /// batches beyond it; granted up to cap + 2 x batch_size, the ones ahead

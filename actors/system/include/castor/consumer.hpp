@@ -171,9 +171,9 @@ struct consumer_state {
   /// had one; the beginning of time before any: reads go to the partitions
   /// furthest behind first (see read_and_send).
   std::vector<timestamp> read_latest;
-  /// Whether each partition (pid) gave a message since it was assigned:
-  /// until then, each read takes one of it beside the credit
-  /// (read_first_messages).
+  /// Whether each partition (pid) gave a message or met its end since it was
+  /// assigned: until then, each read takes one of it beside the credit
+  /// (read_round).
   std::vector<bool> heard;
   /// Where the partitions read start: equals (partitions without
   /// timestamps, say) take turns.
