@@ -144,6 +144,7 @@ mock_executor(castor::executor_actor::pointer self, std::shared_ptr<executor_log
 // Sends consumed batches to an orchestrator and keeps the credits.
 struct feeder_log {
   std::vector<uint32_t> credits;
+  std::vector<castor::read_grant> grants;
 };
 
 inline caf::behavior feeder(caf::event_based_actor* self,
@@ -151,9 +152,11 @@ inline caf::behavior feeder(caf::event_based_actor* self,
                             std::shared_ptr<feeder_log> log) {
   return {
       [=](castor::consumed_batch_ptr batch) {
-        self->request(target, caf::infinite, std::move(batch)).then([=](uint32_t credit) {
-          log->credits.push_back(credit);
-        });
+        self->request(target, caf::infinite, std::move(batch))
+            .then([=](const castor::read_grant& grant) {
+              log->credits.push_back(static_cast<uint32_t>(grant.messages));
+              log->grants.push_back(grant);
+            });
       },
   };
 }
