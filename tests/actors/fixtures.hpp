@@ -144,7 +144,6 @@ mock_executor(castor::executor_actor::pointer self, std::shared_ptr<executor_log
 // Sends consumed batches to an orchestrator and keeps the credits.
 struct feeder_log {
   std::vector<uint32_t> credits;
-  std::vector<castor::read_grant> grants;
 };
 
 inline caf::behavior feeder(caf::event_based_actor* self,
@@ -155,7 +154,6 @@ inline caf::behavior feeder(caf::event_based_actor* self,
         self->request(target, caf::infinite, std::move(batch))
             .then([=](const castor::read_grant& grant) {
               log->credits.push_back(static_cast<uint32_t>(grant.messages));
-              log->grants.push_back(grant);
             });
       },
   };
