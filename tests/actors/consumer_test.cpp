@@ -19,7 +19,6 @@ struct orchestrator_log {
   castor::partition_table_ptr table;
   std::vector<castor::consumed_batch_ptr> batches;
   uint32_t credit = 3;
-  std::optional<castor::catch_up> up;
 };
 
 castor::orchestrator_actor::behavior_type
@@ -28,9 +27,9 @@ mock_orchestrator(castor::orchestrator_actor::pointer,
   return {
       [log](castor::start_atom, castor::partition_table_ptr table,
             castor::consumer_actor) { log->table = table; },
-      [log](castor::consumed_batch_ptr batch) -> castor::read_grant {
+      [log](castor::consumed_batch_ptr batch) -> uint32_t {
         log->batches.push_back(batch);
-        return {log->credit, log->up};
+        return log->credit;
       },
       [](castor::tick_atom) {},
       [](castor::assign_atom, std::vector<castor::partition_assignment>) {},
@@ -108,59 +107,6 @@ TEST_CASE("consumer actor: resolves starts, reads every partition in offset orde
   // After the first batch the consumer sends at most its credit (3).
   for (size_t i = 1; i < log->batches.size(); ++i)
     CHECK(log->batches[i]->messages.size() <= 3);
-}
-
-TEST_CASE("consumer actor: a catch-up grant reads only the partitions before its line, "
-          "beside a credit of nothing",
-          "[actors][consumer][integration]") {
-  // Partition 0 at t0 + 0..9 s, partition 1 100 s later. Past the bound
-  // the orchestrator grants no credit and a catch-up of 4 up to t0 + 5 s:
-  // partition 0 is read up to its first message at or after the line, and
-  // then (nothing before the line left) a message per batch, furthest
-  // behind first; partition 1, past the line, waits for partition 0's end.
-  castor::test::kafka_env env{{{"in", 2}}};
-  std::vector<castor::test::record> input;
-  for (int i = 0; i < 10; ++i) {
-    input.push_back({"in", 0, std::nullopt, "a" + std::to_string(i),
-                     castor::to_millis(t0) + i * 1000});
-    input.push_back({"in", 1, std::nullopt, "b" + std::to_string(i),
-                     castor::to_millis(t0) + 100'000 + i * 1000});
-  }
-  env.produce(input);
-  test_system ts;
-  auto log = std::make_shared<orchestrator_log>();
-  log->credit = 0;
-  log->up = castor::catch_up{t0 + 5s, 4};
-  auto orch = ts.spawn(mock_orchestrator, log);
-  castor::consumer_config cfg;
-  cfg.properties = env.config().consumer;
-  cfg.topics.push_back({"in", 0, castor::start_policy::earliest()});
-  cfg.batch_size = 1;
-  cfg.event_driven = false;
-  auto cons = ts.spawn(castor::consumer, cfg, orch, castor::producer_actor{});
-  ts.run();
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  auto seen = summarize(*log);
-  while ((seen.count < 20 || seen.ends.size() < 2) &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(10ms); // librdkafka fetches on its own threads
-    caf::anon_send(cons, castor::wake_atom::value);
-    ts.run();
-    seen = summarize(*log);
-  }
-  REQUIRE(seen.count == 20);
-  // Where each message came, by batch.
-  std::map<std::pair<uint32_t, int64_t>, size_t> batch_of;
-  size_t largest = 0;
-  for (size_t i = 1; i < log->batches.size(); ++i) { // the first: a message of each
-    for (auto& m : log->batches[i]->messages)
-      batch_of[{m.pid(), m.offset()}] = i;
-    largest = std::max(largest, log->batches[i]->messages.size());
-  }
-  // The catch-up, not the credit of one a grant of nothing would be.
-  CHECK(largest == 4);
-  // Partition 1 past its first message only once partition 0 was all read.
-  CHECK(batch_of[{0, 9}] < batch_of[{1, 1}]);
 }
 
 TEST_CASE("consumer actor: a paused partition delivers nothing until resumed",

@@ -151,10 +151,9 @@ inline caf::behavior feeder(caf::event_based_actor* self,
                             std::shared_ptr<feeder_log> log) {
   return {
       [=](castor::consumed_batch_ptr batch) {
-        self->request(target, caf::infinite, std::move(batch))
-            .then([=](const castor::read_grant& grant) {
-              log->credits.push_back(static_cast<uint32_t>(grant.messages));
-            });
+        self->request(target, caf::infinite, std::move(batch)).then([=](uint32_t credit) {
+          log->credits.push_back(credit);
+        });
       },
   };
 }

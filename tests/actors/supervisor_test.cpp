@@ -74,7 +74,7 @@ orchestrator_mock(castor::orchestrator_actor::pointer self,
                   std::shared_ptr<component_log> log) {
   return {
       [](castor::start_atom, castor::partition_table_ptr, castor::consumer_actor) {},
-      [](castor::consumed_batch_ptr) { return castor::read_grant{1, std::nullopt}; },
+      [](castor::consumed_batch_ptr) { return uint32_t{1}; },
       [](castor::tick_atom) {},
       [](castor::assign_atom, std::vector<castor::partition_assignment>) {},
       [](castor::revoke_atom, std::vector<uint32_t>) { return castor::revocation{}; },

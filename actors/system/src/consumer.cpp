@@ -163,7 +163,7 @@ caf::error consumer_state::start(pointer self) {
   } else if (auto err = client->assign(assignment, std::move(on_data))) {
     return to_error(err);
   }
-  allowance = read_grant{config.batch_size, std::nullopt};
+  allowance = config.batch_size;
   if (commits) {
     auto& group = client->group();
     if (config.commit_interval > duration::zero()) {
@@ -291,11 +291,10 @@ void consumer_state::read_and_send(pointer self) {
   if (config.group)
     serve_rebalances(self);
   // Then the partitions that are not paused: a first message of each not
-  // heard from since its assignment, beside the credit, then a catch-up
-  // read if granted, then the credit furthest behind first
-  // (castor/read_order.hpp).
-  size_t credit = std::min(allowance.messages, config.batch_size);
-  batch->messages.reserve(credit + (allowance.up ? allowance.up->messages : 0));
+  // heard from since its assignment, beside the credit, then the credit
+  // furthest behind first (castor/read_order.hpp).
+  size_t credit = std::min(allowance, config.batch_size);
+  batch->messages.reserve(credit);
   auto count = static_cast<uint32_t>(table->partitions.size());
   readable_scratch.clear();
   for (uint32_t k = 0; k < count; ++k) {
@@ -330,7 +329,7 @@ void consumer_state::read_and_send(pointer self) {
     got.messages = batch->messages.size() - first;
     return got;
   };
-  read_round(heap_scratch, readable_scratch, heard, read_latest, credit, read, allowance.up);
+  read_round(heap_scratch, readable_scratch, heard, read_latest, credit, read);
   if (errors.fatal) {
     auto err = to_error(errors.fatal);
     logger()->error("consumer: stops: {}", render(err));
@@ -354,8 +353,8 @@ void consumer_state::read_and_send(pointer self) {
   in_flight = true;
   self->request(orchestrator, caf::infinite, std::move(batch))
       .then(
-          [self](read_grant& allowance) {
-            self->state.allowance = allowance;
+          [self](uint32_t allowance) {
+            self->state.allowance = std::max<uint32_t>(allowance, 1);
             self->state.in_flight = false;
             self->state.read_and_send(self);
           },

@@ -101,7 +101,7 @@ void orchestrator_state::after_change(
     }
   }
   if (credit && core->wants_more()) {
-    credit->deliver(core->grant());
+    credit->deliver(static_cast<uint32_t>(core->allowance()));
     credit.reset();
   }
 }
@@ -482,7 +482,7 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
         self->delayed_send(self, st.config.tick_period(), tick_atom::value);
         st.after_change(self);
       },
-      [self](consumed_batch_ptr& batch) -> caf::result<read_grant> {
+      [self](consumed_batch_ptr& batch) -> caf::result<uint32_t> {
         auto& st = self->state;
         auto now = st.now(self);
         for (auto& m : batch->messages) {
@@ -501,7 +501,7 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
           st.core->broker_trouble();
         st.check_stop(self);
         st.core->update(now);
-        auto promise = self->make_response_promise<read_grant>();
+        auto promise = self->make_response_promise<uint32_t>();
         st.credit = promise;
         st.after_change(self);
         return promise;

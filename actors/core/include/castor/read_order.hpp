@@ -17,21 +17,6 @@
 
 namespace castor {
 
-/// A read beside the credit (watermark_core::grant): up to `messages`, of
-/// the partitions whose last message read came before `below` only, each
-/// until one is not before it.
-struct catch_up {
-  timestamp below = timestamp::max();
-  size_t messages = 0;
-};
-
-/// What the consumer may read next: `messages` (the credit), and a catch-up
-/// read if any.
-struct read_grant {
-  size_t messages = 0;
-  std::optional<catch_up> up;
-};
-
 /// What one read of a partition gave: how many messages, the timestamp of
 /// the last of them that had one, and whether it met the partition's end.
 struct chunk_read {
@@ -58,16 +43,13 @@ struct chunk_read {
 /// Live, the order is the same: a partition whose timestamps lag the
 /// others' (a backfill written with old times) is read first until it
 /// catches up with them, as its messages sort first.
-/// With `below`, only partitions before it are read, each until it is not.
 template <class Read>
 size_t read_furthest_behind(std::vector<std::pair<timestamp, uint32_t>>& heap,
                             const std::vector<uint32_t>& pids,
-                            std::vector<timestamp>& behind, size_t credit, Read&& read,
-                            timestamp below = timestamp::max()) {
+                            std::vector<timestamp>& behind, size_t credit, Read&& read) {
   heap.clear();
   for (uint32_t i = 0; i < pids.size(); ++i)
-    if (behind[pids[i]] < below)
-      heap.emplace_back(behind[pids[i]], i);
+    heap.emplace_back(behind[pids[i]], i);
   auto later = [](const auto& a, const auto& b) { return a > b; }; // a min-heap
   std::make_heap(heap.begin(), heap.end(), later);
   // (A floor of 16 messages per read, to call librdkafka less often with
@@ -84,7 +66,7 @@ size_t read_furthest_behind(std::vector<std::pair<timestamp, uint32_t>>& heap,
     total += got.messages;
     if (got.last_time)
       behind[pid] = *got.last_time;
-    if (got.messages >= want && behind[pid] < below) {
+    if (got.messages >= want) {
       heap.emplace_back(behind[pid], index);
       std::push_heap(heap.begin(), heap.end(), later);
     }
@@ -105,16 +87,10 @@ size_t read_furthest_behind(std::vector<std::pair<timestamp, uint32_t>>& heap,
 /// furthest behind first (read_furthest_behind). A partition that gives a
 /// message or meets its end in either counts as heard. `read(pid, max)` as
 /// for read_furthest_behind. Returns the messages read.
-///
-/// With `up`, between the two: up to `up->messages` of the partitions before
-/// `up->below`, furthest behind first, each until it is not before it; these
-/// do not take the credit, and where they and the first messages read
-/// nothing, a credit of 0 is one.
 template <class Read>
 size_t read_round(std::vector<std::pair<timestamp, uint32_t>>& heap,
                   const std::vector<uint32_t>& pids, std::vector<bool>& heard,
-                  std::vector<timestamp>& behind, size_t credit, Read&& read,
-                  const std::optional<catch_up>& up = std::nullopt) {
+                  std::vector<timestamp>& behind, size_t credit, Read&& read) {
   auto hear = [&](uint32_t pid, size_t max) {
     chunk_read got = read(pid, max);
     if (got.messages > 0 || got.at_end)
@@ -130,13 +106,8 @@ size_t read_round(std::vector<std::pair<timestamp, uint32_t>>& heap,
     if (got.last_time)
       behind[pid] = *got.last_time;
   }
-  size_t caught_up = 0;
-  if (up)
-    caught_up = read_furthest_behind(heap, pids, behind, up->messages, hear, up->below);
-  if (firsts + caught_up == 0)
-    credit = std::max<size_t>(credit, 1);
-  return firsts + caught_up +
-         read_furthest_behind(heap, pids, behind, credit - std::min(firsts, credit), hear);
+  return firsts + read_furthest_behind(heap, pids, behind,
+                                       credit - std::min(firsts, credit), hear);
 }
 
 } // namespace castor

@@ -6,7 +6,6 @@
 // partition, offset) order, pausing of partitions that run ahead, and the switch to live.
 
 #include "castor/defaults.hpp"
-#include "castor/read_order.hpp"
 #include "castor/time.hpp"
 
 #include <algorithm>
@@ -384,14 +383,17 @@ public:
   /// them, and the consumer cannot send more of them; so the partitions
   /// still read (the ones holding the watermark back) keep a batch of room
   /// of their own beside them, instead of delivering one message per round
-  /// trip (which made a skewed replay crawl). The room therefore keeps the
-  /// held messages within cap + 2 x batch_size; grant's catch-up reads
-  /// within cap + 3 x batch_size. Past that, at the cap with nothing
-  /// releasable, every partition holding a message is stuck and paused
-  /// (decide_pauses), so the credit of one goes to a partition holding
-  /// nothing, which then holds one: at most one message per partition
-  /// beyond. This bound does not depend on which partitions are read
-  /// (pause_line).
+  /// trip (which made a skewed replay crawl). Stuck are also the messages
+  /// of partitions behind the pause line whose next message cannot go yet:
+  /// below cap + 2 x batch_size they are not paused (decide_pauses), as
+  /// they are the ones that must be read, and they would otherwise take
+  /// the room of the one the hold waits for (a partition an hour behind
+  /// replayed a message per round trip, watermark_core_test). Held messages
+  /// therefore stay within cap + 3 x batch_size, plus at most one message
+  /// per partition: past cap + 2 x batch_size with nothing releasable,
+  /// every partition holding a message is stuck and paused, so the credit
+  /// of one goes to a partition holding nothing, which then holds one.
+  /// This bound does not depend on which partitions are read (pause_line).
   ///
   /// While a partition replaying has delivered nothing yet (at start-up,
   /// or assigned by the group since), what is read cannot go until it has:
@@ -399,74 +401,32 @@ public:
   /// consumer reads the first message of each silent partition beside it
   /// (read_round). The messages read by then may all turn out far ahead
   /// (librdkafka's first fetches bring some partitions before others), so
-  /// they keep at most the cap and leave the partitions behind the two
+  /// they keep at most the cap and leave the partitions behind the
   /// batches beyond it; granted up to cap + 2 x batch_size, the ones ahead
   /// took all of it and the ones behind replayed one message per round
   /// trip (bench case 5, 47 s instead of 1 s, in 2 of 4 runs).
   size_t allowance() const {
     if (!wants_more())
       return 0;
-    return std::clamp<size_t>(room(), 1, config_.batch_size);
-  }
-
-  /// What the consumer may read next. Below the bound, `allowance()`
-  /// messages. Past it (the room short of a batch) at the cap with nothing
-  /// releasable, with a pause line past the watermark: what room there is,
-  /// and a catch-up read of up to a batch more, within cap + 3 x batch_size,
-  /// of the partitions behind the line only, each up to the line
-  /// (read_round). The hold is then full of messages that wait for those
-  /// partitions: a message goes once no partition holding nothing may
-  /// still deliver one before it, and the partitions at or past the line
-  /// cannot deliver one before the line; so what the catch-up reads before
-  /// the line goes in the release that follows it, but for about a chunk per
-  /// partition read. While a catch-up may come, those partitions are not
-  /// paused as stuck (decide_pauses). With the room alone they delivered
-  /// one message per round trip: partitions whose first fetch came after
-  /// the others had filled the hold replayed 25,600 messages in 3,979 round
-  /// trips, 29 with the catch-up (watermark_core_test). A grant of no
-  /// messages beside a catch-up is one for a read that finds nothing to
-  /// catch up (read_round).
-  read_grant grant() const {
-    read_grant g;
-    if (!wants_more())
-      return g;
-    auto r = room();
-    auto cap = config_.hold_cap();
-    auto most = catch_up_limit();
-    if (!live_ && !silent_ && r < config_.batch_size && counters_.held >= cap &&
-        counters_.held + r < most && watermark_ < line_) {
-      g.messages = r;
-      g.up = catch_up{line_, std::min(config_.batch_size, most - counters_.held - r)};
-      return g;
-    }
-    g.messages = std::clamp<size_t>(r, 1, config_.batch_size);
-    return g;
-  }
-
-private:
-  /// What catch-up reads keep the held messages within: cap + 3 x batch_size.
-  size_t catch_up_limit() const { return config_.hold_cap() + 3 * config_.batch_size; }
-
-  /// The room allowance() clamps: what keeps the held messages within the
-  /// bound (0 when past it).
-  size_t room() const {
     auto limit = config_.hold_cap() + (silent_ ? 0 : config_.batch_size);
-    auto space = counters_.held < limit ? limit - counters_.held : 0;
-    if (counters_.paused_partitions > 0 && space < config_.batch_size && !silent_) {
+    auto room = counters_.held < limit ? limit - counters_.held : 0;
+    if (counters_.paused_partitions > 0 && room < config_.batch_size && !silent_) {
       size_t stuck = 0;
-      for (auto& p : parts_)
-        if (p.paused)
+      auto f = frontier();
+      for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
+        auto& p = parts_[pid];
+        if (p.paused || (!live_ && !p.fifo.empty() && !(key{p.fifo.front().ts, pid} < f)))
           stuck += p.fifo.size();
+      }
       auto active = counters_.held - std::min(stuck, counters_.held);
-      auto outer = limit + config_.batch_size;
+      auto outer = limit + 2 * config_.batch_size;
       if (active < config_.batch_size && counters_.held < outer)
-        space =
-            std::max(space, std::min(config_.batch_size - active, outer - counters_.held));
+        room =
+            std::max(room, std::min(config_.batch_size - active, outer - counters_.held));
     }
-    return space;
+    return std::clamp<size_t>(room, 1, config_.batch_size);
   }
 
-public:
   // -- state ------------------------------------------------------------------
 
   bool live() const noexcept { return live_; }
@@ -696,15 +656,17 @@ private:
       return;
     auto f = live_ ? key{timestamp::max(), 0} : frontier();
     auto line = live_ ? watermark_ : pause_line();
-    line_ = line;
     for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
       auto& p = parts_[pid];
       if (p.finished || !p.owned)
         continue;
-      // Not one behind the pause line while a catch-up read may come (see
-      // grant): those are the partitions it reads.
+      // Not one behind the pause line, below cap + 2 x batch_size once every
+      // partition replaying has delivered: the line's partitions are the
+      // ones to read, and paused one message each they delivered one per
+      // round trip (allowance).
       bool stuck = !live_ && !p.fifo.empty() && !(key{p.fifo.front().ts, pid} < f) &&
-                   !(p.latest && *p.latest < line && counters_.held < catch_up_limit());
+                   !(!silent_ && p.latest && *p.latest < line &&
+                     counters_.held < config_.hold_cap() + 2 * config_.batch_size);
       bool ahead = !live_ && ((p.latest && line < *p.latest) ||
                               (stuck && (p.paused || at_cap)));
       if (p.paused && !ahead) {
@@ -734,8 +696,6 @@ private:
   bool silent_ = false;
   /// pause_line's working space.
   std::vector<timestamp> latest_scratch_;
-  /// The pause line at the last decide_pauses that passed the cap.
-  timestamp line_ = timestamp::min();
   std::vector<uint32_t> to_pause_;
   std::vector<uint32_t> to_resume_;
   std::vector<uint32_t> idled_;

@@ -99,9 +99,9 @@ using consumer_actor = caf::typed_actor<
 using orchestrator_actor = caf::typed_actor<
     // The partition table and the consumer to send pauses to.
     caf::reacts_to<start_atom, partition_table_ptr, consumer_actor>,
-    // Takes a batch; the answer is the consumer's credit: what it may read
-    // for its next batch (watermark_core::grant).
-    caf::replies_to<consumed_batch_ptr>::with<read_grant>,
+    // Takes a batch; the answer is the consumer's credit: how many messages
+    // it may send in its next batch.
+    caf::replies_to<consumed_batch_ptr>::with<uint32_t>,
     // Re-evaluates idle partitions and the watermark.
     caf::reacts_to<tick_atom>,
     // A consumer group assigned these partitions: they join the watermark.

@@ -185,8 +185,8 @@ struct consumer_state {
   bool in_flight = false;
   /// Transient broker errors met between batches (for the next one).
   uint32_t pending_broker_errors = 0;
-  /// What the orchestrator accepts in the next batch.
-  read_grant allowance;
+  /// Messages the orchestrator accepts in the next batch.
+  size_t allowance = 0;
   /// A clean stop began: read nothing more.
   bool stopped_reading = false;
   /// The next offset each partition should deliver (a jump is a gap: an

@@ -69,7 +69,7 @@ struct orchestrator_state {
   std::unique_ptr<watermark_core<consumed_message>> core;
   size_t in_flight = 0;
   std::optional<timestamp> last_sent_complete;
-  std::optional<caf::typed_response_promise<read_grant>> credit;
+  std::optional<caf::typed_response_promise<uint32_t>> credit;
   std::optional<caf::typed_response_promise<ack_atom>> drained;
   bool draining = false;
   uint64_t held_peak = 0;

@@ -7,7 +7,6 @@
 
 #include "castor/commit_tracker.hpp"
 #include "castor/kafka/consumed_message.hpp"
-#include "castor/read_order.hpp"
 #include "castor/record.hpp"
 #include "castor/time.hpp"
 
@@ -401,6 +400,5 @@ void add_message_types(caf::actor_system_config& cfg);
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(castor::partition_table_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(castor::consumed_batch_ptr)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(castor::read_grant)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(castor::release_batch_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(castor::record_batch_ptr)
