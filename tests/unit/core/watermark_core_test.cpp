@@ -675,7 +675,7 @@ TEST_CASE("a partition an hour behind whose backlog comes after the others fille
   // when the partitions behind the pause line were paused as stuck; 318
   // when they were not but the room still counted only paused partitions
   // as stuck (what they held took the room the one an hour behind needed:
-  // 199 rounds of a message each).
+  // 199 rounds of a message each); 122 now.
   const uint32_t partitions = 21;
   std::vector<partition_bounds> bounds(partitions, {0, 100});
   bounds[20] = {0, 200};
@@ -760,7 +760,7 @@ TEST_CASE("a skewed replay whose first fetches bring only the partitions ahead s
           "reads the ones behind a batch at a time",
           "[watermark]") {
   // batch 100: cap 500. Before the 4 behind deliver, the 4 ahead took the
-  // whole bound (cap + 2 x batch) and the 4 behind then got a credit of 1
+  // whole bound of then (cap + 2 x batch) and the 4 behind then got a credit of 1
   // per round trip for the rest of the replay: one message, one pause and
   // one resume per round (castor_bench case 5, 47 s instead of 1 s).
   auto rebalanced = GENERATE(false, true);

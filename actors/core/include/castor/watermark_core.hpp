@@ -376,7 +376,8 @@ public:
 
   /// How many messages the consumer may send next (0 while `!wants_more()`):
   /// at most a batch, and no more than keeps the held messages within the
-  /// cap plus one batch; but at least one, so that a partition holding the
+  /// cap plus one batch (with stuck messages, up to cap + 3 x batch_size:
+  /// below); but at least one, so that a partition holding the
   /// watermark back can always deliver.
   ///
   /// Messages of paused partitions are stuck until the watermark reaches
@@ -392,7 +393,8 @@ public:
   /// therefore stay within cap + 3 x batch_size, plus at most one message
   /// per partition: past cap + 2 x batch_size with nothing releasable,
   /// every partition holding a message is stuck and paused, so the credit
-  /// of one goes to a partition holding nothing, which then holds one.
+  /// goes to partitions holding nothing; past cap + 3 x batch_size it is
+  /// one message, to a partition holding nothing, which then holds one.
   /// This bound does not depend on which partitions are read (pause_line).
   ///
   /// While a partition replaying has delivered nothing yet (at start-up,
@@ -402,7 +404,7 @@ public:
   /// (read_round). The messages read by then may all turn out far ahead
   /// (librdkafka's first fetches bring some partitions before others), so
   /// they keep at most the cap and leave the partitions behind the
-  /// batches beyond it; granted up to cap + 2 x batch_size, the ones ahead
+  /// batches beyond it; granted the whole bound of then, the ones ahead
   /// took all of it and the ones behind replayed one message per round
   /// trip (bench case 5, 47 s instead of 1 s, in 2 of 4 runs).
   size_t allowance() const {
@@ -649,7 +651,8 @@ private:
     // A partition whose next message cannot go yet (it ties or follows the
     // frontier: many messages at one timestamp) is paused at the cap like
     // one ahead of the watermark, and stays paused until that message can
-    // go, or the hold would grow past the cap.
+    // go, or the hold would grow past the cap; but see the exception for
+    // the partitions behind the pause line below.
     bool at_cap = counters_.held >= config_.hold_cap();
     // Below the cap with nothing paused, nothing pauses or resumes.
     if (!at_cap && counters_.paused_partitions == 0)
