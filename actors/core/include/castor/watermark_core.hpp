@@ -284,7 +284,7 @@ public:
     auto f = frontier();
     for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
       auto& p = parts_[pid];
-      if (!p.fifo.empty() && (live_ || key{p.fifo.front().ts, pid} < f))
+      if (!p.fifo.empty() && !waits(pid, f))
         return true;
     }
     return false;
@@ -417,11 +417,11 @@ public:
       auto f = frontier();
       for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
         auto& p = parts_[pid];
-        if (p.paused || (!live_ && !p.fifo.empty() && !(key{p.fifo.front().ts, pid} < f)))
+        if (p.paused || waits(pid, f))
           stuck += p.fifo.size();
       }
       auto active = counters_.held - std::min(stuck, counters_.held);
-      auto outer = limit + 2 * config_.batch_size;
+      auto outer = stuck_read_limit() + config_.batch_size;
       if (active < config_.batch_size && counters_.held < outer)
         room =
             std::max(room, std::min(config_.batch_size - active, outer - counters_.held));
@@ -495,6 +495,21 @@ private:
   /// nothing: (latest, pid) while it replays; before any timestamp, the
   /// beginning of time (it holds everything back); none when it is caught
   /// up, idle, or has delivered only messages without timestamps.
+  /// In replay, whether `pid` holds a message that cannot go yet: its next
+  /// ties or follows the frontier `f`.
+  bool waits(uint32_t pid, const key& f) const {
+    auto& p = parts_[pid];
+    return !live_ && !p.fifo.empty() && !(key{p.fifo.front().ts, pid} < f);
+  }
+
+  /// Below this many held, partitions behind the pause line are read
+  /// though their next message waits (decide_pauses), and past it the room
+  /// of the partitions still read goes one batch further (allowance):
+  /// cap + 2 x batch_size.
+  size_t stuck_read_limit() const {
+    return config_.hold_cap() + 2 * config_.batch_size;
+  }
+
   std::optional<key> bound_of(uint32_t pid) const {
     auto& p = parts_[pid];
     if (live_ || !replaying(p))
@@ -667,9 +682,8 @@ private:
       // partition replaying has delivered: the line's partitions are the
       // ones to read, and paused one message each they delivered one per
       // round trip (allowance).
-      bool stuck = !live_ && !p.fifo.empty() && !(key{p.fifo.front().ts, pid} < f) &&
-                   !(!silent_ && p.latest && *p.latest < line &&
-                     counters_.held < config_.hold_cap() + 2 * config_.batch_size);
+      bool stuck = waits(pid, f) && !(!silent_ && p.latest && *p.latest < line &&
+                                      counters_.held < stuck_read_limit());
       bool ahead = !live_ && ((p.latest && line < *p.latest) ||
                               (stuck && (p.paused || at_cap)));
       if (p.paused && !ahead) {
