@@ -21,6 +21,8 @@
 //   7. scale: the same 1 KB messages over 8, 64 and 256 source partitions
 //      through `copy`, with engine.memory_budget off (castor's fixed
 //      per-partition prefetch) and at its default: msg/s, peak RSS, pauses
+//      7s: 20 B messages over 8 to 512 partitions at the default budget:
+//      peak RSS (librdkafka counts keys and values, not its per-message op)
 //   8. dense interleaving: many messages per millisecond across 4
 //      partitions (one producer writing over time), replayed by timestamp at
 //      the hold cap and without it: pauses must not flap
@@ -818,22 +820,31 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 256));
   app.add_option("--json", json_path,
                  "where to write the results (default castor-bench.json)");
-  std::vector<std::string> only{"1",  "2", "2h", "3", "3p", "3hp", "3b",
-                                "3h", "4", "4b", "5", "6",  "7",   "8"};
+  std::vector<std::string> only{"1",  "2", "2h", "3", "3p", "3hp", "3b", "3h",
+                                "4", "4b", "5", "6",  "7",   "7s", "8"};
   app.add_option(
       "--cases", only,
-      "which cases to run (default 1 2 2h 3 3p 3hp 3b 3h 4 4b 5 6 7 8; 2 always runs)");
+      "which cases to run (default 1 2 2h 3 3p 3hp 3b 3h 4 4b 5 6 7 7s 8; 2 always runs)");
   std::vector<size_t> scales{8, 64, 256};
   size_t scale_messages = 150'000;
   app.add_option("--scale-partitions", scales,
                  "source partition counts of case 7 (default 8 64 256)");
   app.add_option("--scale-messages", scale_messages,
-                 "1 KB messages of case 7 (default 150000)");
+                 "messages of case 7 (default 150000)");
+  size_t scale_bytes = 1000;
+  app.add_option("--scale-bytes", scale_bytes,
+                 "value size of case 7's messages in bytes (default 1000)");
   size_t scale_batch_bytes = 1'000'000;
   app.add_option("--scale-batch-bytes", scale_batch_bytes,
                  "batch.size of the producer that writes case 7's data: the record "
                  "batches a partition's fetch decompresses whole (default 1000000, "
                  "librdkafka's)");
+  std::vector<size_t> small_scales{8, 64, 256, 512};
+  size_t small_messages = 1'500'000;
+  app.add_option("--small-partitions", small_scales,
+                 "source partition counts of case 7s (default 8 64 256 512)");
+  app.add_option("--small-messages", small_messages,
+                 "20 B messages of case 7s (default 1500000)");
   size_t dense_messages = 400'000;
   size_t dense_per_ms = 100;
   app.add_option("--dense-messages", dense_messages,
@@ -851,7 +862,7 @@ int main(int argc, char** argv) {
   // one librdkafka thread, every partition's first record batch before the
   // watermark can move (README, benchmarks).
   std::optional<broker_process> scale_broker;
-  if (run_case("7"))
+  if (run_case("7") || run_case("7s"))
     scale_broker =
         broker_process::start(scale_brokers, {broker.to_child, broker.from_child});
   castor::logger()->set_level(spdlog::level::from_str(log_level));
@@ -1102,10 +1113,10 @@ int main(int argc, char** argv) {
     auto topic = scale_in(p);
     scale_broker->create_topic(topic, static_cast<int>(p));
     scale_broker->create_topic(scale_out(p), 4);
-    fmt::print("filling {} messages of 1000 B over {} partitions (producer batch.size "
+    fmt::print("filling {} messages of {} B over {} partitions (producer batch.size "
                "{})...\n",
-               scale_messages, p, scale_batch_bytes);
-    fill(scale_broker->bootstrap, {topic}, static_cast<int>(p), scale_messages, 1000, {},
+               scale_messages, scale_bytes, p, scale_batch_bytes);
+    fill(scale_broker->bootstrap, {topic}, static_cast<int>(p), scale_messages, scale_bytes, {},
          1, scale_batch_bytes);
     check_holds(scale_broker->bootstrap, {topic}, static_cast<int>(p), scale_messages);
   }
@@ -1135,8 +1146,9 @@ int main(int argc, char** argv) {
       auto label = budget == 0 ? std::string{"off"} : std::string{"256 MiB"};
       scale_at[fmt::format("{}/{}", label, p)] = {scale_messages / r.seconds, rss_growth};
       rows.push_back({"7", fmt::format("castor copy, {} partitions, budget {}", p, label),
-                      1000, scale_messages, r.seconds, 0, r.cpu});
+                      scale_bytes, scale_messages, r.seconds, 0, r.cpu});
       scale_json.push_back({{"partitions", p},
+                            {"value_bytes", scale_bytes},
                             {"memory_budget", label},
                             {"messages", scale_messages},
                             {"seconds", r.seconds},
@@ -1160,6 +1172,65 @@ int main(int argc, char** argv) {
            fmt::format("case 7 peak RSS growth at {} partitions within the budget (256 "
                        "MiB) + 128 MiB: {:.0f} MB",
                        scales.back(), rss_hi / 1048576.0));
+  }
+
+  // 7s. Scale in small messages: librdkafka's byte limits count keys and
+  // values only, not the op each queued message costs (some 300 bytes), so
+  // a budget that held 1 KB messages let 20 B ones fill the count limits:
+  // the peak RSS growth at the default budget, from 8 to 512 partitions.
+  nlohmann::json small_json = nlohmann::json::array();
+  if (run_case("7s")) {
+    auto small_in = [](size_t p) { return fmt::format("small-{}", p); };
+    auto small_out = [](size_t p) { return fmt::format("out-small-{}", p); };
+    for (auto p : small_scales) {
+      scale_broker->create_topic(small_in(p), static_cast<int>(p));
+      scale_broker->create_topic(small_out(p), 4);
+      fmt::print("filling {} messages of 20 B over {} partitions...\n", small_messages, p);
+      fill(scale_broker->bootstrap, {small_in(p)}, static_cast<int>(p), small_messages, 20,
+           {}, 1, scale_batch_bytes);
+      check_holds(scale_broker->bootstrap, {small_in(p)}, static_cast<int>(p),
+                  small_messages);
+    }
+    int64_t worst = 0;
+    size_t worst_at = 0;
+    for (auto p : small_scales) {
+      // The fastest run, with the largest RSS growth of all (a fast run
+      // may end before the prefetch queues fill).
+      std::optional<castor_result> best;
+      int64_t rss_growth = 0;
+      for (size_t i = 0; i < std::max<size_t>(repeat, 1); ++i) {
+        auto one = castor_run(
+            castor::dags::copy, scale_broker->bootstrap, {small_in(p)}, small_out(p), batch,
+            [&](auto& s) { return s.delivered >= small_messages; },
+            castor::cycle_policy::by_batch(), castor::defaults::memory_budget);
+        if (one.stats.delivered != small_messages)
+          die("small: wrong count");
+        rss_growth = std::max(rss_growth, one.rss_growth);
+        if (!best || one.seconds < best->seconds)
+          best = std::move(one);
+      }
+      auto& r = *best;
+      r.rss_growth = rss_growth;
+      rows.push_back({"7s", fmt::format("castor copy, {} partitions, budget 256 MiB", p), 20,
+                      small_messages, r.seconds, 0, r.cpu});
+      small_json.push_back({{"partitions", p},
+                            {"value_bytes", 20},
+                            {"memory_budget", "256 MiB"},
+                            {"messages", small_messages},
+                            {"seconds", r.seconds},
+                            {"messages_per_s", small_messages / r.seconds},
+                            {"pauses", r.stats.pauses},
+                            {"held_peak", r.stats.held_peak},
+                            {"peak_rss_growth_mb", r.rss_growth / 1048576.0}});
+      if (r.rss_growth > worst) {
+        worst = r.rss_growth;
+        worst_at = p;
+      }
+    }
+    target(static_cast<double>(worst) <= castor::defaults::memory_budget + 128.0 * 1048576,
+           fmt::format("case 7s peak RSS growth of 20 B messages within the budget (256 "
+                       "MiB) + 128 MiB at every partition count: {:.0f} MB at most (at {})",
+                       worst / 1048576.0, worst_at));
   }
 
   // 8. Dense interleaving: one producer's messages over time, several per
@@ -1293,15 +1364,22 @@ int main(int argc, char** argv) {
                  s["resumes"].get<uint64_t>(), s["held_peak"].get<uint64_t>());
   }
   if (!scale_json.empty()) {
-    fmt::print("\nscale (1000 B messages written with producer batch.size {}, copy, "
+    fmt::print("\nscale ({} B messages written with producer batch.size {}, copy, "
                "batch cycles, a cluster of {} broker(s)):\n",
-               scale_batch_bytes, scale_brokers);
+               scale_bytes, scale_batch_bytes, scale_brokers);
     for (auto& s : scale_json)
       fmt::print("  {:>4} partitions, budget {:<7}: {:>8.0f} msg/s, {:>5} pauses, peak "
                  "RSS +{:.1f} MB\n",
                  s["partitions"].get<size_t>(), s["memory_budget"].get<std::string>(),
                  s["messages_per_s"].get<double>(), s["pauses"].get<uint64_t>(),
                  s["peak_rss_growth_mb"].get<double>());
+  }
+  if (!small_json.empty()) {
+    fmt::print("\nscale in small messages (20 B, copy, batch cycles, budget 256 MiB):\n");
+    for (auto& s : small_json)
+      fmt::print("  {:>4} partitions: {:>8.0f} msg/s, {:>5} pauses, peak RSS +{:.1f} MB\n",
+                 s["partitions"].get<size_t>(), s["messages_per_s"].get<double>(),
+                 s["pauses"].get<uint64_t>(), s["peak_rss_growth_mb"].get<double>());
   }
   fmt::print("\nlive latency, produce to result ({} messages at {}/s, fetch.wait.max.ms "
              "10):\n",
@@ -1328,6 +1406,7 @@ int main(int argc, char** argv) {
   report["cases"] = cases;
   report["skew"] = skew_json;
   report["scale"] = scale_json;
+  report["scale_small"] = small_json;
   report["scale_batch_bytes"] = scale_batch_bytes;
   report["dense"] = dense_json;
   report["latency"] = {{"raw", lat_json(raw_lat)},

@@ -121,10 +121,12 @@ caf::error consumer_state::start(pointer self) {
     if (!remade)
       return to_error(remade.error());
     client = std::move(*remade);
-    auto kb = props.at("queued.max.messages.kbytes");
     logger()->info("consumer: memory budget {} MiB over {} partition(s): librdkafka "
-                   "prefetches up to {} KiB per partition (queued.max.messages.kbytes)",
-                   config.memory_budget / (1024 * 1024), table->partitions.size(), kb);
+                   "prefetches up to {} KiB or {} messages per partition "
+                   "(queued.max.messages.kbytes, queued.min.messages)",
+                   config.memory_budget / (1024 * 1024), table->partitions.size(),
+                   props.at("queued.max.messages.kbytes"),
+                   props.at("queued.min.messages"));
   }
   std::vector<kafka::assignment_entry> assignment;
   for (auto& e : table->partitions) {

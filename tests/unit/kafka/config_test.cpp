@@ -72,6 +72,15 @@ TEST_CASE("a memory budget is shared among the partitions' prefetch, within boun
   auto many = budget_properties(256 * mib, 512, {});
   CHECK(many.at("queued.max.messages.kbytes") == "256");
   CHECK(many.at("max.partition.fetch.bytes") == std::to_string(128 * 1024));
+  // The count limit: 512 bytes a message of half the budget (librdkafka's
+  // byte limit counts keys and values only), at most castor's default of
+  // 50,000, at least 64.
+  CHECK(eight.at("queued.min.messages") == "32768");
+  CHECK(many.at("queued.min.messages") == "512");
+  CHECK(budget_properties(256 * mib, 4, {}).at("queued.min.messages") == "50000");
+  CHECK(budget_properties(16 * mib, 4096, {}).at("queued.min.messages") == "64");
+  CHECK_FALSE(budget_properties(256 * mib, 512, {{"queued.min.messages", "10"}})
+                  .contains("queued.min.messages"));
   // Never below 64 KiB a partition.
   CHECK(budget_properties(16 * mib, 4096, {}).at("queued.max.messages.kbytes") == "64");
   // A small budget bounds one fetch too (to an eighth of it), but not below

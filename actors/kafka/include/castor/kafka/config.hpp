@@ -76,17 +76,22 @@ size_t record_wire_size(const producer_record& r);
 /// 1000000, when unset).
 size_t max_message_bytes(const properties& props);
 
+/// The producer's part of a memory budget: `queue.buffering.max.kbytes`, an
+/// eighth of it (librdkafka's default is 1 GiB), unless `given` sets it.
+properties producer_budget_properties(size_t budget, const properties& given);
+
 /// What librdkafka may prefetch for `partitions` partitions within a memory
 /// budget of `budget` bytes (engine.memory_budget): half of it shared among
 /// the partitions (the other half is for what castor holds and has in
 /// flight), each partition's share between 64 KiB and castor's default
-/// prefetch (8 MiB): `queued.max.messages.kbytes`, `max.partition.fetch.bytes`
-/// (half a share: a fetch adds up to that much to a partition's queue) and
-/// `fetch.max.bytes` (an eighth of the budget: one fetch response in
-/// memory). Only the properties `given` does not set; none for a budget of 0.
-/// The producer's part of a memory budget: `queue.buffering.max.kbytes`, an
-/// eighth of it (librdkafka's default is 1 GiB), unless `given` sets it.
-properties producer_budget_properties(size_t budget, const properties& given);
+/// prefetch (8 MiB): `queued.max.messages.kbytes`, `queued.min.messages`
+/// (half the budget over the partitions at 512 bytes a message, 64 to
+/// 50,000: librdkafka's
+/// byte limit counts keys and values only, not the op each message costs),
+/// `max.partition.fetch.bytes` (half a share: a fetch adds up to that much
+/// to a partition's queue) and `fetch.max.bytes` (an eighth of the budget:
+/// one fetch response in memory). Only the properties `given` does not set;
+/// none for a budget of 0.
 properties budget_properties(size_t budget, size_t partitions, const properties& given);
 
 } // namespace castor::kafka
