@@ -836,7 +836,7 @@ int main(int argc, char** argv) {
                  "value size of case 7's messages in bytes (default 1000)");
   size_t scale_batch_bytes = 1'000'000;
   app.add_option("--scale-batch-bytes", scale_batch_bytes,
-                 "batch.size of the producer that writes case 7's data: the record "
+                 "batch.size of the producer that writes cases 7 and 7s' data: the record "
                  "batches a partition's fetch decompresses whole (default 1000000, "
                  "librdkafka's)");
   std::vector<size_t> small_scales{8, 64, 256, 512};

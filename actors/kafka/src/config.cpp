@@ -100,12 +100,15 @@ properties budget_properties(size_t budget, size_t partitions, const properties&
   // That limit counts keys and values only, and a message queued in
   // librdkafka costs some 300 bytes more (its op: 1.5 M messages of 20 B
   // prefetched took 507 MB): with small messages the count limit
-  // (queued.min.messages, 50,000) is what bounds a partition's queue, 15 MB
-  // of them whatever its share. Counted at 512 bytes a message, that part
-  // stays within about a third of the budget too. (Not lower: librdkafka
+  // (queued.min.messages, 50,000) is what stopped a partition's fetches,
+  // 15 MB of ops whatever its share. Counted at 512 bytes a message, the
+  // ops take at most about 0.6 of a share beside its keys and values. Both
+  // limits decide when a partition is fetched again; what one fetch brings
+  // comes on top (up to max.partition.fetch.bytes, compressed: more
+  // messages than the count when they are small). (Not lower: librdkafka
   // 2.0.2 stops fetching a partition at its limit until its broker thread
   // wakes, and the consumer's wake-ups cost it 20 ms each: a lower limit at
-  // few partitions brought case 8's replay at the cap from 94-104 % of it
+  // few partitions brought case 8's replay at the cap from 89-104 % of it
   // without the cap to 70-89 %.)
   put("queued.min.messages",
       std::clamp<size_t>(budget / 2 / partitions / message_cost, 64, most_messages));

@@ -473,9 +473,11 @@ result<std::unique_ptr<consumer_client>> consumer_client::make(const properties&
   // librdkafka (before 2.2) stops fetching a partition whose queue is above
   // them and looks again only when its broker thread wakes, up to a second
   // later: a queue castor empties faster than that leaves the replay idle.
-  // 20000 messages cost 3x the throughput of 50000 (measured, bench/);
+  // 20000 messages cost 3x the throughput of 50000 (measured, bench/,
+  // before the consumer woke the fetcher: docs/pipeline.md, backpressure);
   // librdkafka's own default of 100000 is faster still but makes a paused
-  // partition keep twice the memory.
+  // partition keep twice the memory. engine.memory_budget lowers both with
+  // many partitions (kafka::budget_properties).
   if (!props.contains("queued.min.messages"))
     props["queued.min.messages"] = defaults::queued_min_messages;
   if (!props.contains("queued.max.messages.kbytes"))

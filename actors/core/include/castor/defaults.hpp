@@ -61,7 +61,8 @@ inline constexpr duration commit_interval = 5s;
 /// How long the producer waits before retrying records that met a full queue.
 inline constexpr duration producer_retry_interval = 5ms;
 /// The prefetch of each partition (librdkafka's queued.min.messages and
-/// queued.max.messages.kbytes), unless the consumer properties set them.
+/// queued.max.messages.kbytes), unless the consumer properties set them or
+/// the memory budget lowers them (kafka::budget_properties).
 inline constexpr const char* queued_min_messages = "50000";
 inline constexpr const char* queued_max_messages_kbytes = "8192";
 /// engine.memory_budget: what castor's consumer may hold in all (bytes).
