@@ -86,12 +86,11 @@ properties producer_budget_properties(size_t budget, const properties& given);
 /// flight), each partition's share between 64 KiB and castor's default
 /// prefetch (8 MiB): `queued.max.messages.kbytes`, `queued.min.messages`
 /// (half the budget over the partitions at 512 bytes a message, 64 to
-/// 50,000: librdkafka's
-/// byte limit counts keys and values only, not the op each message costs),
-/// `max.partition.fetch.bytes` (half a share: a fetch adds up to that much
-/// to a partition's queue) and `fetch.max.bytes` (an eighth of the budget:
-/// one fetch response in memory). Only the properties `given` does not set;
-/// none for a budget of 0.
+/// 50,000: librdkafka's byte limit counts keys and values only, not the op
+/// each message costs), `max.partition.fetch.bytes` (half a share: a fetch
+/// adds up to that much to a partition's queue) and `fetch.max.bytes` (an
+/// eighth of the budget: one fetch response in memory). Only the properties
+/// `given` does not set; none for a budget of 0.
 properties budget_properties(size_t budget, size_t partitions, const properties& given);
 
 } // namespace castor::kafka
