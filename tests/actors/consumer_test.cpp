@@ -194,3 +194,53 @@ TEST_CASE("consumer actor: a consumer starved while the broker holds more wakes 
   REQUIRE(actor != nullptr);
   CHECK(actor->state.stats.fetcher_wakeups > 0);
 }
+
+TEST_CASE("consumer actor: a consumer starved while the broker holds far more than "
+          "it read wakes the fetcher early, not after fetch_wake_after",
+          "[actors][consumer][integration]") {
+  castor::test::kafka_env env{{{"in", 1}}};
+  // Twenty record batches of 100: one batch per fetch and one message of
+  // prefetch, so librdkafka stops after each; the broker then holds 100 to
+  // 1,900 messages more than the consumer read, "far" at 50.
+  for (int b = 0; b < 20; ++b) {
+    std::vector<castor::test::record> input;
+    for (int i = 0; i < 100; ++i)
+      input.push_back({"in", 0, std::nullopt, "m" + std::to_string(b * 100 + i),
+                       castor::to_millis(t0) + b * 100 + i});
+    env.produce(input);
+  }
+  test_system ts;
+  auto log = std::make_shared<orchestrator_log>();
+  log->credit = 1000;
+  auto orch = ts.spawn(mock_orchestrator, log);
+  castor::consumer_config cfg;
+  cfg.properties = env.config().consumer;
+  cfg.properties["queued.min.messages"] = "1";
+  cfg.properties["max.partition.fetch.bytes"] = "1";
+  cfg.memory_budget = 0;
+  cfg.topics.push_back({"in", 0, castor::start_policy::earliest()});
+  cfg.event_driven = true;
+  // Only the early wake-up can keep this replay under a minute a stall.
+  cfg.fetch_wake_after = std::chrono::seconds{60};
+  cfg.fetch_wake_early = std::chrono::milliseconds{1};
+  cfg.fetch_wake_far = 50;
+  auto started = std::chrono::steady_clock::now();
+  auto cons = ts.spawn(castor::consumer, cfg, orch, castor::producer_actor{});
+  ts.run();
+  auto deadline = started + 30s;
+  auto seen = summarize(*log);
+  while (seen.count < 2000 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+    ts.sched->trigger_timeouts();
+    ts.run();
+    seen = summarize(*log);
+  }
+  REQUIRE(seen.count == 2000);
+  CHECK(std::chrono::steady_clock::now() - started < 20s);
+  for (size_t i = 0; i < 2000; ++i)
+    CHECK(seen.messages[0][i].first == static_cast<int64_t>(i));
+  using actor_type = std::remove_pointer_t<castor::consumer_state::pointer>;
+  auto* actor = dynamic_cast<actor_type*>(caf::actor_cast<caf::abstract_actor*>(cons));
+  REQUIRE(actor != nullptr);
+  CHECK(actor->state.stats.fetcher_wakeups > 0);
+}

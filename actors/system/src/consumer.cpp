@@ -380,7 +380,13 @@ void consumer_state::watch_starvation(pointer self) {
   if (starved_check || config.fetch_wake_after <= duration::zero())
     return;
   starved_check = true;
-  self->delayed_send(self, wake_delay, wake_atom::value, reads);
+  starved_since = std::chrono::steady_clock::now();
+  // First a look after fetch_wake_early: check_starved wakes the fetcher
+  // then only if the broker holds far more than was read.
+  auto delay = wake_delay;
+  if (!woke && config.fetch_wake_early > duration::zero())
+    delay = std::min(delay, config.fetch_wake_early);
+  self->delayed_send(self, delay, wake_atom::value, reads);
 }
 
 void consumer_state::check_starved(pointer self, uint64_t reads_then) {
@@ -404,6 +410,7 @@ void consumer_state::check_starved(pointer self, uint64_t reads_then) {
   // another partition.
   std::vector<int32_t> brokers;
   std::vector<uint32_t> pids;
+  bool far = false;
   auto n = static_cast<uint32_t>(table->partitions.size());
   ++wake_rounds;
   for (uint32_t k = 0; k < n; ++k) {
@@ -413,6 +420,7 @@ void consumer_state::check_starved(pointer self, uint64_t reads_then) {
     auto high = client->cached_watermarks(pid).second;
     if (high < 0 || next_offset[pid] >= high)
       continue;
+    far = far || high - next_offset[pid] >= config.fetch_wake_far;
     auto leader = table->partitions[pid].leader;
     if (std::find(brokers.begin(), brokers.end(), leader) != brokers.end())
       continue;
@@ -421,7 +429,15 @@ void consumer_state::check_starved(pointer self, uint64_t reads_then) {
   }
   if (pids.empty())
     return;
-  auto waited = wake_delay;
+  auto waited = std::chrono::duration_cast<duration>(std::chrono::steady_clock::now() -
+                                                     starved_since);
+  if (!far && waited < wake_delay) {
+    // A few messages more on the broker: perhaps a fetch on its way (live).
+    // Look again when the whole delay has passed.
+    starved_check = true;
+    self->delayed_send(self, wake_delay - waited, wake_atom::value, reads);
+    return;
+  }
   // Still nothing after a wake-up: a transaction or a rebalance, say, holds
   // the rest back; look less often (up to once a second).
   if (woke)

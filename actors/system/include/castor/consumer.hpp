@@ -65,6 +65,12 @@ struct consumer_config {
   /// How long a consumer that may send reads nothing before it wakes
   /// librdkafka's fetcher (see consumer_state::watch_starvation).
   duration fetch_wake_after = std::chrono::milliseconds{20};
+  /// Sooner, this long, while the broker holds `fetch_wake_far` messages or
+  /// more of a partition read beyond what the consumer has read (a replay:
+  /// reading nothing then means the fetcher stopped, not that nothing came
+  /// or that a fetch is on its way). 0: never sooner.
+  duration fetch_wake_early = std::chrono::milliseconds{5};
+  int64_t fetch_wake_far = 1000;
   /// How long a revocation waits for what was released of its partitions
   /// to be delivered before it hands them over without committing it.
   caf::timespan revoke_timeout = std::chrono::seconds{30};
@@ -92,9 +98,10 @@ struct consumer_state {
   /// the orchestrator, if it has none in flight.
   void read_and_send(pointer self);
 
-  /// The consumer may send and read nothing: in `fetch_wake_after`, unless
-  /// a message came meanwhile, it wakes librdkafka's fetcher for partitions
-  /// it read that the broker holds more of (a fetcher that stopped at its
+  /// The consumer may send and read nothing: in `fetch_wake_after` (in
+  /// `fetch_wake_early` when the broker holds `fetch_wake_far` messages more
+  /// of one of them), unless a message came meanwhile, it wakes librdkafka's
+  /// fetcher for partitions it read that the broker holds more of (a fetcher that stopped at its
   /// prefetch limits would otherwise look again only after up to a second),
   /// and checks again.
   void watch_starvation(pointer self);
@@ -198,6 +205,8 @@ struct consumer_state {
   /// (doubling while wake-ups bring nothing).
   bool starved_check = false;
   duration wake_delay{}; // from fetch_wake_after, at start
+  /// When the consumer last began to read nothing (watch_starvation).
+  std::chrono::steady_clock::time_point starved_since{};
   /// The last check woke the fetcher, and nothing came since.
   bool woke = false;
   uint64_t wake_rounds = 0;
