@@ -4,6 +4,7 @@
 
 #include "castor/consumer.hpp"
 
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
@@ -146,23 +147,33 @@ TEST_CASE("consumer actor: a paused partition delivers nothing until resumed",
         std::vector<std::pair<int64_t, std::string>>{{0, "p0"}});
 }
 
-TEST_CASE("consumer actor: a consumer starved while the broker holds more wakes "
-          "librdkafka's fetcher, which stopped at its prefetch limit",
-          "[actors][consumer][integration]") {
+namespace {
+
+// A replay of `batches` record batches of `per_batch` messages that
+// librdkafka's fetcher stops after each (one message of prefetch, one batch
+// per fetch; 2.0.2 then looks again only when woken or after up to a
+// second), read by a consumer with `tune` applied to its settings: what the
+// orchestrator saw, how long it took, and the consumer's fetcher wake-ups.
+struct stalled_replay {
+  seen_by_orchestrator seen;
+  std::chrono::steady_clock::duration took{};
+  uint64_t wakeups = 0;
+};
+
+stalled_replay replay_stalled(int batches, int per_batch,
+                              const std::function<void(castor::consumer_config&)>& tune) {
   castor::test::kafka_env env{{{"in", 1}}};
-  // Twenty record batches: with one message of prefetch allowed and one
-  // batch per fetch, librdkafka stops fetching after each one and (2.0.2)
-  // looks again only when woken or after up to a second.
-  for (int b = 0; b < 20; ++b) {
+  for (int b = 0; b < batches; ++b) {
     std::vector<castor::test::record> input;
-    for (int i = 0; i < 10; ++i)
-      input.push_back({"in", 0, std::nullopt, "m" + std::to_string(b * 10 + i),
-                       castor::to_millis(t0) + b * 10 + i});
+    for (int i = 0; i < per_batch; ++i)
+      input.push_back({"in", 0, std::nullopt, "m" + std::to_string(b * per_batch + i),
+                       castor::to_millis(t0) + b * per_batch + i});
     env.produce(input);
   }
+  auto total = static_cast<size_t>(batches * per_batch);
   test_system ts;
   auto log = std::make_shared<orchestrator_log>();
-  log->credit = 100;
+  log->credit = static_cast<uint32_t>(std::min<size_t>(total, 1000));
   auto orch = ts.spawn(mock_orchestrator, log);
   castor::consumer_config cfg;
   cfg.properties = env.config().consumer;
@@ -172,75 +183,56 @@ TEST_CASE("consumer actor: a consumer starved while the broker holds more wakes 
   cfg.topics.push_back({"in", 0, castor::start_policy::earliest()});
   // Woken by librdkafka's queues and by its own checks only.
   cfg.event_driven = true;
+  tune(cfg);
   auto started = std::chrono::steady_clock::now();
   auto cons = ts.spawn(castor::consumer, cfg, orch, castor::producer_actor{});
   ts.run();
   auto deadline = started + 30s;
-  auto seen = summarize(*log);
-  while (seen.count < 200 && std::chrono::steady_clock::now() < deadline) {
+  stalled_replay result;
+  result.seen = summarize(*log);
+  while (result.seen.count < total && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(5ms);
     ts.sched->trigger_timeouts(); // the consumer's starvation checks
     ts.run();
-    seen = summarize(*log);
+    result.seen = summarize(*log);
   }
-  REQUIRE(seen.count == 200);
-  // Twenty stops of up to a second each without the wake-ups (measured:
-  // 20 s); well under a second with them.
-  CHECK(std::chrono::steady_clock::now() - started < 8s);
-  for (size_t i = 0; i < 200; ++i)
-    CHECK(seen.messages[0][i].first == static_cast<int64_t>(i));
+  result.took = std::chrono::steady_clock::now() - started;
   using actor_type = std::remove_pointer_t<castor::consumer_state::pointer>;
   auto* actor = dynamic_cast<actor_type*>(caf::actor_cast<caf::abstract_actor*>(cons));
   REQUIRE(actor != nullptr);
-  CHECK(actor->state.stats.fetcher_wakeups > 0);
+  result.wakeups = actor->state.stats.fetcher_wakeups;
+  return result;
+}
+
+} // namespace
+
+TEST_CASE("consumer actor: a consumer starved while the broker holds more wakes "
+          "librdkafka's fetcher, which stopped at its prefetch limit",
+          "[actors][consumer][integration]") {
+  auto r = replay_stalled(20, 10, [](castor::consumer_config&) {});
+  REQUIRE(r.seen.count == 200);
+  // Twenty stops of up to a second each without the wake-ups (measured:
+  // 20 s); well under a second with them.
+  CHECK(r.took < 8s);
+  for (size_t i = 0; i < 200; ++i)
+    CHECK(r.seen.messages[0][i].first == static_cast<int64_t>(i));
+  CHECK(r.wakeups > 0);
 }
 
 TEST_CASE("consumer actor: a consumer starved while the broker holds far more than "
           "it read wakes the fetcher early, not after fetch_wake_after",
           "[actors][consumer][integration]") {
-  castor::test::kafka_env env{{{"in", 1}}};
-  // Twenty record batches of 100: one batch per fetch and one message of
-  // prefetch, so librdkafka stops after each; the broker then holds 100 to
-  // 1,900 messages more than the consumer read, "far" at 50.
-  for (int b = 0; b < 20; ++b) {
-    std::vector<castor::test::record> input;
-    for (int i = 0; i < 100; ++i)
-      input.push_back({"in", 0, std::nullopt, "m" + std::to_string(b * 100 + i),
-                       castor::to_millis(t0) + b * 100 + i});
-    env.produce(input);
-  }
-  test_system ts;
-  auto log = std::make_shared<orchestrator_log>();
-  log->credit = 1000;
-  auto orch = ts.spawn(mock_orchestrator, log);
-  castor::consumer_config cfg;
-  cfg.properties = env.config().consumer;
-  cfg.properties["queued.min.messages"] = "1";
-  cfg.properties["max.partition.fetch.bytes"] = "1";
-  cfg.memory_budget = 0;
-  cfg.topics.push_back({"in", 0, castor::start_policy::earliest()});
-  cfg.event_driven = true;
-  // Only the early wake-up can keep this replay under a minute a stall.
-  cfg.fetch_wake_after = std::chrono::seconds{60};
-  cfg.fetch_wake_early = std::chrono::milliseconds{1};
-  cfg.fetch_wake_far = 50;
-  auto started = std::chrono::steady_clock::now();
-  auto cons = ts.spawn(castor::consumer, cfg, orch, castor::producer_actor{});
-  ts.run();
-  auto deadline = started + 30s;
-  auto seen = summarize(*log);
-  while (seen.count < 2000 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-    ts.sched->trigger_timeouts();
-    ts.run();
-    seen = summarize(*log);
-  }
-  REQUIRE(seen.count == 2000);
-  CHECK(std::chrono::steady_clock::now() - started < 20s);
+  // The broker holds 100 to 1,900 messages more than the consumer read at
+  // each stop, "far" at 50; only the early wake-up can keep this replay
+  // under a minute a stop.
+  auto r = replay_stalled(20, 100, [](castor::consumer_config& cfg) {
+    cfg.fetch_wake_after = std::chrono::seconds{60};
+    cfg.fetch_wake_early = std::chrono::milliseconds{1};
+    cfg.fetch_wake_far = 50;
+  });
+  REQUIRE(r.seen.count == 2000);
+  CHECK(r.took < 20s);
   for (size_t i = 0; i < 2000; ++i)
-    CHECK(seen.messages[0][i].first == static_cast<int64_t>(i));
-  using actor_type = std::remove_pointer_t<castor::consumer_state::pointer>;
-  auto* actor = dynamic_cast<actor_type*>(caf::actor_cast<caf::abstract_actor*>(cons));
-  REQUIRE(actor != nullptr);
-  CHECK(actor->state.stats.fetcher_wakeups > 0);
+    CHECK(r.seen.messages[0][i].first == static_cast<int64_t>(i));
+  CHECK(r.wakeups > 0);
 }
