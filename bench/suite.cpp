@@ -1097,81 +1097,88 @@ int main(int argc, char** argv) {
                        first / 1048576, skews.front(), last / 1048576, skews.back()));
   }
 
-  // 7. Scale: the same messages over more and more partitions.
-  nlohmann::json scale_json = nlohmann::json::array();
-  std::map<std::string, std::pair<double, int64_t>> scale_at; // rate, RSS
-  // Every partition count is filled first, then each round runs every
-  // count and budget once: the best of `scale_repeat` rounds of each, so
-  // that a slow spell of this shared machine falls on all of them alike
-  // (the counts one after the other, 3 runs each, measured 52-93 % at 256
-  // against 8 in runs of the same build; in rounds, 3 of them 78-94 %, 5 of
-  // them 78-85 %).
-  std::vector<size_t> scale_runs = run_case("7") ? scales : std::vector<size_t>{};
-  auto scale_in = [](size_t p) { return fmt::format("scale-{}", p); };
-  auto scale_out = [](size_t p) { return fmt::format("out-scale-{}", p); };
-  for (auto p : scale_runs) {
-    auto topic = scale_in(p);
-    scale_broker->create_topic(topic, static_cast<int>(p));
-    scale_broker->create_topic(scale_out(p), 4);
-    fmt::print("filling {} messages of {} B over {} partitions (producer batch.size "
-               "{})...\n",
-               scale_messages, scale_bytes, p, scale_batch_bytes);
-    fill(scale_broker->bootstrap, {topic}, static_cast<int>(p), scale_messages, scale_bytes, {},
-         1, scale_batch_bytes);
-    check_holds(scale_broker->bootstrap, {topic}, static_cast<int>(p), scale_messages);
-  }
-  const std::array<size_t, 2> scale_budgets{size_t{0}, castor::defaults::memory_budget};
-  // The fastest run of each (partitions, budget), with the largest RSS
-  // growth of all its runs (as best_of's callers keep).
-  std::map<std::pair<size_t, size_t>, castor_result> scale_best;
-  for (size_t round = 0; round < std::max<size_t>(scale_repeat, 1); ++round)
-    for (auto p : scale_runs)
-      for (auto budget : scale_budgets) {
-        auto one = castor_run(
-            castor::dags::copy, scale_broker->bootstrap, {scale_in(p)}, scale_out(p), batch,
-            [&](auto& s) { return s.delivered >= scale_messages; },
-            castor::cycle_policy::by_batch(), budget);
-        if (one.stats.delivered != scale_messages)
-          die("scale: wrong count");
-        auto [at, first] = scale_best.try_emplace({p, budget}, one);
-        auto rss_growth = std::max(at->second.rss_growth, one.rss_growth);
-        if (!first && one.seconds < at->second.seconds)
-          at->second = std::move(one);
-        at->second.rss_growth = rss_growth;
-      }
-  for (auto p : scale_runs)
-    for (auto budget : scale_budgets) {
-      auto& r = scale_best.at({p, budget});
-      auto rss_growth = r.rss_growth;
-      auto label = budget == 0 ? std::string{"off"} : std::string{"256 MiB"};
-      scale_at[fmt::format("{}/{}", label, p)] = {scale_messages / r.seconds, rss_growth};
-      rows.push_back({"7", fmt::format("castor copy, {} partitions, budget {}", p, label),
-                      scale_bytes, scale_messages, r.seconds, 0, r.cpu});
-      scale_json.push_back({{"partitions", p},
-                            {"value_bytes", scale_bytes},
-                            {"memory_budget", label},
-                            {"messages", scale_messages},
-                            {"seconds", r.seconds},
-                            {"messages_per_s", scale_messages / r.seconds},
-                            {"pauses", r.stats.pauses},
-                            {"held_peak", r.stats.held_peak},
-                            {"peak_rss_growth_mb", rss_growth / 1048576.0}});
+  // 7 and 7s. Scale: the same messages over more and more partitions, on
+  // the scale cluster. Every partition count is filled first, then each
+  // round runs every count and budget once: the best of `scale_repeat`
+  // rounds of each, so that a slow spell of this shared machine falls on
+  // all of them alike (the counts one after the other, 3 runs each,
+  // measured 52-93 % at 256 against 8 in runs of the same build; in
+  // rounds, 3 of them 78-94 %, 5 of them 78-85 %). The fastest run of each
+  // (partitions, budget) counts, with the largest RSS growth of all its
+  // runs (a fast run may end before the prefetch queues fill). Adds the
+  // rows and JSON entries of case `id`.
+  using scale_key = std::pair<size_t, size_t>; // partitions, budget
+  auto run_scale = [&](const std::string& id, const std::string& prefix, size_t bytes,
+                       size_t messages, const std::vector<size_t>& counts,
+                       const std::vector<size_t>& budgets, nlohmann::json& json) {
+    auto in = [&](size_t p) { return fmt::format("{}-{}", prefix, p); };
+    auto out = [&](size_t p) { return fmt::format("out-{}-{}", prefix, p); };
+    for (auto p : counts) {
+      scale_broker->create_topic(in(p), static_cast<int>(p));
+      scale_broker->create_topic(out(p), 4);
+      fmt::print("filling {} messages of {} B over {} partitions (producer batch.size "
+                 "{})...\n",
+                 messages, bytes, p, scale_batch_bytes);
+      fill(scale_broker->bootstrap, {in(p)}, static_cast<int>(p), messages, bytes, {}, 1,
+           scale_batch_bytes);
+      check_holds(scale_broker->bootstrap, {in(p)}, static_cast<int>(p), messages);
     }
-  if (scales.size() >= 2 &&
-      scale_at.contains(fmt::format("256 MiB/{}", scales.front())) &&
-      scale_at.contains(fmt::format("256 MiB/{}", scales.back()))) {
-    auto [rate_lo, rss_lo] = scale_at[fmt::format("256 MiB/{}", scales.front())];
-    auto [rate_hi, rss_hi] = scale_at[fmt::format("256 MiB/{}", scales.back())];
-    target(rate_hi >= 0.8 * rate_lo,
-           fmt::format("case 7 msg/s at {} partitions >= 80 % of {}: {:.0f} %",
-                       scales.back(), scales.front(), 100 * rate_hi / rate_lo));
-    // The budget covers what castor holds; the rest of the process (CAF,
-    // librdkafka's threads and buffers, the producer) is the fixed part.
-    target(static_cast<double>(rss_hi) <=
-               castor::defaults::memory_budget + 128.0 * 1048576,
-           fmt::format("case 7 peak RSS growth at {} partitions within the budget (256 "
-                       "MiB) + 128 MiB: {:.0f} MB",
-                       scales.back(), rss_hi / 1048576.0));
+    std::map<scale_key, castor_result> best;
+    for (size_t round = 0; round < std::max<size_t>(scale_repeat, 1); ++round)
+      for (auto p : counts)
+        for (auto budget : budgets) {
+          auto one = castor_run(
+              castor::dags::copy, scale_broker->bootstrap, {in(p)}, out(p), batch,
+              [&](auto& s) { return s.delivered >= messages; },
+              castor::cycle_policy::by_batch(), budget);
+          if (one.stats.delivered != messages)
+            die(fmt::format("case {}: wrong count", id));
+          auto [at, first] = best.try_emplace({p, budget}, one);
+          auto rss_growth = std::max(at->second.rss_growth, one.rss_growth);
+          if (!first && one.seconds < at->second.seconds)
+            at->second = std::move(one);
+          at->second.rss_growth = rss_growth;
+        }
+    for (auto p : counts)
+      for (auto budget : budgets) {
+        auto& r = best.at({p, budget});
+        auto label = budget == 0 ? std::string{"off"} : std::string{"256 MiB"};
+        rows.push_back({id, fmt::format("castor copy, {} partitions, budget {}", p, label),
+                        bytes, messages, r.seconds, 0, r.cpu});
+        json.push_back({{"partitions", p},
+                        {"value_bytes", bytes},
+                        {"memory_budget", label},
+                        {"messages", messages},
+                        {"seconds", r.seconds},
+                        {"messages_per_s", messages / r.seconds},
+                        {"pauses", r.stats.pauses},
+                        {"held_peak", r.stats.held_peak},
+                        {"peak_rss_growth_mb", r.rss_growth / 1048576.0}});
+      }
+    return best;
+  };
+  // The budget covers what castor holds; the rest of the process (CAF,
+  // librdkafka's threads and buffers, the producer) is the fixed part.
+  constexpr double rss_allowed = castor::defaults::memory_budget + 128.0 * 1048576;
+
+  // 7. 1 KB messages (`--scale-bytes`), budget off and at its default.
+  nlohmann::json scale_json = nlohmann::json::array();
+  if (run_case("7")) {
+    auto best = run_scale("7", "scale", scale_bytes, scale_messages, scales,
+                          {size_t{0}, castor::defaults::memory_budget}, scale_json);
+    if (scales.size() >= 2) {
+      auto& lo = best.at({scales.front(), castor::defaults::memory_budget});
+      auto& hi = best.at({scales.back(), castor::defaults::memory_budget});
+      auto rate_lo = scale_messages / lo.seconds;
+      auto rate_hi = scale_messages / hi.seconds;
+      target(rate_hi >= 0.8 * rate_lo,
+             fmt::format("case 7 msg/s at {} partitions >= 80 % of {}: {:.0f} %",
+                         scales.back(), scales.front(), 100 * rate_hi / rate_lo));
+      target(static_cast<double>(hi.rss_growth) <= rss_allowed,
+             fmt::format("case 7 peak RSS growth at {} partitions within the budget (256 "
+                         "MiB) + 128 MiB: {:.0f} MB",
+                         scales.back(), hi.rss_growth / 1048576.0));
+    }
   }
 
   // 7s. Scale in small messages: librdkafka's byte limits count keys and
@@ -1180,57 +1187,16 @@ int main(int argc, char** argv) {
   // the peak RSS growth at the default budget, from 8 to 512 partitions.
   nlohmann::json small_json = nlohmann::json::array();
   if (run_case("7s")) {
-    auto small_in = [](size_t p) { return fmt::format("small-{}", p); };
-    auto small_out = [](size_t p) { return fmt::format("out-small-{}", p); };
-    for (auto p : small_scales) {
-      scale_broker->create_topic(small_in(p), static_cast<int>(p));
-      scale_broker->create_topic(small_out(p), 4);
-      fmt::print("filling {} messages of 20 B over {} partitions...\n", small_messages, p);
-      fill(scale_broker->bootstrap, {small_in(p)}, static_cast<int>(p), small_messages, 20,
-           {}, 1, scale_batch_bytes);
-      check_holds(scale_broker->bootstrap, {small_in(p)}, static_cast<int>(p),
-                  small_messages);
-    }
-    int64_t worst = 0;
-    size_t worst_at = 0;
-    for (auto p : small_scales) {
-      // The fastest run, with the largest RSS growth of all (a fast run
-      // may end before the prefetch queues fill).
-      std::optional<castor_result> best;
-      int64_t rss_growth = 0;
-      for (size_t i = 0; i < std::max<size_t>(repeat, 1); ++i) {
-        auto one = castor_run(
-            castor::dags::copy, scale_broker->bootstrap, {small_in(p)}, small_out(p), batch,
-            [&](auto& s) { return s.delivered >= small_messages; },
-            castor::cycle_policy::by_batch(), castor::defaults::memory_budget);
-        if (one.stats.delivered != small_messages)
-          die("small: wrong count");
-        rss_growth = std::max(rss_growth, one.rss_growth);
-        if (!best || one.seconds < best->seconds)
-          best = std::move(one);
-      }
-      auto& r = *best;
-      r.rss_growth = rss_growth;
-      rows.push_back({"7s", fmt::format("castor copy, {} partitions, budget 256 MiB", p), 20,
-                      small_messages, r.seconds, 0, r.cpu});
-      small_json.push_back({{"partitions", p},
-                            {"value_bytes", 20},
-                            {"memory_budget", "256 MiB"},
-                            {"messages", small_messages},
-                            {"seconds", r.seconds},
-                            {"messages_per_s", small_messages / r.seconds},
-                            {"pauses", r.stats.pauses},
-                            {"held_peak", r.stats.held_peak},
-                            {"peak_rss_growth_mb", r.rss_growth / 1048576.0}});
-      if (r.rss_growth > worst) {
-        worst = r.rss_growth;
-        worst_at = p;
-      }
-    }
-    target(static_cast<double>(worst) <= castor::defaults::memory_budget + 128.0 * 1048576,
-           fmt::format("case 7s peak RSS growth of 20 B messages within the budget (256 "
-                       "MiB) + 128 MiB at every partition count: {:.0f} MB at most (at {})",
-                       worst / 1048576.0, worst_at));
+    auto best = run_scale("7s", "small", 20, small_messages, small_scales,
+                          {castor::defaults::memory_budget}, small_json);
+    auto worst = std::max_element(best.begin(), best.end(), [](auto& x, auto& y) {
+      return x.second.rss_growth < y.second.rss_growth;
+    });
+    if (worst != best.end())
+      target(static_cast<double>(worst->second.rss_growth) <= rss_allowed,
+             fmt::format("case 7s peak RSS growth of 20 B messages within the budget (256 "
+                         "MiB) + 128 MiB at every partition count: {:.0f} MB at most (at {})",
+                         worst->second.rss_growth / 1048576.0, worst->first.first));
   }
 
   // 8. Dense interleaving: one producer's messages over time, several per

@@ -101,9 +101,9 @@ struct consumer_state {
   /// The consumer may send and read nothing: in `fetch_wake_after` (in
   /// `fetch_wake_early` when the broker holds `fetch_wake_far` messages more
   /// of one of them), unless a message came meanwhile, it wakes librdkafka's
-  /// fetcher for partitions it read that the broker holds more of (a fetcher that stopped at its
-  /// prefetch limits would otherwise look again only after up to a second),
-  /// and checks again.
+  /// fetcher for partitions it read that the broker holds more of (a fetcher
+  /// that stopped at its prefetch limits would otherwise look again only
+  /// after up to a second), and checks again.
   void watch_starvation(pointer self);
   void check_starved(pointer self, uint64_t reads_then);
 
