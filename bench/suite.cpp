@@ -820,11 +820,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 256));
   app.add_option("--json", json_path,
                  "where to write the results (default castor-bench.json)");
-  std::vector<std::string> only{"1",  "2", "2h", "3", "3p", "3hp", "3b", "3h",
-                                "4", "4b", "5", "6",  "7",   "7s", "8"};
-  app.add_option(
-      "--cases", only,
-      "which cases to run (default 1 2 2h 3 3p 3hp 3b 3h 4 4b 5 6 7 7s 8; 2 always runs)");
+  std::vector<std::string> only{"1", "2",  "2h", "3", "3p", "3hp", "3b", "3h",
+                                "4", "4b", "5",  "6", "7",  "7s",  "8"};
+  app.add_option("--cases", only,
+                 "which cases to run (default 1 2 2h 3 3p 3hp 3b 3h 4 4b 5 6 7 7s 8; 2 "
+                 "always runs)");
   std::vector<size_t> scales{8, 64, 256};
   size_t scale_messages = 150'000;
   app.add_option("--scale-partitions", scales,
@@ -835,10 +835,11 @@ int main(int argc, char** argv) {
   app.add_option("--scale-bytes", scale_bytes,
                  "value size of case 7's messages in bytes (default 1000)");
   size_t scale_batch_bytes = 1'000'000;
-  app.add_option("--scale-batch-bytes", scale_batch_bytes,
-                 "batch.size of the producer that writes cases 7 and 7s' data: the record "
-                 "batches a partition's fetch decompresses whole (default 1000000, "
-                 "librdkafka's)");
+  app.add_option(
+      "--scale-batch-bytes", scale_batch_bytes,
+      "batch.size of the producer that writes cases 7 and 7s' data: the record "
+      "batches a partition's fetch decompresses whole (default 1000000, "
+      "librdkafka's)");
   std::vector<size_t> small_scales{8, 64, 256, 512};
   size_t small_messages = 1'500'000;
   app.add_option("--small-partitions", small_scales,
@@ -1143,7 +1144,8 @@ int main(int argc, char** argv) {
       for (auto budget : budgets) {
         auto& r = best.at({p, budget});
         auto label = budget == 0 ? std::string{"off"} : std::string{"256 MiB"};
-        rows.push_back({id, fmt::format("castor copy, {} partitions, budget {}", p, label),
+        rows.push_back({id,
+                        fmt::format("castor copy, {} partitions, budget {}", p, label),
                         bytes, messages, r.seconds, 0, r.cpu});
         json.push_back({{"partitions", p},
                         {"value_bytes", bytes},
@@ -1194,9 +1196,10 @@ int main(int argc, char** argv) {
     });
     if (worst != best.end())
       target(static_cast<double>(worst->second.rss_growth) <= rss_allowed,
-             fmt::format("case 7s peak RSS growth of 20 B messages within the budget (256 "
-                         "MiB) + 128 MiB at every partition count: {:.0f} MB at most (at {})",
-                         worst->second.rss_growth / 1048576.0, worst->first.first));
+             fmt::format(
+                 "case 7s peak RSS growth of 20 B messages within the budget (256 "
+                 "MiB) + 128 MiB at every partition count: {:.0f} MB at most (at {})",
+                 worst->second.rss_growth / 1048576.0, worst->first.first));
   }
 
   // 8. Dense interleaving: one producer's messages over time, several per
@@ -1343,9 +1346,10 @@ int main(int argc, char** argv) {
   if (!small_json.empty()) {
     fmt::print("\nscale in small messages (20 B, copy, batch cycles, budget 256 MiB):\n");
     for (auto& s : small_json)
-      fmt::print("  {:>4} partitions: {:>8.0f} msg/s, {:>5} pauses, peak RSS +{:.1f} MB\n",
-                 s["partitions"].get<size_t>(), s["messages_per_s"].get<double>(),
-                 s["pauses"].get<uint64_t>(), s["peak_rss_growth_mb"].get<double>());
+      fmt::print(
+          "  {:>4} partitions: {:>8.0f} msg/s, {:>5} pauses, peak RSS +{:.1f} MB\n",
+          s["partitions"].get<size_t>(), s["messages_per_s"].get<double>(),
+          s["pauses"].get<uint64_t>(), s["peak_rss_growth_mb"].get<double>());
   }
   fmt::print("\nlive latency, produce to result ({} messages at {}/s, fetch.wait.max.ms "
              "10):\n",
