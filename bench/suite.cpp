@@ -15,7 +15,8 @@
 //   4. castor `wordcount` over the same messages (values are words), by
 //      timestamp; 4b by batch (fewer, larger cycles: fewer records out)
 //   5. skewed replay (one topic three hours ahead): throughput and peak RSS
-//      at several history sizes, batch_size 5000 (cap 25,000 held)
+//      at several history sizes, batch_size 5000 (cap 25,000 held); 5l the
+//      same in 16 KB messages: held bytes and peak RSS within the budget
 //   6. live latency: one message at a time at a fixed rate, produce to
 //      result, raw loop and castor, p50 / p99 / max
 //   7. scale: the same 1 KB messages over 8, 64 and 256 source partitions
@@ -420,7 +421,8 @@ castor_result
 castor_run(const castor::dags::factory& make, const std::string& bootstrap,
            const std::vector<std::string>& topics, const std::string& out, size_t batch,
            Done done, castor::cycle_policy cycles = castor::cycle_policy::by_timestamp(),
-           std::optional<size_t> memory_budget = std::nullopt, size_t hold_limit = 0) {
+           std::optional<size_t> memory_budget = std::nullopt, size_t hold_limit = 0,
+           std::optional<size_t> hold_unit_bytes = std::nullopt) {
   caf::actor_system_config cfg;
   castor::add_message_types(cfg);
   castor::set_scheduler_threads(cfg, scheduler_threads); // as the service: engine.threads
@@ -440,6 +442,7 @@ castor_run(const castor::dags::factory& make, const std::string& bootstrap,
     if (memory_budget)
       pc.memory_budget = *memory_budget;
     pc.hold_limit = hold_limit;
+    pc.hold_unit_bytes = hold_unit_bytes;
     auto pipeline = castor::spawn_pipeline(sys, def, pc);
     caf::scoped_actor self{sys};
     // A pipeline that delivers nothing for 60 s is stuck: fail, naming where.
@@ -820,11 +823,20 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 256));
   app.add_option("--json", json_path,
                  "where to write the results (default castor-bench.json)");
-  std::vector<std::string> only{"1", "2",  "2h", "3", "3p", "3hp", "3b", "3h",
-                                "4", "4b", "5",  "6", "7",  "7s",  "8"};
+  std::vector<std::string> only{"1", "2",  "2h", "3",  "3p", "3hp", "3b", "3h",
+                                "4", "4b", "5",  "5l", "6",  "7",   "7s", "8"};
   app.add_option("--cases", only,
-                 "which cases to run (default 1 2 2h 3 3p 3hp 3b 3h 4 4b 5 6 7 7s 8; 2 "
-                 "always runs)");
+                 "which cases to run (default 1 2 2h 3 3p 3hp 3b 3h 4 4b 5 5l 6 7 7s 8; "
+                 "2 always runs)");
+  size_t large_messages = 48'000;
+  size_t large_bytes = 16'384;
+  int large_partitions = 16;
+  app.add_option("--large-messages", large_messages,
+                 "messages of case 5l (default 48000)");
+  app.add_option("--large-bytes", large_bytes,
+                 "value size of case 5l's messages (default 16384)");
+  app.add_option("--large-partitions", large_partitions,
+                 "partitions of each of case 5l's two topics (default 16)");
   std::vector<size_t> scales{8, 64, 256};
   size_t scale_messages = 150'000;
   app.add_option("--scale-partitions", scales,
@@ -1052,41 +1064,92 @@ int main(int argc, char** argv) {
     }
   }
 
-  // 5. Skewed replay.
+  // 5 and 5l. Skewed replay: `n` messages of `value_size` over two topics
+  // of `parts` partitions, the first three hours ahead, each of `units`
+  // (the hold's unit in bytes; unset: derived from the budget) in turn in
+  // each run of `repeat`; adds a row and a JSON entry of case `id` for each
+  // and returns their peak RSS growths.
   nlohmann::json skew_json = nlohmann::json::array();
-  std::vector<int64_t> growths;
-  for (auto n : run_case("5") ? skews : std::vector<size_t>{}) {
-    std::vector<std::string> topics{fmt::format("ahead-{}", n),
-                                    fmt::format("behind-{}", n)};
+  auto skewed = [&](const std::string& id, size_t n, size_t value_size, int parts,
+                    const std::vector<std::optional<size_t>>& units) {
+    std::vector<std::string> topics{fmt::format("ahead-{}-{}", n, value_size),
+                                    fmt::format("behind-{}-{}", n, value_size)};
     for (auto& t : topics)
-      broker.create_topic(t, partitions);
-    broker.create_topic(fmt::format("out-skew-{}", n), 1);
-    fmt::print("filling {} messages of 20 B, one topic three hours ahead...\n", n);
-    fill(bootstrap, topics, partitions, n, 20, std::chrono::hours{3});
-    check_holds(bootstrap, topics, partitions, n);
-    // The fastest run's figures, and the highest peak RSS of all runs: a fast
+      broker.create_topic(t, parts);
+    auto out = fmt::format("out-skew-{}-{}", n, value_size);
+    broker.create_topic(out, 1);
+    fmt::print("filling {} messages of {} B, one topic three hours ahead...\n", n,
+               value_size);
+    fill(bootstrap, topics, parts, n, value_size, std::chrono::hours{3});
+    check_holds(bootstrap, topics, parts, n);
+    // The fastest run's figures, and the highest peaks of all runs: a fast
     // run may end before librdkafka's prefetch queues have filled, so one run
     // can understate what a replay of that size needs.
-    int64_t rss_growth = 0;
-    auto r = best_of(repeat, [&] {
-      auto one =
-          castor_run(castor::dags::copy, bootstrap, topics, fmt::format("out-skew-{}", n),
-                     batch, [&](auto& s) { return s.delivered >= n; });
-      if (one.stats.delivered != n)
-        die("skew: wrong count");
-      rss_growth = std::max(rss_growth, one.rss_growth);
-      return one;
-    });
-    r.rss_growth = rss_growth;
-    growths.push_back(r.rss_growth);
-    rows.push_back({"5", fmt::format("castor copy, skewed replay of {}", n), 20, n,
-                    r.seconds, 0, r.cpu});
-    skew_json.push_back({{"messages", n},
-                         {"seconds", r.seconds},
-                         {"messages_per_s", n / r.seconds},
-                         {"held_peak", r.stats.held_peak},
-                         {"pauses", r.stats.pauses},
-                         {"peak_rss_growth_mb", r.rss_growth / 1048576.0}});
+    struct variant {
+      std::optional<castor_result> best;
+      int64_t rss_growth = 0;
+      uint64_t held_bytes_peak = 0;
+    };
+    std::vector<variant> variants(units.size());
+    for (size_t k = 0; k < repeat; ++k)
+      for (size_t v = 0; v < units.size(); ++v) {
+        auto one = castor_run(
+            castor::dags::copy, bootstrap, topics, out, batch,
+            [&](auto& s) { return s.delivered >= n; },
+            castor::cycle_policy::by_timestamp(), std::nullopt, 0, units[v]);
+        if (one.stats.delivered != n)
+          die("skew: wrong count");
+        auto& x = variants[v];
+        x.rss_growth = std::max(x.rss_growth, one.rss_growth);
+        x.held_bytes_peak = std::max(x.held_bytes_peak, one.stats.held_bytes_peak);
+        if (!x.best || one.seconds < x.best->seconds)
+          x.best = std::move(one);
+      }
+    std::vector<int64_t> growths;
+    for (size_t v = 0; v < units.size(); ++v) {
+      auto& r = *variants[v].best;
+      auto hold = !units[v]        ? std::string{}
+                  : *units[v] == 0 ? std::string{", in messages"}
+                                   : fmt::format(", unit {} B", *units[v]);
+      rows.push_back({id, fmt::format("castor copy, skewed replay of {}{}", n, hold),
+                      value_size, n, r.seconds, 0, r.cpu});
+      skew_json.push_back(
+          {{"case", id},
+           {"messages", n},
+           {"value_bytes", value_size},
+           {"partitions", 2 * parts},
+           {"hold", hold.empty() ? "budget" : hold.substr(2)},
+           {"seconds", r.seconds},
+           {"messages_per_s", n / r.seconds},
+           {"held_peak", r.stats.held_peak},
+           {"held_bytes_peak_mb", variants[v].held_bytes_peak / 1048576.0},
+           {"pauses", r.stats.pauses},
+           {"peak_rss_growth_mb", variants[v].rss_growth / 1048576.0}});
+      growths.push_back(variants[v].rss_growth);
+    }
+    return growths;
+  };
+  std::vector<int64_t> growths;
+  for (auto n : run_case("5") ? skews : std::vector<size_t>{})
+    growths.push_back(skewed("5", n, 20, partitions, {std::nullopt}).front());
+  if (run_case("5l")) {
+    // Large messages: what is held is bounded in bytes (a quarter of the
+    // budget, plus a message per partition), not only in messages (the
+    // cap, 25,000 of any size): beside it, the same replay held in
+    // messages only (castor before 2026-12-06).
+    auto budget = castor::defaults::memory_budget;
+    auto growth = skewed("5l", large_messages, large_bytes, large_partitions,
+                         {std::nullopt, size_t{0}});
+    auto held_mb = skew_json[skew_json.size() - 2]["held_bytes_peak_mb"].get<double>();
+    auto bound_mb = (budget / 4.0 + 2.0 * large_partitions * large_bytes) / 1048576;
+    target(held_mb <= bound_mb,
+           fmt::format("case 5l held peak within a quarter of the budget + a message per "
+                       "partition: {:.1f} MB (bound {:.1f} MB)",
+                       held_mb, bound_mb));
+    target(static_cast<double>(growth.front()) <= budget + 128.0 * 1048576,
+           fmt::format("case 5l peak RSS growth within the budget + 128 MiB: +{:.0f} MB "
+                       "(held in messages only: +{:.0f} MB)",
+                       growth.front() / 1048576.0, growth.back() / 1048576.0));
   }
   if (growths.size() >= 2) {
     auto first = static_cast<double>(growths.front());
@@ -1316,12 +1379,13 @@ int main(int argc, char** argv) {
   }
   fmt::print("\nskewed replay (batch_size {}, cap {} held):\n", batch, 5 * batch);
   for (auto& s : skew_json)
-    fmt::print(
-        "  {:>8} messages: {:>9.0f} msg/s, held peak {:>6}, {:>4} pauses, peak RSS "
-        "+{:.1f} MB\n",
-        s["messages"].get<size_t>(), s["messages_per_s"].get<double>(),
-        s["held_peak"].get<uint64_t>(), s["pauses"].get<uint64_t>(),
-        s["peak_rss_growth_mb"].get<double>());
+    fmt::print("  {:<2} {:>8} messages of {:>5} B, hold {:<11}: {:>9.0f} msg/s, held "
+               "peak {:>6} ({:.1f} MB), {:>4} pauses, peak RSS +{:.1f} MB\n",
+               s["case"].get<std::string>(), s["messages"].get<size_t>(),
+               s["value_bytes"].get<size_t>(), s["hold"].get<std::string>(),
+               s["messages_per_s"].get<double>(), s["held_peak"].get<uint64_t>(),
+               s["held_bytes_peak_mb"].get<double>(), s["pauses"].get<uint64_t>(),
+               s["peak_rss_growth_mb"].get<double>());
   if (!dense_json.empty()) {
     fmt::print("\ndense interleaving ({} per ms, copy, cycles by timestamp):\n",
                dense_per_ms);

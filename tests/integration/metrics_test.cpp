@@ -167,6 +167,8 @@ TEST_CASE("the Prometheus endpoint serves what the pipeline counted, per topic, 
   CHECK(sample(m, "castor_replay_eta_seconds") == 0);
   CHECK(sample(m, "castor_held_messages") == 0);
   CHECK(sample(m, "castor_held_messages_peak") >= 1);
+  CHECK(sample(m, "castor_held_bytes") == 0);
+  CHECK(sample(m, "castor_held_bytes_peak") >= 1);
   CHECK(sample(m, "castor_paused_partitions") == 0);
   // The last input's time is t0 + 2999 ms.
   CHECK(sample(m, "castor_watermark_seconds") == Approx((t0 + 2999) / 1000.0));

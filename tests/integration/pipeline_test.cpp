@@ -4,6 +4,7 @@
 #include "castor/dags/builtin.hpp"
 #include "castor/logger.hpp"
 #include "castor/pipeline.hpp"
+#include "castor/watermark_core.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -116,25 +117,30 @@ TEST_CASE("two topics with interleaved timestamps replay in global timestamp ord
   stop_and_wait(*fx.sys, pipeline);
 }
 
-TEST_CASE(
-    "a skewed replay holds no more than the cap plus three batches, pauses, resumes and "
-    "delivers every message once in order",
-    "[integration][pipeline]") {
-  // "ahead" is three hours ahead of "behind" for most of its data.
+namespace {
+
+// A skewed replay: "ahead" is three hours ahead of "behind" for most of
+// its data, 2,000 messages each with values of `value_bytes`, merged at
+// batch_size 20 (cap: 100 held) within `budget` (engine.memory_budget).
+// Checks that every message comes out once, in order, after pauses and
+// resumes; returns the stats once live.
+castor::pipeline_stats skewed_replay(size_t value_bytes, size_t budget) {
   kafka_env env{{{"ahead", 2}, {"behind", 1}, {"merged", 1}}};
   std::vector<record> input;
   const int64_t hour = 3'600'000;
   for (int i = 0; i < 2000; ++i) {
-    input.push_back({"behind", 0, "b" + std::to_string(i), "x", t0 + i * 1000});
-    input.push_back(
-        {"ahead", i % 2, "a" + std::to_string(i), "y", t0 + 3 * hour + i * 1000});
+    input.push_back({"behind", 0, "b" + std::to_string(i), std::string(value_bytes, 'x'),
+                     t0 + i * 1000});
+    input.push_back({"ahead", i % 2, "a" + std::to_string(i),
+                     std::string(value_bytes, 'y'), t0 + 3 * hour + i * 1000});
   }
   // In 20 writes, each its own record batches, and fetched a batch at a
   // time: "behind" cannot arrive whole before "ahead" has shown anything
   // (its messages would then all be released at once, with no pause).
   for (size_t i = 0; i < input.size(); i += 200)
-    env.produce({input.begin() + static_cast<ptrdiff_t>(i),
-                 input.begin() + static_cast<ptrdiff_t>(std::min(i + 200, input.size()))});
+    env.produce(
+        {input.begin() + static_cast<ptrdiff_t>(i),
+         input.begin() + static_cast<ptrdiff_t>(std::min(i + 200, input.size()))});
 
   system_fixture fx;
   auto def = castor::dags::merge({{"ahead", "ahead", start_policy::earliest()},
@@ -142,8 +148,13 @@ TEST_CASE(
                                  {{"out", "merged"}});
   REQUIRE(def);
   auto cfg = env.config();
-  cfg.consumer["max.partition.fetch.bytes"] = "2048";
-  cfg.batch_size = 20; // cap: 100 held
+  cfg.consumer["max.partition.fetch.bytes"] = std::to_string(2048 + value_bytes);
+  // Whatever the budget, librdkafka's queues as in the test with 1-byte values.
+  cfg.consumer["fetch.max.bytes"] = "1048576";
+  cfg.consumer["queued.max.messages.kbytes"] = "8192";
+  cfg.producer["queue.buffering.max.kbytes"] = "65536";
+  cfg.batch_size = 20;
+  cfg.memory_budget = budget;
   auto pipeline = fx.run(*def, cfg);
   auto out = env.read("merged", input.size(), 60s);
   REQUIRE(out.size() == input.size());
@@ -158,14 +169,47 @@ TEST_CASE(
   auto s = wait_until(*fx.sys, pipeline, [](auto& s) { return s.live; });
   CHECK(s.pauses > 0);
   CHECK(s.resumes > 0);
+  CHECK(s.released == input.size());
+  CHECK(s.held == 0);
+  CHECK(s.held_bytes == 0);
+  stop_and_wait(*fx.sys, pipeline);
+  return s;
+}
+
+} // namespace
+
+TEST_CASE(
+    "a skewed replay holds no more than the cap plus three batches, pauses, resumes and "
+    "delivers every message once in order",
+    "[integration][pipeline]") {
+  auto s = skewed_replay(1, castor::defaults::memory_budget);
   // The cap plus three batches (the stuck messages, and a batch of room
   // for the partitions holding the watermark back), plus at most one
   // message per partition that had delivered nothing yet when the cap was
   // reached (one of the three here).
   CHECK(s.held_peak >= 100);
   CHECK(s.held_peak <= 100 + 3 * 20 + 3);
-  CHECK(s.released == input.size());
-  stop_and_wait(*fx.sys, pipeline);
+}
+
+TEST_CASE("with large messages, a skewed replay holds the cap plus three batches in "
+          "units of its memory budget: bounded in bytes",
+          "[integration][pipeline]") {
+  // Values of 1,000 bytes (keys of 2 to 5), a unit of the hold per 250
+  // bytes started: 5 units a message, the cap (100 units) 20 messages.
+  // Bound: (cap + 3 batches = 160 units) x 250 bytes + one message per
+  // partition; in messages that is 32 + 3, where the budget's default
+  // unit (1,342 bytes) allows 163.
+  castor::watermark_config w;
+  w.batch_size = 20;
+  const size_t budget = 250 * 4 * w.units_bound(castor::defaults::releases_in_flight);
+  REQUIRE(castor::hold_unit_bytes(budget, w, castor::defaults::releases_in_flight) ==
+          250);
+  auto s = skewed_replay(1000, budget);
+  INFO("held peak " << s.held_peak << " messages, " << s.held_bytes_peak << " bytes");
+  CHECK(s.held_peak >= 20);
+  CHECK(s.held_peak <= 160 / 5 + 3);
+  CHECK(s.held_bytes_peak >= 20 * 1002);
+  CHECK(s.held_bytes_peak <= 160 * 250 + 3 * 1005);
 }
 
 TEST_CASE("after catching up, a newly produced message's result comes out",

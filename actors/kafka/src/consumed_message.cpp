@@ -130,6 +130,15 @@ std::optional<std::string_view> consumed_message::value() const noexcept {
   return std::nullopt;
 }
 
+size_t consumed_message::bytes() const noexcept {
+  if (raw_ != nullptr)
+    return raw_->key_len + raw_->len;
+  if (!owned_)
+    return 0;
+  return (owned_->key ? owned_->key->size() : 0) +
+         (owned_->value ? owned_->value->size() : 0);
+}
+
 headers_view consumed_message::headers() const {
   if (raw_ != nullptr)
     return headers_view{&librdkafka_headers, this};

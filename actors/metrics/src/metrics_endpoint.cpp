@@ -92,6 +92,11 @@ std::vector<MetricFamily> to_metric_families(const pipeline_stats& s, timestamp 
            double(s.held));
   f.scalar("castor_held_messages_peak", "The most messages held at once", gauge,
            double(s.held_peak));
+  f.scalar("castor_held_bytes",
+           "Keys and values of the messages held by the orchestrator (bytes)", gauge,
+           double(s.held_bytes));
+  f.scalar("castor_held_bytes_peak", "The most bytes held at once", gauge,
+           double(s.held_bytes_peak));
   f.scalar("castor_waiting_messages",
            "Messages released whose cycle waits for the rest of its timestamp or bucket",
            gauge, double(s.waiting));

@@ -4,6 +4,7 @@
 #include "castor/error.hpp"
 #include "castor/logger.hpp"
 #include "castor/read_order.hpp"
+#include "castor/watermark_core.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
@@ -121,12 +122,13 @@ caf::error consumer_state::start(pointer self) {
     if (!remade)
       return to_error(remade.error());
     client = std::move(*remade);
-    logger()->info("consumer: memory budget {} MiB over {} partition(s): librdkafka "
+    logger()->info("consumer: memory budget {} KiB over {} partition(s): librdkafka "
                    "prefetches up to {} KiB or {} messages per partition "
-                   "(queued.max.messages.kbytes, queued.min.messages)",
-                   config.memory_budget / (1024 * 1024), table->partitions.size(),
+                   "(queued.max.messages.kbytes, queued.min.messages); the "
+                   "orchestrator's hold counts a unit per {} bytes of key and value",
+                   config.memory_budget / 1024, table->partitions.size(),
                    props.at("queued.max.messages.kbytes"),
-                   props.at("queued.min.messages"));
+                   props.at("queued.min.messages"), config.unit_bytes);
   }
   std::vector<kafka::assignment_entry> assignment;
   for (auto& e : table->partitions) {
@@ -143,6 +145,7 @@ caf::error consumer_state::start(pointer self) {
   revoking.assign(n, false);
   at_end.assign(n, false);
   read_latest.assign(n, timestamp::min());
+  read_units.assign(n, 1);
   heard.assign(n, false);
   wake_delay = config.fetch_wake_after;
   std::function<void()> on_data;
@@ -312,9 +315,31 @@ void consumer_state::read_and_send(pointer self) {
       return got;
     auto first = batch->messages.size();
     bool last_end = at_end[pid];
-    if (client->read(pid, max, batch->messages, errors, &last_end)) {
-      batch->end_of_partition.push_back(pid);
-      got.at_end = true;
+    // `max` is in units of the hold: with unit_bytes, as many messages as
+    // are left at the size of the partition's last one, until the units
+    // are spent or the partition runs dry.
+    size_t units = 0;
+    for (;;) {
+      auto ask = max - units;
+      if (config.unit_bytes > 0)
+        ask = std::max<size_t>(ask / read_units[pid], 1);
+      auto before = batch->messages.size();
+      if (client->read(pid, ask, batch->messages, errors, &last_end) && !got.at_end) {
+        batch->end_of_partition.push_back(pid);
+        got.at_end = true;
+      }
+      auto n = batch->messages.size() - before;
+      if (config.unit_bytes == 0) {
+        units = n;
+        break;
+      }
+      for (auto i = before; i < batch->messages.size(); ++i) {
+        auto u = hold_units(batch->messages[i].bytes(), config.unit_bytes);
+        units += u;
+        read_units[pid] = static_cast<uint32_t>(u);
+      }
+      if (n < ask || units >= max || got.at_end || errors.fatal)
+        break;
     }
     at_end[pid] = last_end;
     auto& expected = next_offset[pid];
@@ -328,7 +353,7 @@ void consumer_state::read_and_send(pointer self) {
     // per message: the orchestrator reads every message's).
     for (auto i = batch->messages.size(); i > first && !got.last_time; --i)
       got.last_time = batch->messages[i - 1].time();
-    got.messages = batch->messages.size() - first;
+    got.messages = units;
     return got;
   };
   read_round(heap_scratch, readable_scratch, heard, read_latest, credit, read);

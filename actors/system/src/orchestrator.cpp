@@ -71,6 +71,7 @@ void orchestrator_state::after_change(
     }
   }
   held_peak = std::max<uint64_t>(held_peak, core->held());
+  held_bytes_peak = std::max(held_bytes_peak, core->counters().held_bytes);
   pump(self);
   // The switch is announced once everything replayed has been released to
   // the DAG and run: a host that stops on it loses nothing of the replay.
@@ -222,12 +223,14 @@ pipeline_stats orchestrator_state::stats(
     orchestrator_actor::stateful_pointer<orchestrator_state> self) const {
   pipeline_stats stats;
   stats.held_peak = held_peak;
+  stats.held_bytes_peak = held_bytes_peak;
   if (!core)
     return stats;
   auto& c = core->counters();
   stats.consumed = c.received;
   stats.released = c.released;
   stats.held = c.held;
+  stats.held_bytes = c.held_bytes;
   stats.paused_partitions = c.paused_partitions;
   stats.pauses = c.pauses;
   stats.resumes = c.resumes;
@@ -493,7 +496,8 @@ orchestrator(orchestrator_actor::stateful_pointer<orchestrator_state> self,
             continue;
           auto offset = m.offset();
           auto time = m.time();
-          st.core->push(pid, offset, time, std::move(m), now);
+          auto bytes = m.bytes();
+          st.core->push(pid, offset, time, std::move(m), now, bytes);
         }
         for (auto pid : batch->end_of_partition)
           st.core->end_of_partition(pid, now);

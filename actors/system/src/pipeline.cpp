@@ -215,6 +215,8 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
   ocfg.stop = stop;
   ocfg.replay_speed = cfg.replay_speed;
   ocfg.watermark.group = cfg.assignment == assignment_mode::group;
+  ocfg.watermark.unit_bytes = cfg.hold_unit_bytes.value_or(
+      hold_unit_bytes(cfg.memory_budget, ocfg.watermark, cfg.releases_in_flight));
   c.orchestrator = sys.spawn(orchestrator, ocfg, c.executor);
   consumer_config ccfg;
   ccfg.properties = cfg.consumer;
@@ -223,6 +225,7 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
   ccfg.commit_interval = cfg.commit_interval;
   ccfg.event_driven = cfg.event_driven;
   ccfg.memory_budget = cfg.memory_budget;
+  ccfg.unit_bytes = ocfg.watermark.unit_bytes;
   ccfg.group = cfg.assignment == assignment_mode::group;
   ccfg.cancel = scfg.cancel;
   for (auto& s : definition->sinks())

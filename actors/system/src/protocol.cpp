@@ -13,6 +13,8 @@ void merge_into(pipeline_stats& into, const pipeline_stats& from) {
   into.released += from.released;
   into.held += from.held;
   into.held_peak = std::max(into.held_peak, from.held_peak);
+  into.held_bytes += from.held_bytes;
+  into.held_bytes_peak = std::max(into.held_bytes_peak, from.held_bytes_peak);
   into.paused_partitions += from.paused_partitions;
   into.pauses += from.pauses;
   into.resumes += from.resumes;

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <functional>
 #include <random>
 #include <string>
 #include <tuple>
@@ -494,6 +495,7 @@ namespace {
 struct replay_run {
   size_t rounds = 0;
   size_t held_peak = 0;
+  size_t held_bytes_peak = 0;
   bool within_bound = true;
   bool in_order = false;
   /// The round at whose end the watermark first existed (every partition
@@ -518,10 +520,15 @@ void append_interleaved(std::vector<msg>& out, uint32_t first, uint32_t count,
 // (`fetch(round, fetched, next)` raises `fetched`, per partition, `next`
 // being what was read); the held
 // messages are checked against the bound of docs/pipeline.md after every
-// round. Released in order: `expected`.
+// round. Released in order: `expected`. With `bytes`, the j-th message of p
+// has `bytes(p, j)` bytes and the consumer's credit is in units of the hold
+// (the core's unit_bytes), at most `message_units` per message: the bound is
+// then in units, one largest message per partition beyond the batches.
 template <class Stamp, class Fetch>
 replay_run drive_replay(core& c, const std::vector<int64_t>& sizes, size_t batch,
-                        Stamp stamp, Fetch fetch, const std::vector<msg>& expected) {
+                        Stamp stamp, Fetch fetch, const std::vector<msg>& expected,
+                        const std::function<size_t(uint32_t, int64_t)>& bytes = nullptr,
+                        size_t message_units = 1) {
   auto partitions = static_cast<uint32_t>(c.partitions());
   std::vector<int64_t> next(partitions, 0);
   std::vector<int64_t> fetched(partitions, 0);
@@ -540,9 +547,12 @@ replay_run drive_replay(core& c, const std::vector<int64_t>& sizes, size_t batch
     auto read = [&](uint32_t pid, size_t max) {
       castor::chunk_read got;
       for (; got.messages < max && next[pid] < std::min(fetched[pid], sizes[pid]);
-           ++got.messages, ++next[pid]) {
-        push(c, pid, next[pid], stamp(pid, next[pid]));
-        got.last_time = stamp(pid, next[pid]);
+           ++next[pid]) {
+        auto j = next[pid];
+        auto size = bytes ? bytes(pid, j) : 0;
+        c.push(pid, j, stamp(pid, j), id(pid, j), t0, size);
+        got.messages += castor::hold_units(size, c.config().unit_bytes);
+        got.last_time = stamp(pid, j);
       }
       if (next[pid] == sizes[pid]) {
         c.end_of_partition(pid, t0);
@@ -553,7 +563,9 @@ replay_run drive_replay(core& c, const std::vector<int64_t>& sizes, size_t batch
     castor::read_round(heap, readable, heard, behind, c.allowance(), read);
     c.update(t0);
     run.held_peak = std::max(run.held_peak, c.held());
-    run.within_bound = run.within_bound && c.held() <= 8 * batch + partitions;
+    run.held_bytes_peak = std::max<size_t>(run.held_bytes_peak, c.counters().held_bytes);
+    run.within_bound =
+        run.within_bound && c.held_units() <= 8 * batch + partitions * message_units;
     if (run.watermark_round == 0 && c.has_watermark())
       run.watermark_round = run.rounds;
     while (c.release(out) > 0) {
@@ -714,11 +726,16 @@ namespace {
 // assigned, delivered a message each (a second before the replay's
 // first), were revoked and are assigned again from offset 0: the
 // watermark of before stays, and the partitions hold it back again.
-replay_run skewed_replay(int64_t per_partition, size_t batch, bool rebalanced = false) {
+// `unit_bytes`, `bytes`, `message_units`: as for drive_replay.
+replay_run skewed_replay(int64_t per_partition, size_t batch, bool rebalanced = false,
+                         size_t unit_bytes = 0,
+                         const std::function<size_t(uint32_t, int64_t)>& bytes = nullptr,
+                         size_t message_units = 1) {
   const uint32_t partitions = 8;
   std::vector<partition_bounds> bounds(partitions, {0, per_partition});
   auto cfg = small(batch);
   cfg.group = rebalanced;
+  cfg.unit_bytes = unit_bytes;
   core c{bounds, cfg, t0};
   if (rebalanced) {
     for (uint32_t pid = 0; pid < partitions; ++pid)
@@ -751,7 +768,8 @@ replay_run skewed_replay(int64_t per_partition, size_t batch, bool rebalanced = 
   std::vector<msg> expected;
   append_interleaved(expected, 4, 4, per_partition);
   append_interleaved(expected, 0, 4, per_partition);
-  return drive_replay(c, per_partition, batch, stamp, fetches, expected);
+  return drive_replay(c, std::vector<int64_t>(partitions, per_partition), batch, stamp,
+                      fetches, expected, bytes, message_units);
 }
 
 } // namespace
@@ -770,6 +788,94 @@ TEST_CASE("a skewed replay whose first fetches bring only the partitions ahead s
   CHECK(run.in_order);
   CHECK(run.within_bound);
   CHECK(run.rounds <= 2 * 8 * 2500 / 100);
+}
+
+TEST_CASE("with unit_bytes, a skewed replay of messages of many sizes holds the bound in "
+          "units: its bytes, not only its messages, stay bounded",
+          "[watermark]") {
+  // Messages of 1 to 2,000 bytes, a unit per 100 started (up to 20 a
+  // message), batch 100 (cap 500 units). Counted in messages, the hold
+  // takes 800 messages of any size, some 800 KB here.
+  std::mt19937 rng{18};
+  std::vector<std::vector<size_t>> sizes(8);
+  for (auto& p : sizes)
+    for (int j = 0; j < 2500; ++j)
+      p.push_back(std::uniform_int_distribution<size_t>{1, 2000}(rng));
+  auto bytes = [&](uint32_t pid, int64_t j) { return sizes[pid][j]; };
+  const size_t bound = 8 * 100 * 100 + 8 * 2000;
+  auto run = skewed_replay(2500, 100, false, 100, bytes, 20);
+  INFO(run.rounds << " rounds, held peak " << run.held_peak << " messages, "
+                  << run.held_bytes_peak << " bytes");
+  CHECK(run.in_order);
+  CHECK(run.within_bound);
+  CHECK(run.held_bytes_peak <= bound);
+  CHECK(run.held_bytes_peak >= 500 * 100); // at the cap
+  // About a batch of units a round trip, as the replay in messages above.
+  size_t units = 0;
+  for (auto& p : sizes)
+    for (auto n : p)
+      units += castor::hold_units(n, 100);
+  CHECK(run.rounds <= 2 * units / 100);
+  // Counted in messages, the same replay holds past it.
+  auto messages = skewed_replay(2500, 100, false, 0, bytes);
+  INFO("in messages: held peak " << messages.held_bytes_peak << " bytes");
+  CHECK(messages.in_order);
+  CHECK(messages.held_bytes_peak > bound);
+}
+
+TEST_CASE("with unit_bytes, a message counts a unit per unit_bytes started and the cap "
+          "and a release count units",
+          "[watermark]") {
+  CHECK(castor::hold_units(0, 100) == 1);
+  CHECK(castor::hold_units(100, 100) == 1);
+  CHECK(castor::hold_units(101, 100) == 2);
+  CHECK(castor::hold_units(5000, 0) == 1);
+  auto cfg = small(10); // cap 50 units
+  cfg.unit_bytes = 100;
+  core c{{{0, 100}, {0, 100}}, cfg, t0};
+  c.push(1, 0, t0, id(1, 0), t0, 0); // 1 unit
+  for (int64_t j = 0; j < 16; ++j)   // 3 units each: 48
+    c.push(0, j, t0 + std::chrono::milliseconds{j + 1}, id(0, j), t0, 250);
+  c.update(t0);
+  CHECK(c.held_units() == 49);
+  CHECK(c.held() == 17);
+  CHECK(c.counters().held_bytes == 16 * 250);
+  CHECK_FALSE(c.paused(0));
+  c.push(0, 16, t0 + 17ms, id(0, 16), t0, 250);
+  c.update(t0);
+  CHECK(c.held_units() == 52);
+  CHECK(c.paused(0)); // at the cap in units, at 18 messages
+  std::vector<msg> out;
+  CHECK(c.release(out) == 1); // 1:0; then partition 1 (latest t0) holds it back
+  c.push(1, 1, t0 + 1h, id(1, 1), t0, 0);
+  c.update(t0);
+  // A release takes no more than a batch of units: 3 messages of 3 (a
+  // fourth would make 12).
+  CHECK(c.release(out) == 3);
+  CHECK(c.held_units() == 52 - 1 + 1 - 9);
+  CHECK(c.counters().held_bytes == 14 * 250);
+  CHECK_FALSE(c.paused(0)); // below the cap, behind the watermark's line
+  // A message larger than a batch goes alone.
+  core big{{{0, 10}}, cfg, t0};
+  big.push(0, 0, t0, id(0, 0), t0, 5000);
+  big.push(0, 1, t0 + 1ms, id(0, 1), t0, 10);
+  big.update(t0);
+  CHECK(big.held_units() == 51);
+  out.clear();
+  CHECK(big.release(out) == 1);
+  CHECK(out == std::vector<msg>{"0:0"});
+}
+
+TEST_CASE("hold_unit_bytes keeps the hold and the releases in flight within a quarter of "
+          "the budget",
+          "[watermark]") {
+  castor::watermark_config cfg; // batch 5000: bound 25,000 + 5 x 5,000 units
+  CHECK(cfg.units_bound(2) == 50'000);
+  CHECK(castor::hold_unit_bytes(0, cfg, 2) == 0);
+  auto unit = castor::hold_unit_bytes(size_t{256} << 20, cfg, 2);
+  CHECK(unit == (size_t{256} << 20) / 4 / 50'000);
+  CHECK(unit * cfg.units_bound(2) <= (size_t{256} << 20) / 4);
+  CHECK(castor::hold_unit_bytes(1, cfg, 2) == 1);
 }
 
 TEST_CASE("switches to live when every partition is caught up, then releases everything "

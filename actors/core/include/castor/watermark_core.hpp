@@ -45,10 +45,45 @@ struct watermark_config {
   /// benchmarks that compare a replay with and without the cap.
   size_t hold_limit = 0;
 
+  /// The hold's bytes: when not 0, a message counts one unit of the hold
+  /// per `unit_bytes` of key and value it started (at least one), so that
+  /// the cap, the batches and every limit below, counted in units, bound the
+  /// bytes held as well as the messages (`hold_unit_bytes` derives it from
+  /// engine.memory_budget). 0: every message counts one.
+  size_t unit_bytes = 0;
+
   size_t hold_cap() const noexcept {
     return hold_limit > 0 ? hold_limit : batch_size * 5;
   }
+
+  /// The most units the hold and the releases in flight take together:
+  /// the hold's bound (cap + 3 x batch_size, docs/pipeline.md) and
+  /// `releases_in_flight` batches.
+  size_t units_bound(size_t releases_in_flight) const noexcept {
+    return hold_cap() + (3 + releases_in_flight) * batch_size;
+  }
 };
+
+/// The units of the hold a message of `bytes` (key and value) takes: one
+/// per `unit_bytes` started, at least one; one when `unit_bytes` is 0.
+inline size_t hold_units(size_t bytes, size_t unit_bytes) noexcept {
+  if (unit_bytes == 0 || bytes <= unit_bytes)
+    return 1;
+  return (bytes + unit_bytes - 1) / unit_bytes;
+}
+
+/// The `unit_bytes` that keeps what the orchestrator holds and has in flight
+/// (`config.units_bound(releases_in_flight)` units) within a quarter of a
+/// memory budget of `budget` bytes (the rest: half for librdkafka's
+/// prefetch, an eighth for the producer's queue, an eighth for the DAG and
+/// castor itself); 0 (messages only) for a budget of 0.
+inline size_t hold_unit_bytes(size_t budget, const watermark_config& config,
+                              size_t releases_in_flight) noexcept {
+  if (budget == 0)
+    return 0;
+  return std::max<size_t>(
+      budget / 4 / std::max<size_t>(config.units_bound(releases_in_flight), 1), 1);
+}
 
 /// What the orchestrator knows of a partition at start-up. Partitions are
 /// numbered (their "pid") in (topic, partition) order, so comparing pids
@@ -68,6 +103,8 @@ struct watermark_counters {
   uint64_t received = 0;
   uint64_t released = 0;
   uint64_t held = 0;
+  /// Keys and values of the messages held.
+  uint64_t held_bytes = 0;
   uint64_t paused_partitions = 0;
   /// Messages that arrived with a timestamp already behind the watermark
   /// (possible only after an idle timeout or with timestamps going backwards).
@@ -112,8 +149,10 @@ public:
   /// without a timestamp: they take the latest timestamp seen on their
   /// partition (or the beginning of time), so they neither move nor hold the
   /// watermark back.
+  /// `bytes`: the message's key and value (what it counts against the hold,
+  /// `watermark_config::unit_bytes`).
   void push(uint32_t pid, int64_t offset, std::optional<timestamp> ts, Msg msg,
-            timestamp now) {
+            timestamp now, size_t bytes = 0) {
     auto& p = parts_[pid];
     timestamp effective;
     if (ts) {
@@ -126,7 +165,11 @@ public:
     }
     if (ts && effective < watermark_ && !live_)
       ++counters_.late;
-    p.fifo.push_back(entry{effective, offset, std::move(msg)});
+    auto units = static_cast<uint32_t>(hold_units(bytes, config_.unit_bytes));
+    p.fifo.push_back(entry{effective, offset, std::move(msg), bytes, units});
+    p.units += units;
+    load_ += units;
+    counters_.held_bytes += bytes;
     p.position = offset + 1;
     heard_from(pid, now);
     if (p.position >= p.end_offset)
@@ -201,6 +244,10 @@ public:
     if (!p.owned)
       return 0;
     uint64_t dropped = p.fifo.size();
+    for (auto& e : p.fifo)
+      counters_.held_bytes -= e.bytes;
+    load_ -= p.units;
+    p.units = 0;
     p.fifo.clear();
     p.owned = false;
     // A revocation ends with the round's assignment: until then (and with
@@ -290,12 +337,14 @@ public:
     return false;
   }
 
-  /// Appends up to `batch_size` messages, merged in (timestamp, partition,
-  /// offset) order, and returns how many. In replay a message goes only when
-  /// no partition still replaying can deliver one that sorts before it: a
-  /// partition that holds nothing can still deliver messages at its latest
-  /// timestamp (its next ones are not earlier), so every message must sort
-  /// before (latest, partition) of each such partition. The order released
+  /// Appends up to `batch_size` messages (with `unit_bytes`, messages that
+  /// take up to `batch_size` units; a larger one goes alone), merged in
+  /// (timestamp, partition, offset) order, and returns how many. In replay a
+  /// message goes only when no partition still replaying can deliver one
+  /// that sorts before it: a partition that holds nothing can still deliver
+  /// messages at its latest timestamp (its next ones are not earlier), so
+  /// every message must sort before (latest, partition) of each such
+  /// partition. The order released
   /// is therefore one and the same whatever the chunks and interleavings the
   /// consumer delivers in and whatever the batch size (for partitions whose
   /// timestamps do not go backwards; idle partitions are the exception).
@@ -309,16 +358,22 @@ public:
         heads.push(key{parts_[pid].fifo.front().ts, pid});
     auto f = frontier();
     size_t count = 0;
-    while (!heads.empty() && count < config_.batch_size) {
+    size_t units = 0;
+    while (!heads.empty()) {
       auto top = heads.top();
       if ((!live_ && !(top < f)) || not_after < top.ts)
         break;
-      heads.pop();
       auto pid = top.pid;
       auto& p = parts_[pid];
+      if (count > 0 && units + p.fifo.front().units > config_.batch_size)
+        break;
+      heads.pop();
       out.push_back(std::move(p.fifo.front().msg));
       if (times != nullptr)
         times->push_back(p.fifo.front().ts);
+      units += p.fifo.front().units;
+      p.units -= p.fifo.front().units;
+      counters_.held_bytes -= p.fifo.front().bytes;
       p.fifo.pop_front();
       ++count;
       if (!p.fifo.empty())
@@ -328,6 +383,7 @@ public:
     }
     counters_.released += count;
     counters_.held -= count;
+    load_ -= units;
     if (count > 0)
       decide_pauses();
     return count;
@@ -369,12 +425,13 @@ public:
   /// at the cap with nothing releasable, so the partitions holding the
   /// watermark back can still deliver.
   bool wants_more() const {
-    if (counters_.held < config_.hold_cap())
+    if (load_ < config_.hold_cap())
       return true;
     return !live_ && !releasable();
   }
 
-  /// How many messages the consumer may send next (0 while `!wants_more()`):
+  /// How many messages the consumer may send next, in units of the hold
+  /// (`unit_bytes`; messages when 0) (0 while `!wants_more()`):
   /// at most a batch, and no more than keeps the held messages within the
   /// cap plus one batch (with stuck messages, up to cap + 3 x batch_size:
   /// below); but at least one, so that a partition holding the
@@ -390,9 +447,10 @@ public:
   /// they are the ones that must be read, and they would otherwise take
   /// the room of the one the hold waits for (a partition an hour behind
   /// replayed a message per round trip, watermark_core_test). Held messages
-  /// therefore stay within cap + 3 x batch_size, plus at most one message
-  /// per partition: past cap + 2 x batch_size with nothing releasable,
-  /// every partition holding a message is stuck and paused, so the credit
+  /// (units, with unit_bytes) therefore stay within cap + 3 x batch_size,
+  /// plus at most one message per partition (of any size): past cap + 2 x
+  /// batch_size with nothing releasable, every partition holding a message
+  /// is stuck and paused, so the credit
   /// goes to partitions holding nothing; past cap + 3 x batch_size it is
   /// one message, to a partition holding nothing, which then holds one.
   /// This bound does not depend on which partitions are read (pause_line).
@@ -411,20 +469,19 @@ public:
     if (!wants_more())
       return 0;
     auto limit = config_.hold_cap() + (silent_ ? 0 : config_.batch_size);
-    auto room = counters_.held < limit ? limit - counters_.held : 0;
+    auto room = load_ < limit ? limit - load_ : 0;
     if (counters_.paused_partitions > 0 && room < config_.batch_size && !silent_) {
       size_t stuck = 0;
       auto f = frontier();
       for (uint32_t pid = 0; pid < parts_.size(); ++pid) {
         auto& p = parts_[pid];
         if (p.paused || waits(pid, f))
-          stuck += p.fifo.size();
+          stuck += p.units;
       }
-      auto active = counters_.held - std::min(stuck, counters_.held);
+      auto active = load_ - std::min(stuck, load_);
       auto outer = stuck_read_limit() + config_.batch_size;
-      if (active < config_.batch_size && counters_.held < outer)
-        room =
-            std::max(room, std::min(config_.batch_size - active, outer - counters_.held));
+      if (active < config_.batch_size && load_ < outer)
+        room = std::max(room, std::min(config_.batch_size - active, outer - load_));
     }
     return std::clamp<size_t>(room, 1, config_.batch_size);
   }
@@ -473,6 +530,9 @@ public:
   std::optional<timestamp> latest(uint32_t pid) const { return parts_[pid].latest; }
   size_t partitions() const noexcept { return parts_.size(); }
   size_t held() const noexcept { return counters_.held; }
+  /// The units of the hold the held messages take (`held()` when
+  /// `unit_bytes` is 0): what the cap and the allowance count.
+  size_t held_units() const noexcept { return load_; }
   const watermark_counters& counters() const noexcept { return counters_; }
   const watermark_config& config() const noexcept { return config_; }
 
@@ -481,6 +541,8 @@ private:
     timestamp ts;
     int64_t offset;
     Msg msg;
+    size_t bytes;
+    uint32_t units;
   };
 
   /// A message's place in the merged order, offsets aside (within a
@@ -534,6 +596,8 @@ private:
 
   struct part {
     std::deque<entry> fifo;
+    /// The units of the hold `fifo` takes.
+    size_t units = 0;
     std::optional<timestamp> latest;
     int64_t position = 0;
     int64_t end_offset = 0;
@@ -668,7 +732,7 @@ private:
     // one ahead of the watermark, and stays paused until that message can
     // go, or the hold would grow past the cap; but see the exception for
     // the partitions behind the pause line below.
-    bool at_cap = counters_.held >= config_.hold_cap();
+    bool at_cap = load_ >= config_.hold_cap();
     // Below the cap with nothing paused, nothing pauses or resumes.
     if (!at_cap && counters_.paused_partitions == 0)
       return;
@@ -683,7 +747,7 @@ private:
       // ones to read, and paused one message each they delivered one per
       // round trip (allowance).
       bool stuck = waits(pid, f) && !(!silent_ && p.latest && *p.latest < line &&
-                                      counters_.held < stuck_read_limit());
+                                      load_ < stuck_read_limit());
       bool ahead = !live_ && ((p.latest && line < *p.latest) ||
                               (stuck && (p.paused || at_cap)));
       if (p.paused && !ahead) {
@@ -691,7 +755,7 @@ private:
         to_resume_.push_back(pid);
         ++counters_.resumes;
         --counters_.paused_partitions;
-      } else if (!p.paused && ahead && counters_.held >= config_.hold_cap()) {
+      } else if (!p.paused && ahead && at_cap) {
         p.paused = true;
         to_pause_.push_back(pid);
         ++counters_.pauses;
@@ -723,6 +787,8 @@ private:
   /// When each broker (slot) last answered: a message or an end of partition.
   std::vector<std::optional<timestamp>> last_answer_;
   watermark_counters counters_;
+  /// The units of the hold taken (held_units).
+  size_t load_ = 0;
 };
 
 } // namespace castor

@@ -73,6 +73,7 @@ struct orchestrator_state {
   std::optional<caf::typed_response_promise<ack_atom>> drained;
   bool draining = false;
   uint64_t held_peak = 0;
+  uint64_t held_bytes_peak = 0;
   timestamp last_progress{};
   uint64_t received_at_last_progress = 0;
   std::vector<timestamp> times;

@@ -157,9 +157,15 @@ struct pipeline_config {
   size_t hold_limit = 0;
   /// Bytes the consumer side may hold: half of it is librdkafka's prefetch,
   /// shared among the source partitions (see kafka::budget_properties;
-  /// explicit queued.* and fetch properties win); 0: castor's fixed
-  /// per-partition defaults, whatever the partition count.
+  /// explicit queued.* and fetch properties win), a quarter what the
+  /// orchestrator holds and has in flight (hold_unit_bytes); 0: castor's
+  /// fixed per-partition defaults, whatever the partition count, and a hold
+  /// bounded in messages only.
   size_t memory_budget = defaults::memory_budget;
+  /// The orchestrator's unit of the hold in bytes when set (else derived
+  /// from memory_budget; 0: messages only): for experiments and benchmarks,
+  /// not in the service's configuration.
+  std::optional<size_t> hold_unit_bytes;
   /// A partition that is not caught up and silent this long stops holding
   /// the watermark back.
   duration idle_timeout = defaults::idle_timeout;

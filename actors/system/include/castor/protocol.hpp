@@ -292,6 +292,9 @@ struct pipeline_stats {
   uint64_t held = 0;
   /// The most messages held at once.
   uint64_t held_peak = 0;
+  /// Keys and values of the messages held (bytes), and the most at once.
+  uint64_t held_bytes = 0;
+  uint64_t held_bytes_peak = 0;
   /// Partitions paused now.
   uint64_t paused_partitions = 0;
   /// Times a partition was paused.
@@ -376,9 +379,9 @@ struct pipeline_stats {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pipeline_stats& x) {
   return f(caf::meta::type_name("castor.pipeline_stats"), x.consumed, x.released, x.held,
-           x.held_peak, x.paused_partitions, x.pauses, x.resumes, x.late, x.idled,
-           x.bad_timestamps, x.waiting, x.cycles, x.produced, x.delivered,
-           x.delivery_errors, x.dead_lettered, x.failed_cycles, x.commits,
+           x.held_peak, x.held_bytes, x.held_bytes_peak, x.paused_partitions, x.pauses,
+           x.resumes, x.late, x.idled, x.bad_timestamps, x.waiting, x.cycles, x.produced,
+           x.delivered, x.delivery_errors, x.dead_lettered, x.failed_cycles, x.commits,
            x.offset_resets, x.skipped_offsets, x.timer_skips, x.oversized,
            x.fetcher_wakeups, x.assigned_partitions, x.rebalances, x.revoked_dropped,
            x.watermark_ms, x.live, x.beyond_stop, x.finished, x.lag_seconds, x.rate,

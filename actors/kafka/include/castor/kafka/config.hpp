@@ -82,8 +82,9 @@ properties producer_budget_properties(size_t budget, const properties& given);
 
 /// What librdkafka may prefetch for `partitions` partitions within a memory
 /// budget of `budget` bytes (engine.memory_budget): half of it shared among
-/// the partitions (the other half is for what castor holds and has in
-/// flight), each partition's share between 64 KiB and castor's default
+/// the partitions (a quarter is for what the orchestrator holds and has in
+/// flight, hold_unit_bytes in castor/watermark_core.hpp; an eighth for the
+/// producer's queue), each partition's share between 64 KiB and castor's default
 /// prefetch (8 MiB): `queued.max.messages.kbytes`, `queued.min.messages`
 /// (half the budget over the partitions at 512 bytes a message, 64 to
 /// 50,000: librdkafka's byte limit counts keys and values only, not the op

@@ -58,6 +58,9 @@ public:
   castor::timestamp_type time_type() const noexcept { return time_type_; }
   std::optional<std::string_view> key() const noexcept;
   std::optional<std::string_view> value() const noexcept;
+  /// The bytes of the key and the value (what the message counts against
+  /// the orchestrator's hold: watermark_config::unit_bytes).
+  size_t bytes() const noexcept;
   /// Read from librdkafka when they are read, not before (see
   /// parsed_headers).
   headers_view headers() const;
