@@ -479,6 +479,36 @@ TEST_CASE("executor actor: a timestamp with more than batch_size messages runs i
   CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", "B", "C", "D", "E"});
 }
 
+TEST_CASE("executor actor: with unit_bytes, a timestamp's cycles hold at most batch_size "
+          "units of the hold, a larger message alone, in merge order",
+          "[actors][executor]") {
+  castor::executor_config cfg;
+  cfg.batch_size = 4;
+  cfg.unit_bytes = 10;
+  executor_fixture fx{cfg};
+  std::string b(25, 'b'); // 3 units
+  std::string d(45, 'd'); // 5 units: more than a cycle
+  fx.release({{1, "a"}, {2, b}, {3, "c"}, {4, d}, {5, "e"}, {6, "f"}}, t0 + 3s, false,
+             t0 + 3s);
+  // The initialisation cycle, then a + b (4 units), c (d does not fit), d
+  // alone, e + f.
+  CHECK(*fx.cycle_times ==
+        std::vector<timestamp>{t0 + 3s, t0 + 3s, t0 + 3s, t0 + 3s, t0 + 3s});
+  CHECK(fx.produced("out-topic") == std::vector<std::string>{"A", std::string(25, 'B'),
+                                                             "C", std::string(45, 'D'),
+                                                             "E", "F"});
+  // The same with t0 + 3 s not complete: the full cycles run, e + f (2
+  // units) wait for the rest of their timestamp.
+  executor_fixture waits{cfg};
+  waits.release({{1, "a"}, {2, b}, {3, "c"}, {4, d}, {5, "e"}, {6, "f"}}, t0 + 2s, false,
+                t0 + 3s);
+  CHECK(waits.produced("out-topic") ==
+        std::vector<std::string>{"A", std::string(25, 'B'), "C", std::string(45, 'D')});
+  waits.release({}, t0 + 3s);
+  CHECK(waits.produced("out-topic").size() == 6);
+  CHECK(*waits.cycle_times == *fx.cycle_times);
+}
+
 TEST_CASE("executor actor: bucket cycles run once per bucket of event time, at the "
           "bucket's end",
           "[actors][executor]") {

@@ -122,13 +122,16 @@ caf::error consumer_state::start(pointer self) {
     if (!remade)
       return to_error(remade.error());
     client = std::move(*remade);
-    logger()->info("consumer: memory budget {} KiB over {} partition(s): librdkafka "
-                   "prefetches up to {} KiB or {} messages per partition "
-                   "(queued.max.messages.kbytes, queued.min.messages); the "
-                   "orchestrator's hold counts a unit per {} bytes of key and value",
-                   config.memory_budget / 1024, table->partitions.size(),
-                   props.at("queued.max.messages.kbytes"),
-                   props.at("queued.min.messages"), config.unit_bytes);
+    logger()->info(
+        "consumer: memory budget {} KiB over {} partition(s): librdkafka "
+        "prefetches up to {} KiB or {} messages per partition "
+        "(queued.max.messages.kbytes, queued.min.messages); the "
+        "orchestrator's hold counts {}",
+        config.memory_budget / 1024, table->partitions.size(),
+        props.at("queued.max.messages.kbytes"), props.at("queued.min.messages"),
+        config.unit_bytes > 0
+            ? fmt::format("a unit per {} bytes of key and value", config.unit_bytes)
+            : std::string{"messages"});
   }
   std::vector<kafka::assignment_entry> assignment;
   for (auto& e : table->partitions) {
@@ -315,32 +318,29 @@ void consumer_state::read_and_send(pointer self) {
       return got;
     auto first = batch->messages.size();
     bool last_end = at_end[pid];
-    // `max` is in units of the hold: with unit_bytes, as many messages as
-    // are left at the size of the partition's last one, until the units
-    // are spent or the partition runs dry.
+    // `max` is in units of the hold with unit_bytes (read_in_units), else
+    // in messages.
     size_t units = 0;
-    for (;;) {
-      auto ask = max - units;
-      if (config.unit_bytes > 0)
-        ask = std::max<size_t>(ask / read_units[pid], 1);
+    auto read_some = [&](size_t ask) {
+      unit_chunk got_now;
       auto before = batch->messages.size();
       if (client->read(pid, ask, batch->messages, errors, &last_end) && !got.at_end) {
         batch->end_of_partition.push_back(pid);
         got.at_end = true;
       }
-      auto n = batch->messages.size() - before;
-      if (config.unit_bytes == 0) {
-        units = n;
-        break;
-      }
-      for (auto i = before; i < batch->messages.size(); ++i) {
+      got_now.messages = batch->messages.size() - before;
+      for (auto i = before; i < batch->messages.size() && config.unit_bytes > 0; ++i) {
         auto u = hold_units(batch->messages[i].bytes(), config.unit_bytes);
-        units += u;
-        read_units[pid] = static_cast<uint32_t>(u);
+        got_now.units += u;
+        got_now.largest = std::max(got_now.largest, u);
       }
-      if (n < ask || units >= max || got.at_end || errors.fatal)
-        break;
-    }
+      got_now.stop = got.at_end || errors.fatal;
+      return got_now;
+    };
+    if (config.unit_bytes == 0)
+      units = read_some(max).messages;
+    else
+      units = read_in_units(max, read_units[pid], read_some);
     at_end[pid] = last_end;
     auto& expected = next_offset[pid];
     for (auto i = first; i < batch->messages.size(); ++i) {

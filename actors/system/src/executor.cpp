@@ -2,6 +2,7 @@
 #include "castor/executor.hpp"
 
 #include "castor/logger.hpp"
+#include "castor/watermark_core.hpp"
 
 #include <fmt/format.h>
 
@@ -384,6 +385,9 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
   auto last_of = [&](timestamp group) {
     return by_bucket ? group + config.cycles.bucket - duration{1} : group;
   };
+  auto units_of = [&](const consumed_message& m) {
+    return config.unit_bytes == 0 ? size_t{1} : hold_units(m.bytes(), config.unit_bytes);
+  };
   if (!j.started) {
     j.started = true;
     if (j.batch->live)
@@ -433,17 +437,33 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
       auto t = cycle_time(group);
       // The carried messages are known to be of the first group.
       auto end = j.next == 0 ? j.scanned : j.next;
-      // A timestamp runs in cycles of at most batch_size; a bucket is one
+      // A timestamp runs in cycles of at most batch_size (units of the
+      // hold, with unit_bytes: a larger message alone); a bucket is one
       // cycle whatever it holds (a count would make its cycles depend on
       // batch_size).
-      while (end < all.size() && (by_bucket || end - j.next < config.batch_size) &&
-             group_of(all[end].order_time) == group)
-        ++end;
+      size_t units = 0;
+      bool full = false;
+      if (!by_bucket) {
+        for (auto k = j.next; k < end; ++k)
+          units += units_of(all[k]);
+        while (end < all.size() && group_of(all[end].order_time) == group) {
+          auto u = units_of(all[end]);
+          if (end > j.next && units + u > config.batch_size) {
+            full = true;
+            break;
+          }
+          units += u;
+          ++end;
+        }
+      } else {
+        while (end < all.size() && group_of(all[end].order_time) == group)
+          ++end;
+      }
       // A group is complete when every message up to its last instant is
-      // out, or when it already has batch_size messages (the first
-      // batch_size of a timestamp in merge order are always the same).
+      // out, or when its cycle is full (the first cycles of a timestamp in
+      // merge order are always the same: its messages packed in order).
       bool complete = j.batch->final ||
-                      (!by_bucket && end - j.next == config.batch_size) ||
+                      (!by_bucket && (full || units >= config.batch_size)) ||
                       last_of(group) <= j.batch->complete_until;
       // Timers due before the group fire first, each in a cycle of its own:
       // whatever comes later sorts after the group (live too: the data says

@@ -195,6 +195,13 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
   if (!cfg.dead_letter_topic.empty())
     pcfg.topics.push_back(cfg.dead_letter_topic);
   c.producer = sys.spawn(producer, pcfg);
+  // The hold's unit in bytes: the orchestrator, the consumer and the
+  // executor (a timestamp's cycles) count in it.
+  watermark_config wcfg;
+  wcfg.batch_size = cfg.batch_size;
+  wcfg.hold_limit = cfg.hold_limit;
+  auto unit_bytes = cfg.hold_unit_bytes.value_or(
+      hold_unit_bytes(cfg.memory_budget, wcfg, cfg.releases_in_flight));
   executor_config ecfg;
   ecfg.dead_letter_topic = cfg.dead_letter_topic;
   ecfg.on_deserialize_error = cfg.deserialize_policy();
@@ -203,6 +210,7 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
   ecfg.timer_catch_up = cfg.timer_catch_up;
   ecfg.cycles = cfg.cycles;
   ecfg.batch_size = cfg.batch_size;
+  ecfg.unit_bytes = unit_bytes;
   ecfg.stop = stop_time;
   c.executor = sys.spawn(executor, definition, c.producer, ecfg);
   orchestrator_config ocfg;
@@ -215,8 +223,7 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
   ocfg.stop = stop;
   ocfg.replay_speed = cfg.replay_speed;
   ocfg.watermark.group = cfg.assignment == assignment_mode::group;
-  ocfg.watermark.unit_bytes = cfg.hold_unit_bytes.value_or(
-      hold_unit_bytes(cfg.memory_budget, ocfg.watermark, cfg.releases_in_flight));
+  ocfg.watermark.unit_bytes = unit_bytes;
   c.orchestrator = sys.spawn(orchestrator, ocfg, c.executor);
   consumer_config ccfg;
   ccfg.properties = cfg.consumer;
@@ -225,7 +232,7 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
   ccfg.commit_interval = cfg.commit_interval;
   ccfg.event_driven = cfg.event_driven;
   ccfg.memory_budget = cfg.memory_budget;
-  ccfg.unit_bytes = ocfg.watermark.unit_bytes;
+  ccfg.unit_bytes = unit_bytes;
   ccfg.group = cfg.assignment == assignment_mode::group;
   ccfg.cancel = scfg.cancel;
   for (auto& s : definition->sinks())

@@ -534,6 +534,7 @@ replay_run drive_replay(core& c, const std::vector<int64_t>& sizes, size_t batch
   std::vector<int64_t> fetched(partitions, 0);
   std::vector<timestamp> behind(partitions, timestamp::min());
   std::vector<bool> heard(partitions, false);
+  std::vector<uint32_t> largest(partitions, 1);
   std::vector<std::pair<timestamp, uint32_t>> heap;
   std::vector<msg> out;
   replay_run run;
@@ -546,14 +547,24 @@ replay_run drive_replay(core& c, const std::vector<int64_t>& sizes, size_t batch
         readable.push_back(pid);
     auto read = [&](uint32_t pid, size_t max) {
       castor::chunk_read got;
-      for (; got.messages < max && next[pid] < std::min(fetched[pid], sizes[pid]);
-           ++next[pid]) {
-        auto j = next[pid];
-        auto size = bytes ? bytes(pid, j) : 0;
-        c.push(pid, j, stamp(pid, j), id(pid, j), t0, size);
-        got.messages += castor::hold_units(size, c.config().unit_bytes);
-        got.last_time = stamp(pid, j);
-      }
+      // As the consumer reads: in units of the hold with unit_bytes.
+      auto read_some = [&](size_t ask) {
+        castor::unit_chunk some;
+        for (; some.messages < ask && next[pid] < std::min(fetched[pid], sizes[pid]);
+             ++next[pid], ++some.messages) {
+          auto j = next[pid];
+          auto size = bytes ? bytes(pid, j) : 0;
+          c.push(pid, j, stamp(pid, j), id(pid, j), t0, size);
+          auto u = castor::hold_units(size, c.config().unit_bytes);
+          some.units += u;
+          some.largest = std::max(some.largest, u);
+          got.last_time = stamp(pid, j);
+        }
+        return some;
+      };
+      got.messages = c.config().unit_bytes == 0
+                         ? read_some(max).messages
+                         : castor::read_in_units(max, largest[pid], read_some);
       if (next[pid] == sizes[pid]) {
         c.end_of_partition(pid, t0);
         got.at_end = true;
@@ -1148,6 +1159,84 @@ TEST_CASE("a revoked partition's held messages are dropped and counted, its paus
   CHECK(out == std::vector<msg>{"0:0"});
   // No resume is asked for a revoked partition.
   CHECK(c.take_resumes().empty());
+}
+
+TEST_CASE("with unit_bytes, revoking a partition frees its units and bytes, and an "
+          "assignment again starts from none",
+          "[watermark][group]") {
+  auto cfg = grouped(10); // cap 50 units
+  cfg.unit_bytes = 100;
+  core c{{{0, 100, 1}, {0, 100, 1}}, cfg, t0};
+  c.assign(0, 0, 100);
+  c.assign(1, 0, 100);
+  c.assignment_received();
+  c.push(0, 0, t0 + 1ms, id(0, 0), t0, 150); // 2 units
+  for (int64_t o = 0; o < 20; ++o)           // 3 units each
+    c.push(1, o, t0 + 10ms + std::chrono::milliseconds{o}, id(1, o), t0, 250);
+  c.update(t0);
+  CHECK(c.held_units() == 62);
+  CHECK(c.paused(1));
+  CHECK(c.allowance() == 0); // at the cap, the watermark's 0:0 releasable
+  CHECK(c.revoke(1) == 20);
+  CHECK(c.held_units() == 2);
+  CHECK(c.counters().held_bytes == 150);
+  CHECK(c.allowance() == 10);
+  c.assign(1, 20, 100);
+  c.assignment_received();
+  c.push(1, 20, t0 + 5ms, id(1, 20), t0, 1000); // 10 units
+  c.update(t0);
+  CHECK(c.held_units() == 12);
+  CHECK(c.counters().held_bytes == 1150);
+  std::vector<msg> out;
+  while (c.release(out) > 0) {
+  }
+  CHECK(out == std::vector<msg>{"0:0"});
+  CHECK(c.held_units() == 10);
+  CHECK(c.counters().held_bytes == 1000);
+}
+
+TEST_CASE("read_in_units asks for the units left at the largest message seen: within "
+          "the credit plus a message while sizes do not grow past it",
+          "[watermark]") {
+  // A partition of `units[i]` units each; reads from `next`.
+  auto drive = [](const std::vector<size_t>& sizes, size_t& next, size_t max,
+                  uint32_t& largest, size_t& calls) {
+    return castor::read_in_units(max, largest, [&](size_t ask) {
+      ++calls;
+      castor::unit_chunk got;
+      for (; got.messages < ask && next < sizes.size(); ++next, ++got.messages) {
+        got.units += sizes[next];
+        got.largest = std::max(got.largest, sizes[next]);
+      }
+      got.stop = next == sizes.size();
+      return got;
+    });
+  };
+  uint32_t largest = 1;
+  size_t next = 0;
+  size_t calls = 0;
+  // Uniform: 7 units a message, credit 100. The first call asks for 100
+  // messages (nothing seen yet): at most 100 messages' worth.
+  std::vector<size_t> uniform(1000, 7);
+  CHECK(drive(uniform, next, 100, largest, calls) == 700);
+  CHECK(largest == 7);
+  // From then on within the credit plus a message: 14 + 1 messages.
+  auto before = next;
+  CHECK(drive(uniform, next, 100, largest, calls) == 105);
+  CHECK(next - before == 15);
+  // Smaller messages after larger ones: still within the credit.
+  std::vector<size_t> shrinking(500, 2);
+  next = 0;
+  largest = 7;
+  auto got = drive(shrinking, next, 100, largest, calls);
+  CHECK(got >= 100);
+  CHECK(got <= 100 + 2);
+  // A partition that runs dry stops at once.
+  std::vector<size_t> short_one{3, 3};
+  next = 0;
+  calls = 0;
+  CHECK(drive(short_one, next, 100, largest, calls) == 6);
+  CHECK(calls == 1);
 }
 
 TEST_CASE("a partition assigned behind the watermark holds it back until it delivers, "

@@ -74,6 +74,40 @@ size_t read_furthest_behind(std::vector<std::pair<timestamp, uint32_t>>& heap,
   return total;
 }
 
+/// What one call of `read_in_units`' `read` gave: messages, the units of
+/// the hold they take, the most units one of them takes, and whether the
+/// partition can give no more now (its end, an error).
+struct unit_chunk {
+  size_t messages = 0;
+  size_t units = 0;
+  size_t largest = 0;
+  bool stop = false;
+};
+
+/// Reads up to `max` units of the hold (watermark_config::unit_bytes) of
+/// one partition, whose messages so far took at most `largest` units each
+/// (updated): asks `read(ask)` for as many messages as the units left at
+/// `largest` a message (at least one), until `max` units are read, a call
+/// gives fewer messages than asked, or it says stop. Returns the units
+/// read. librdkafka tells a message's size only once it is read, so a
+/// call whose messages are larger than any before them on their partition
+/// can take more than `max`: at most `max` messages (uniform sizes, or
+/// sizes that do not grow past the largest seen, stay within `max` plus
+/// one message).
+template <class Read>
+size_t read_in_units(size_t max, uint32_t& largest, Read&& read) {
+  size_t units = 0;
+  for (;;) {
+    auto ask = std::max<size_t>(
+        (max - std::min(units, max)) / std::max<uint32_t>(largest, 1), 1);
+    unit_chunk got = read(ask);
+    units += got.units;
+    largest = static_cast<uint32_t>(std::max<size_t>(largest, got.largest));
+    if (got.messages < ask || units >= max || got.stop)
+      return units;
+  }
+}
+
 /// One read of the consumer. First one message of each partition of `pids`
 /// not heard from yet (`heard[pid]` false), whatever the credit: the
 /// watermark cannot move before every partition replaying has delivered or

@@ -75,8 +75,9 @@ inline size_t hold_units(size_t bytes, size_t unit_bytes) noexcept {
 /// The `unit_bytes` that keeps what the orchestrator holds and has in flight
 /// (`config.units_bound(releases_in_flight)` units) within a quarter of a
 /// memory budget of `budget` bytes (the rest: half for librdkafka's
-/// prefetch, an eighth for the producer's queue, an eighth for the DAG and
-/// castor itself); 0 (messages only) for a budget of 0.
+/// prefetch, an eighth for one fetch response, an eighth for the producer's
+/// queue: kafka::budget_properties; the DAG's own state is not in it); 0
+/// (messages only) for a budget of 0.
 inline size_t hold_unit_bytes(size_t budget, const watermark_config& config,
                               size_t releases_in_flight) noexcept {
   if (budget == 0)

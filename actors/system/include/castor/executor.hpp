@@ -44,8 +44,11 @@ struct executor_config {
   uint64_t timer_catch_up = defaults::timer_catch_up;
   /// How cycles are formed (engine.cycles).
   cycle_policy cycles;
-  /// Most messages in one cycle (cycles by timestamp split there).
+  /// Most messages in one cycle (cycles by timestamp split there), in units
+  /// of the hold with `unit_bytes` (watermark_config::unit_bytes: a
+  /// timestamp's messages wait for the rest of it within the hold's bytes).
   size_t batch_size = defaults::batch_size;
+  size_t unit_bytes = 0;
   /// A bounded replay's stop time: no timer due at or after it fires (live
   /// included).
   std::optional<timestamp> stop;
