@@ -3,6 +3,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <utility>
 
 namespace castor {
@@ -32,10 +34,15 @@ header_view header_at(const void* message, size_t i) noexcept {
 
 constexpr headers_view::source librdkafka_headers{&header_count, &header_at};
 
+uint32_t clamp_bytes(size_t n) noexcept {
+  return static_cast<uint32_t>(std::min<size_t>(n, UINT32_MAX));
+}
+
 } // namespace
 
 consumed_message::consumed_message(rd_kafka_message_t* raw, uint32_t pid) noexcept
-    : raw_(raw), pid_(pid), offset_(raw->offset) {
+    : raw_(raw), pid_(pid), bytes_(clamp_bytes(raw->key_len + raw->len)),
+      offset_(raw->offset) {
   rd_kafka_timestamp_type_t type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
   time_ms_ = rd_kafka_message_timestamp(raw, &type);
   switch (type) {
@@ -63,6 +70,7 @@ consumed_message consumed_message::make(uint32_t pid, int64_t offset,
     result.time_ms_ = to_millis(*time);
     result.time_type_ = timestamp_type::create_time;
   }
+  result.bytes_ = clamp_bytes((key ? key->size() : 0) + (value ? value->size() : 0));
   result.owned_ = std::make_unique<owned_parts>(
       owned_parts{std::move(key), std::move(value), std::move(headers)});
   return result;
@@ -70,8 +78,8 @@ consumed_message consumed_message::make(uint32_t pid, int64_t offset,
 
 consumed_message::consumed_message(consumed_message&& other) noexcept
     : order_time(other.order_time), raw_(std::exchange(other.raw_, nullptr)),
-      owned_(std::move(other.owned_)), pid_(other.pid_), offset_(other.offset_),
-      time_ms_(other.time_ms_), time_type_(other.time_type_),
+      owned_(std::move(other.owned_)), pid_(other.pid_), bytes_(other.bytes_),
+      offset_(other.offset_), time_ms_(other.time_ms_), time_type_(other.time_type_),
       no_headers_(other.no_headers_) {}
 
 consumed_message& consumed_message::operator=(consumed_message&& other) noexcept {
@@ -81,6 +89,7 @@ consumed_message& consumed_message::operator=(consumed_message&& other) noexcept
     raw_ = std::exchange(other.raw_, nullptr);
     owned_ = std::move(other.owned_);
     pid_ = other.pid_;
+    bytes_ = other.bytes_;
     offset_ = other.offset_;
     time_ms_ = other.time_ms_;
     time_type_ = other.time_type_;
@@ -128,15 +137,6 @@ std::optional<std::string_view> consumed_message::value() const noexcept {
   if (owned_ && owned_->value)
     return std::string_view{*owned_->value};
   return std::nullopt;
-}
-
-size_t consumed_message::bytes() const noexcept {
-  if (raw_ != nullptr)
-    return raw_->key_len + raw_->len;
-  if (!owned_)
-    return 0;
-  return (owned_->key ? owned_->key->size() : 0) +
-         (owned_->value ? owned_->value->size() : 0);
 }
 
 headers_view consumed_message::headers() const {

@@ -59,8 +59,8 @@ public:
   std::optional<std::string_view> key() const noexcept;
   std::optional<std::string_view> value() const noexcept;
   /// The bytes of the key and the value (what the message counts against
-  /// the orchestrator's hold: watermark_config::unit_bytes).
-  size_t bytes() const noexcept;
+  /// the orchestrator's hold: watermark_config::unit_bytes), at most 4 GiB.
+  size_t bytes() const noexcept { return bytes_; }
   /// Read from librdkafka when they are read, not before (see
   /// parsed_headers).
   headers_view headers() const;
@@ -102,6 +102,8 @@ private:
   rd_kafka_message_s* raw_ = nullptr;
   std::unique_ptr<owned_parts> owned_;
   uint32_t pid_ = 0;
+  /// bytes(), in what would be padding before offset_.
+  uint32_t bytes_ = 0;
   int64_t offset_ = 0;
   int64_t time_ms_ = -1;
   castor::timestamp_type time_type_ = castor::timestamp_type::none;
