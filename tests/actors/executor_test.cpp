@@ -507,6 +507,15 @@ TEST_CASE("executor actor: with unit_bytes, a timestamp's cycles hold at most ba
   waits.release({}, t0 + 3s);
   CHECK(waits.produced("out-topic").size() == 6);
   CHECK(*waits.cycle_times == *fx.cycle_times);
+  // Carried a + c (2 units), the next release brings b (3): it does not
+  // fit, so a + c run as they are, then b.
+  executor_fixture carried{cfg};
+  carried.release({{1, "a"}, {3, "c"}}, t0 + 2s, false, t0 + 3s);
+  CHECK(carried.produced("out-topic").empty());
+  carried.release({{4, b}}, t0 + 3s, false, t0 + 3s);
+  CHECK(carried.produced("out-topic") ==
+        std::vector<std::string>{"A", "C", std::string(25, 'B')});
+  CHECK(*carried.cycle_times == std::vector<timestamp>{t0 + 3s, t0 + 3s, t0 + 3s});
 }
 
 TEST_CASE("executor actor: bucket cycles run once per bucket of event time, at the "

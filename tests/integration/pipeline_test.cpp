@@ -198,7 +198,7 @@ TEST_CASE("with large messages, a skewed replay holds the cap plus three batches
   // bytes started: 5 units a message, the cap (100 units) 20 messages.
   // Bound: (cap + 3 batches = 160 units) x 250 bytes + one message per
   // partition; in messages that is 32 + 3, where the budget's default
-  // unit (1,342 bytes) allows 163.
+  // unit (1,220 bytes) allows 163.
   castor::watermark_config w;
   w.batch_size = 20;
   const size_t budget = 250 * 4 * w.units_bound(castor::defaults::releases_in_flight);

@@ -877,14 +877,14 @@ TEST_CASE("with unit_bytes, a message counts a unit per unit_bytes started and t
   CHECK(out == std::vector<msg>{"0:0"});
 }
 
-TEST_CASE("hold_unit_bytes keeps the hold and the releases in flight within a quarter of "
-          "the budget",
+TEST_CASE("hold_unit_bytes keeps the hold, the releases in flight and a waiting "
+          "timestamp within a quarter of the budget",
           "[watermark]") {
-  castor::watermark_config cfg; // batch 5000: bound 25,000 + 5 x 5,000 units
-  CHECK(cfg.units_bound(2) == 50'000);
+  castor::watermark_config cfg; // batch 5000: bound 25,000 + 6 x 5,000 units
+  CHECK(cfg.units_bound(2) == 55'000);
   CHECK(castor::hold_unit_bytes(0, cfg, 2) == 0);
   auto unit = castor::hold_unit_bytes(size_t{256} << 20, cfg, 2);
-  CHECK(unit == (size_t{256} << 20) / 4 / 50'000);
+  CHECK(unit == (size_t{256} << 20) / 4 / 55'000);
   CHECK(unit * cfg.units_bound(2) <= (size_t{256} << 20) / 4);
   CHECK(castor::hold_unit_bytes(1, cfg, 2) == 1);
 }
@@ -1195,8 +1195,9 @@ TEST_CASE("with unit_bytes, revoking a partition frees its units and bytes, and 
   CHECK(c.counters().held_bytes == 1000);
 }
 
-TEST_CASE("read_in_units asks for the units left at the largest message seen: within "
-          "the credit plus a message while sizes do not grow past it",
+TEST_CASE("read_in_units asks for the units left at the messages' recent size: within "
+          "the credit plus a message while sizes do not grow, back to many a call after "
+          "a large one",
           "[watermark]") {
   // A partition of `units[i]` units each; reads from `next`.
   auto drive = [](const std::vector<size_t>& sizes, size_t& next, size_t max,
@@ -1231,6 +1232,16 @@ TEST_CASE("read_in_units asks for the units left at the largest message seen: wi
   auto got = drive(shrinking, next, 100, largest, calls);
   CHECK(got >= 100);
   CHECK(got <= 100 + 2);
+  // After a message of 782 units (1 MB at the default unit), small ones:
+  // the estimate halves each call, so the credit of 1,250 takes a dozen
+  // calls, not one per message.
+  std::vector<size_t> small(5000, 1);
+  next = 0;
+  calls = 0;
+  largest = 782;
+  CHECK(drive(small, next, 1250, largest, calls) == 1250);
+  CHECK(calls <= 20);
+  CHECK(largest == 1);
   // A partition that runs dry stops at once.
   std::vector<size_t> short_one{3, 3};
   next = 0;

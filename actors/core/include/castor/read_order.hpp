@@ -85,15 +85,17 @@ struct unit_chunk {
 };
 
 /// Reads up to `max` units of the hold (watermark_config::unit_bytes) of
-/// one partition, whose messages so far took at most `largest` units each
-/// (updated): asks `read(ask)` for as many messages as the units left at
+/// one partition, whose messages take about `largest` units each (the
+/// estimate, updated after each call: the most units a message of the call
+/// took, or half the estimate before it, whichever is more, so that one
+/// large message does not leave a partition of small ones read a few at a
+/// time): asks `read(ask)` for as many messages as the units left at
 /// `largest` a message (at least one), until `max` units are read, a call
-/// gives fewer messages than asked, or it says stop. Returns the units
-/// read. librdkafka tells a message's size only once it is read, so a
-/// call whose messages are larger than any before them on their partition
-/// can take more than `max`: at most `max` messages (uniform sizes, or
-/// sizes that do not grow past the largest seen, stay within `max` plus
-/// one message).
+/// gives fewer messages than asked, or it says stop. Every message takes
+/// at least one unit. Returns the units read. librdkafka tells a
+/// message's size only once it is read, so a call whose messages are
+/// larger than the estimate can take more than `max`: at most `max`
+/// messages (uniform sizes stay within `max` plus one message).
 template <class Read>
 size_t read_in_units(size_t max, uint32_t& largest, Read&& read) {
   size_t units = 0;
@@ -102,7 +104,8 @@ size_t read_in_units(size_t max, uint32_t& largest, Read&& read) {
         (max - std::min(units, max)) / std::max<uint32_t>(largest, 1), 1);
     unit_chunk got = read(ask);
     units += got.units;
-    largest = static_cast<uint32_t>(std::max<size_t>(largest, got.largest));
+    if (got.messages > 0)
+      largest = static_cast<uint32_t>(std::max<size_t>({got.largest, largest / 2, 1}));
     if (got.messages < ask || units >= max || got.stop)
       return units;
   }

@@ -56,11 +56,12 @@ struct watermark_config {
     return hold_limit > 0 ? hold_limit : batch_size * 5;
   }
 
-  /// The most units the hold and the releases in flight take together:
-  /// the hold's bound (cap + 3 x batch_size, docs/pipeline.md) and
-  /// `releases_in_flight` batches.
+  /// The most units the hold, the releases in flight and the executor take
+  /// together: the hold's bound (cap + 3 x batch_size, docs/pipeline.md),
+  /// `releases_in_flight` batches, and a batch of a timestamp waiting in
+  /// the executor for the rest of it (cycles by timestamp).
   size_t units_bound(size_t releases_in_flight) const noexcept {
-    return hold_cap() + (3 + releases_in_flight) * batch_size;
+    return hold_cap() + (4 + releases_in_flight) * batch_size;
   }
 };
 
@@ -72,8 +73,9 @@ inline size_t hold_units(size_t bytes, size_t unit_bytes) noexcept {
   return (bytes + unit_bytes - 1) / unit_bytes;
 }
 
-/// The `unit_bytes` that keeps what the orchestrator holds and has in flight
-/// (`config.units_bound(releases_in_flight)` units) within a quarter of a
+/// The `unit_bytes` that keeps what the orchestrator holds and has in flight,
+/// and what the executor keeps waiting (`config.units_bound(releases_in_flight)`
+/// units), within a quarter of a
 /// memory budget of `budget` bytes (the rest: half for librdkafka's
 /// prefetch, an eighth for one fetch response, an eighth for the producer's
 /// queue: kafka::budget_properties; the DAG's own state is not in it); 0

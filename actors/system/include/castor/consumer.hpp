@@ -43,7 +43,7 @@ struct consumer_config {
   /// The orchestrator's credit is in units of its hold, one per this many
   /// bytes of key and value a message started (watermark_config::unit_bytes;
   /// 0: messages): a read asks librdkafka for as many messages as the units
-  /// left at the size of the partition's largest message (read_in_units).
+  /// left at the partition's recent message sizes (read_in_units).
   size_t unit_bytes = 0;
   /// What librdkafka may prefetch is derived from this many bytes and the
   /// partition count (kafka::budget_properties; 0: castor's fixed defaults).
@@ -183,8 +183,8 @@ struct consumer_state {
   /// had one; the beginning of time before any: reads go to the partitions
   /// furthest behind first (see read_and_send).
   std::vector<timestamp> read_latest;
-  /// Per partition, the most units of the hold a message read took (how
-  /// many messages a read asks for: read_in_units).
+  /// Per partition, the units of the hold a message read takes, estimated
+  /// (how many messages a read asks for: read_in_units).
   std::vector<uint32_t> read_units;
   /// Whether each partition (pid) gave a message or met its end since it was
   /// assigned: until then, each read takes one of it beside the credit
