@@ -836,7 +836,8 @@ int main(int argc, char** argv) {
   app.add_option("--large-bytes", large_bytes,
                  "value size of case 5l's messages (default 16384)");
   app.add_option("--large-partitions", large_partitions,
-                 "partitions of each of case 5l's two topics (default 16)");
+                 "partitions of each of case 5l's two topics (default 16)")
+      ->check(CLI::Range(1, 4096));
   std::vector<size_t> scales{8, 64, 256};
   size_t scale_messages = 150'000;
   app.add_option("--scale-partitions", scales,
