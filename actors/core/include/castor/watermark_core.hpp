@@ -73,9 +73,9 @@ inline size_t hold_units(size_t bytes, size_t unit_bytes) noexcept {
   return (bytes + unit_bytes - 1) / unit_bytes;
 }
 
-/// The `unit_bytes` that keeps what the orchestrator holds and has in flight,
-/// and what the executor keeps waiting (`config.units_bound(releases_in_flight)`
-/// units), within a quarter of a
+/// The `unit_bytes` that keeps what the orchestrator holds and has in
+/// flight, and what the executor keeps waiting
+/// (`config.units_bound(releases_in_flight)` units), within a quarter of a
 /// memory budget of `budget` bytes (the rest: half for librdkafka's
 /// prefetch, an eighth for one fetch response, an eighth for the producer's
 /// queue: kafka::budget_properties; the DAG's own state is not in it); 0
@@ -347,10 +347,10 @@ public:
   /// that sorts before it: a partition that holds nothing can still deliver
   /// messages at its latest timestamp (its next ones are not earlier), so
   /// every message must sort before (latest, partition) of each such
-  /// partition. The order released
-  /// is therefore one and the same whatever the chunks and interleavings the
-  /// consumer delivers in and whatever the batch size (for partitions whose
-  /// timestamps do not go backwards; idle partitions are the exception).
+  /// partition. The order released is therefore one and the same whatever
+  /// the chunks and interleavings the consumer delivers in and whatever the
+  /// batch size (for partitions whose timestamps do not go backwards; idle
+  /// partitions are the exception).
   /// When live, every held message goes, in the same merged order. With
   /// `times`, appends the time each message was ordered by.
   size_t release(std::vector<Msg>& out, std::vector<timestamp>* times = nullptr,
