@@ -318,9 +318,8 @@ void consumer_state::read_and_send(pointer self) {
       return got;
     auto first = batch->messages.size();
     bool last_end = at_end[pid];
-    // `max` is in units of the hold with unit_bytes (read_in_units), else
-    // in messages.
-    size_t units = 0;
+    // `max` is in units of the hold (read_in_units; messages when
+    // unit_bytes is 0).
     auto read_some = [&](size_t ask) {
       unit_chunk got_now;
       auto before = batch->messages.size();
@@ -329,7 +328,7 @@ void consumer_state::read_and_send(pointer self) {
         got.at_end = true;
       }
       got_now.messages = batch->messages.size() - before;
-      for (auto i = before; i < batch->messages.size() && config.unit_bytes > 0; ++i) {
+      for (auto i = before; i < batch->messages.size(); ++i) {
         auto u = hold_units(batch->messages[i].bytes(), config.unit_bytes);
         got_now.units += u;
         got_now.largest = std::max(got_now.largest, u);
@@ -337,10 +336,7 @@ void consumer_state::read_and_send(pointer self) {
       got_now.stop = got.at_end || errors.fatal;
       return got_now;
     };
-    if (config.unit_bytes == 0)
-      units = read_some(max).messages;
-    else
-      units = read_in_units(max, read_units[pid], read_some);
+    auto units = read_in_units(max, read_units[pid], read_some);
     at_end[pid] = last_end;
     auto& expected = next_offset[pid];
     for (auto i = first; i < batch->messages.size(); ++i) {

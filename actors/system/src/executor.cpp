@@ -386,7 +386,7 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
     return by_bucket ? group + config.cycles.bucket - duration{1} : group;
   };
   auto units_of = [&](const consumed_message& m) {
-    return config.unit_bytes == 0 ? size_t{1} : hold_units(m.bytes(), config.unit_bytes);
+    return hold_units(m.bytes(), config.unit_bytes);
   };
   if (!j.started) {
     j.started = true;
@@ -443,21 +443,18 @@ caf::error executor_state::step_by_time(job& j, size_t& budget) {
       // batch_size).
       size_t units = 0;
       bool full = false;
-      if (!by_bucket) {
-        for (auto k = j.next; k < end; ++k)
-          units += units_of(all[k]);
-        while (end < all.size() && group_of(all[end].order_time) == group) {
+      for (auto k = j.next; k < end && !by_bucket; ++k)
+        units += units_of(all[k]);
+      while (end < all.size() && group_of(all[end].order_time) == group) {
+        if (!by_bucket) {
           auto u = units_of(all[end]);
           if (end > j.next && units + u > config.batch_size) {
             full = true;
             break;
           }
           units += u;
-          ++end;
         }
-      } else {
-        while (end < all.size() && group_of(all[end].order_time) == group)
-          ++end;
+        ++end;
       }
       // A group is complete when every message up to its last instant is
       // out, or when its cycle is full (the first cycles of a timestamp in

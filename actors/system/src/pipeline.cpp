@@ -195,13 +195,21 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
   if (!cfg.dead_letter_topic.empty())
     pcfg.topics.push_back(cfg.dead_letter_topic);
   c.producer = sys.spawn(producer, pcfg);
+  orchestrator_config ocfg;
+  ocfg.watermark.batch_size = cfg.batch_size;
+  ocfg.watermark.hold_limit = cfg.hold_limit;
+  ocfg.watermark.idle_timeout = cfg.idle_timeout;
+  ocfg.watermark.group = cfg.assignment == assignment_mode::group;
+  ocfg.releases_in_flight = cfg.releases_in_flight;
+  ocfg.progress_interval = cfg.progress_interval;
+  ocfg.listener = cfg.listener;
+  ocfg.stop = stop;
+  ocfg.replay_speed = cfg.replay_speed;
   // The hold's unit in bytes: the orchestrator, the consumer and the
   // executor (a timestamp's cycles) count in it.
-  watermark_config wcfg;
-  wcfg.batch_size = cfg.batch_size;
-  wcfg.hold_limit = cfg.hold_limit;
   auto unit_bytes = cfg.hold_unit_bytes.value_or(
-      hold_unit_bytes(cfg.memory_budget, wcfg, cfg.releases_in_flight));
+      hold_unit_bytes(cfg.memory_budget, ocfg.watermark, cfg.releases_in_flight));
+  ocfg.watermark.unit_bytes = unit_bytes;
   executor_config ecfg;
   ecfg.dead_letter_topic = cfg.dead_letter_topic;
   ecfg.on_deserialize_error = cfg.deserialize_policy();
@@ -213,17 +221,6 @@ pipeline_actor spawn_pipeline(caf::actor_system& sys, pipeline_definition_ptr de
   ecfg.unit_bytes = unit_bytes;
   ecfg.stop = stop_time;
   c.executor = sys.spawn(executor, definition, c.producer, ecfg);
-  orchestrator_config ocfg;
-  ocfg.watermark.batch_size = cfg.batch_size;
-  ocfg.watermark.hold_limit = cfg.hold_limit;
-  ocfg.watermark.idle_timeout = cfg.idle_timeout;
-  ocfg.releases_in_flight = cfg.releases_in_flight;
-  ocfg.progress_interval = cfg.progress_interval;
-  ocfg.listener = cfg.listener;
-  ocfg.stop = stop;
-  ocfg.replay_speed = cfg.replay_speed;
-  ocfg.watermark.group = cfg.assignment == assignment_mode::group;
-  ocfg.watermark.unit_bytes = unit_bytes;
   c.orchestrator = sys.spawn(orchestrator, ocfg, c.executor);
   consumer_config ccfg;
   ccfg.properties = cfg.consumer;

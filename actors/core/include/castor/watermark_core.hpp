@@ -21,7 +21,8 @@ namespace castor {
 
 /// Settings of the watermark orchestrator.
 struct watermark_config {
-  /// Most messages released per cycle; the hold cap is `batch_size * 5`.
+  /// Most messages released per cycle (units of the hold with
+  /// `unit_bytes`); the hold cap is `batch_size * 5`.
   size_t batch_size = defaults::batch_size;
   /// A partition that is not caught up and delivered nothing for this long,
   /// counted only while the broker answers (see `answer_window`) and the
@@ -153,7 +154,7 @@ public:
   /// partition (or the beginning of time), so they neither move nor hold the
   /// watermark back.
   /// `bytes`: the message's key and value (what it counts against the hold,
-  /// `watermark_config::unit_bytes`).
+  /// `watermark_config::unit_bytes`; at most 4 GiB counts).
   void push(uint32_t pid, int64_t offset, std::optional<timestamp> ts, Msg msg,
             timestamp now, size_t bytes = 0) {
     auto& p = parts_[pid];
@@ -168,11 +169,12 @@ public:
     }
     if (ts && effective < watermark_ && !live_)
       ++counters_.late;
-    auto units = static_cast<uint32_t>(hold_units(bytes, config_.unit_bytes));
-    p.fifo.push_back(entry{effective, offset, std::move(msg), bytes, units});
+    auto size = static_cast<uint32_t>(std::min<size_t>(bytes, UINT32_MAX));
+    auto units = static_cast<uint32_t>(hold_units(size, config_.unit_bytes));
+    p.fifo.push_back(entry{effective, offset, std::move(msg), size, units});
     p.units += units;
     load_ += units;
-    counters_.held_bytes += bytes;
+    counters_.held_bytes += size;
     p.position = offset + 1;
     heard_from(pid, now);
     if (p.position >= p.end_offset)
@@ -544,7 +546,7 @@ private:
     timestamp ts;
     int64_t offset;
     Msg msg;
-    size_t bytes;
+    uint32_t bytes;
     uint32_t units;
   };
 
